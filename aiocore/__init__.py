@@ -1,0 +1,36 @@
+# aiocore: QEMU's AioContext wake-up protocol in POSIX shared memory.
+#
+# The public API is re-exported here; the implementation lives in private
+# modules (trio's layout).  Start with AioContext.create() in the process
+# that polls and AioContext.attach(name) in any other.
+__version__ = "0.1.0"
+
+from ._context import (  # noqa: F401
+    AioContext,
+    Counters,
+    SegmentInfo,
+    Snapshot,
+    gc_segments,
+    list_segments,
+    segment_info,
+)
+from ._errors import (  # noqa: F401
+    AioError,
+    BadBottomHalf,
+    BadMagic,
+    BadSegment,
+    BadTimer,
+    CompilerMissing,
+    ContextClosed,
+    CorruptSegment,
+    Full,
+    LayoutMismatch,
+    NotHome,
+    OwnerGone,
+    SegmentNotFound,
+    StrategyError,
+    StrategyMismatch,
+    TruncatedSegment,
+    UnknownStrategy,
+)
+from ._strategy import Strategy  # noqa: F401

@@ -1,0 +1,547 @@
+# Programs the checker explores: a strategy's IR inlined into the skeleton of
+# aio_core.c, compiled for one memory model into a flat instruction list per
+# process, with Python closures for every expression.
+#
+# Instructions are tuples (opcode, args...).  "Visible" instructions touch
+# shared state (memory, the notifier, the process's own store buffer when it
+# must drain); the others are local (branches, jumps, skeleton bookkeeping)
+# and are executed by the explorer inside the transition that precedes them,
+# so one transition = one visible operation plus the local steps after it.
+#
+# Fences are lowered per model here, so the explorer never asks which model
+# it runs:
+#
+#   fence        sc     tso      arm
+#   smp_mb       -      DRAIN    DRAIN (+ reset of stale loads)
+#   smp_wmb      -      -        MARK  (later stores wait for earlier ones)
+#   smp_rmb      -      -        RESET (later loads are satisfied after it)
+#   "tso"        -      DRAIN    -     (the skeleton's own lock-prefixed
+#                                       counter updates: a fence on x86 only)
+#   lock acquire -      DRAIN    RESET (the foreign poller's context lock)
+#   lock release -      DRAIN    MARK
+#
+# event_set, event_test_and_clear and the wait are system calls: DRAIN before
+# them and RESET after them (see the package docstring for why).
+from __future__ import annotations
+
+import attrs
+
+from .. import _ir
+
+# opcodes
+READ, WRITE, RMW, DRAIN, RESET, MARK, ESET, ETAC, WAIT, STOP, DONE, BR, JMP, SET = range(14)
+OPNAMES = ("READ", "WRITE", "RMW", "DRAIN", "RESET", "MARK", "ESET", "ETAC", "WAIT", "STOP",
+           "DONE", "BR", "JMP", "SET")
+
+SC, TSO, ARM = 0, 1, 2
+MODEL_CODES = {"sc": SC, "tso": TSO, "arm": ARM}
+
+M32 = _ir.MASK32
+
+#: The value of the skeleton's timeout slot meaning "infinite".
+INFINITE = 1
+
+
+class ModelError(Exception):
+    """The strategy cannot be turned into a checkable program."""
+
+
+@attrs.define
+class Proc:
+    """One process of the explored program."""
+
+    name: str  # "home", "foreign", "notifier0", ...
+    role: str  # "home", "foreign", "notifier"
+    code: list = attrs.field(factory=list)
+    labels: list = attrs.field(factory=list)  # (where, text) per instruction
+    uses: list = attrs.field(factory=list)  # slots each instruction reads
+    slot_names: list = attrs.field(factory=list)
+    entry: int = 0
+    # filled by analyse():
+    live_env: list = attrs.field(factory=list)  # per pc: tuple of live slots
+    stale_live: list = attrs.field(factory=list)  # per pc: frozenset of locations
+    reads_any: list = attrs.field(factory=list)
+
+    @property
+    def nslots(self):
+        return len(self.slot_names)
+
+
+@attrs.define
+class Program:
+    model: int
+    loc_names: list  # location index -> display name
+    bh_locs: tuple  # location of each BH flag (one per notifier)
+    procs: list
+    config: str
+    strategy: str
+
+
+# --- expressions -------------------------------------------------------------
+
+
+def _expr_src(e, tmap):
+    if isinstance(e, _ir.Const):
+        return str(e.value & M32), set()
+    if isinstance(e, _ir.Tmp):
+        try:
+            slot = tmap[e.name]
+        except KeyError:
+            raise ModelError(f"value {e.name} used before it is read") from None
+        return f"e[{slot}]", {slot}
+    if isinstance(e, _ir.Un):
+        a, u = _expr_src(e.a, tmap)
+        if e.op == "~":
+            return f"((~{a}) & {M32})", u
+        return f"(1 if {a} == 0 else 0)", u
+    a, ua = _expr_src(e.a, tmap)
+    b, ub = _expr_src(e.b, tmap)
+    u = ua | ub
+    op = e.op
+    if op in ("+", "-"):
+        return f"(({a} {op} {b}) & {M32})", u
+    if op in ("|", "&", "^"):
+        return f"({a} {op} {b})", u
+    if op == "&&":
+        return f"(1 if ({a} and {b}) else 0)", u
+    if op == "||":
+        return f"(1 if ({a} or {b}) else 0)", u
+    if op in ("==", "!=", "<", "<=", ">", ">="):
+        return f"(1 if {a} {op} {b} else 0)", u
+    raise ModelError(f"unknown operator {op!r}")
+
+
+def _compile_expr(e, tmap):
+    src, uses = _expr_src(e, tmap)
+    return eval(f"lambda e: {src}"), uses, src  # noqa: S307 - our own generated source
+
+
+def _expr_text(e):
+    """C-like text of an expression, for traces."""
+    if isinstance(e, _ir.Const):
+        v = e.value & M32
+        return f"~{(~v) & M32}" if v > 0xFFFF0000 else str(v)
+    if isinstance(e, _ir.Tmp):
+        return e.name
+    if isinstance(e, _ir.Un):
+        return f"{e.op}{_expr_text(e.a)}"
+    return f"({_expr_text(e.a)} {e.op} {_expr_text(e.b)})"
+
+
+def _rmw_fn(kind):
+    """new-value function (old, operand, expected) -> (new, writes)."""
+    if kind == "atomic_xchg":
+        return lambda old, v, x: (v, True)
+    if kind == "atomic_cmpxchg":
+        return lambda old, v, x: (v, True) if old == x else (old, False)
+    base = kind.rsplit("_", 1)[1]
+    if base == "add":
+        return lambda old, v, x: ((old + v) & M32, True)
+    if base == "sub":
+        return lambda old, v, x: ((old - v) & M32, True)
+    if base == "or":
+        return lambda old, v, x: (old | v, True)
+    if base == "and":
+        return lambda old, v, x: (old & v, True)
+    raise ModelError(f"unknown read-modify-write {kind!r}")
+
+
+# --- building one process ----------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, proc: Proc, ir: _ir.StrategyIR, model: int, locs: dict, bh_locs):
+        self.p = proc
+        self.ir = ir
+        self.model = model
+        self.locs = locs
+        self.bh_locs = bh_locs
+        self.instance = 0
+
+    # slots
+    def slot(self, name):
+        self.p.slot_names.append(name)
+        return len(self.p.slot_names) - 1
+
+    # emission
+    def emit(self, ins, where, text, uses=()):
+        self.p.code.append(ins)
+        self.p.labels.append((where, text))
+        self.p.uses.append(frozenset(uses))
+        return len(self.p.code) - 1
+
+    def here(self):
+        return len(self.p.code)
+
+    def patch(self, pc, ins):
+        self.p.code[pc] = ins
+
+    def fence(self, kind, where, text):
+        m = self.model
+        if m == SC:
+            return
+        if m == TSO:
+            if kind in ("smp_mb", "tso", "lock_acquire", "lock_release"):
+                self.emit((DRAIN,), where, text)
+            return
+        if kind == "smp_mb":
+            self.emit((DRAIN,), where, text)
+        elif kind in ("smp_wmb", "lock_release"):
+            self.emit((MARK,), where, text)
+        elif kind in ("smp_rmb", "lock_acquire"):
+            self.emit((RESET,), where, text)
+
+    def syscall_after(self, where, text):
+        if self.model == ARM:
+            self.emit((RESET,), where, text)
+
+    def loc(self, field, bh):
+        if field == "bh_scheduled":
+            if bh is None:
+                raise ModelError("bh_scheduled is only meaningful in the schedule hook")
+            return bh
+        try:
+            return self.locs[field]
+        except KeyError:
+            raise ModelError(f"unknown shared field {field!r}") from None
+
+    # hooks
+    def hook(self, name, bh=None, ret_slot=None, depth=0):
+        body = self.ir.hooks.get(name, ())
+        if depth > 16:
+            raise ModelError("hooks call each other too deeply")
+        self.instance += 1
+        tmap = {}
+        ends = []
+        self._body(body, name, bh, tmap, ret_slot, ends, depth)
+        end = self.here()
+        for pc in ends:
+            self.patch(pc, (JMP, end))
+
+    def _body(self, body, hook, bh, tmap, ret_slot, ends, depth):
+        for s in body:
+            self._stmt(s, hook, bh, tmap, ret_slot, ends, depth)
+
+    def _tmp(self, name, hook, tmap):
+        # A tmp is named after the operation that produced it, so the same
+        # name on two branches is the same value: share the slot.
+        if name in tmap:
+            return tmap[name]
+        slot = self.slot(f"{hook}.{name}#{self.instance}")
+        tmap[name] = slot
+        return slot
+
+    def _stmt(self, s, hook, bh, tmap, ret_slot, ends, depth):
+        lname = self.loc_name
+        if isinstance(s, _ir.Read):
+            loc = self.loc(s.field, bh)
+            dst = self._tmp(s.dst, hook, tmap)
+            self.emit((READ, loc, s.kind == "atomic_load_acquire", dst), hook,
+                      f"{s.dst} = {s.kind}({lname(loc)})")
+        elif isinstance(s, _ir.Write):
+            loc = self.loc(s.field, bh)
+            fn, uses, _ = _compile_expr(s.value, tmap)
+            self.emit((WRITE, loc, s.kind == "atomic_store_release", fn), hook,
+                      f"{s.kind}({lname(loc)}, {_expr_text(s.value)})", uses)
+        elif isinstance(s, _ir.MbSet):
+            loc = self.loc(s.field, bh)
+            fn, uses, _ = _compile_expr(s.value, tmap)
+            self.fence("smp_wmb", hook, "atomic_mb_set: smp_wmb()")
+            self.emit((WRITE, loc, False, fn), hook,
+                      f"atomic_mb_set({lname(loc)}, {_expr_text(s.value)})", uses)
+            self.fence("smp_mb", hook, "atomic_mb_set: smp_mb()")
+        elif isinstance(s, _ir.Rmw):
+            loc = self.loc(s.field, bh)
+            fn, uses, _ = _compile_expr(s.value, tmap)
+            efn = None
+            if s.kind == "atomic_cmpxchg":
+                efn, u2, _ = _compile_expr(s.expected, tmap)
+                uses = uses | u2
+                text = f"atomic_cmpxchg({lname(loc)}, {_expr_text(s.expected)}, {_expr_text(s.value)})"
+            elif s.kind == "atomic_xchg":
+                text = f"atomic_xchg({lname(loc)}, {_expr_text(s.value)})"
+            else:
+                text = f"{s.kind}({lname(loc)}, {_expr_text(s.value)})"
+            dst = self._tmp(s.dst, hook, tmap) if s.dst else -1
+            if s.dst:
+                text = f"{s.dst} = {text}"
+            if self.model == TSO:
+                self.fence("smp_mb", hook, "(seq_cst RMW: lock prefix drains the store buffer)")
+            self.emit((RMW, loc, _rmw_fn(s.kind), fn, efn, dst, -1), hook, text, uses)
+        elif isinstance(s, _ir.Fence):
+            self.fence(s.kind, hook, f"{s.kind}()")
+        elif isinstance(s, _ir.EventSet):
+            self.fence("smp_mb", hook, "(event_notifier_set: system call)")
+            self.emit((ESET,), hook, "event_notifier_set()")
+            self.syscall_after(hook, "(end of system call)")
+        elif isinstance(s, _ir.EventTestAndClear):
+            dst = self._tmp(s.dst, hook, tmap) if s.dst else -1
+            self.fence("smp_mb", hook, "(event_notifier_test_and_clear: system call)")
+            self.emit((ETAC, dst), hook,
+                      (f"{s.dst} = " if s.dst else "") + "event_notifier_test_and_clear()")
+            self.syscall_after(hook, "(end of system call)")
+        elif isinstance(s, _ir.Call):
+            if s.hook == "timeout_zero":
+                raise ModelError("only the skeleton calls timeout_zero")
+            self.hook(s.hook, bh=bh, depth=depth + 1)
+        elif isinstance(s, _ir.If):
+            fn, uses, _ = _compile_expr(s.cond, tmap)
+            br = self.emit(None, hook, f"if {_expr_text(s.cond)}", uses)
+            self._body(s.then, hook, bh, tmap, ret_slot, ends, depth)
+            if s.orelse:
+                j = self.emit(None, hook, "")
+                self.patch(br, (BR, fn, self.here()))
+                self._body(s.orelse, hook, bh, tmap, ret_slot, ends, depth)
+                self.patch(j, (JMP, self.here()))
+            else:
+                self.patch(br, (BR, fn, self.here()))
+        elif isinstance(s, _ir.Return):
+            if ret_slot is None:
+                raise ModelError(f"hook {hook} returns a value; only timeout_zero may")
+            fn, uses, _ = _compile_expr(s.value, tmap)
+            self.emit((SET, ret_slot, fn), hook, f"return {_expr_text(s.value)}", uses)
+            ends.append(self.emit(None, hook, ""))
+        else:
+            raise ModelError(f"not an IR statement: {s!r}")
+
+    def loc_name(self, loc):
+        return self._names[loc]
+
+
+def _loc_names(locs, bh_locs):
+    names = [None] * (len(locs) + len(bh_locs))
+    for f, i in locs.items():
+        names[i] = f
+    for k, i in enumerate(bh_locs):
+        names[i] = f"bh{k}.scheduled"
+    return names
+
+
+# --- the skeleton of aio_core.c ------------------------------------------------
+
+
+def _compute_timeout(b: _Builder, ir, tslot):
+    """aio_compute_timeout: timeout_zero, then every BH flag (relaxed)."""
+    zero_jumps = []
+    if ir.has_timeout_zero:
+        tz = b.slot("timeout_zero.ret")
+        b.hook("timeout_zero", ret_slot=tz)
+        zero_jumps.append(b.emit(None, "compute_timeout", "if timeout_zero() -> timeout 0"))
+        b.patch(zero_jumps[-1], ("BR_NZ", tz))
+    for k, loc in enumerate(b.bh_locs):
+        r = b.slot(f"timeout.bh{k}")
+        b.emit((READ, loc, False, r), "compute_timeout", f"atomic_read({b.loc_name(loc)})")
+        pc = b.emit(None, "compute_timeout", f"if bh{k} scheduled -> timeout 0")
+        b.patch(pc, ("BR_NZ", r))
+        zero_jumps.append(pc)
+    b.emit((SET, tslot, lambda e: INFINITE), "compute_timeout", "timeout = infinite")
+    j = b.emit(None, "compute_timeout", "")
+    zero = b.emit((SET, tslot, lambda e: 0), "compute_timeout", "timeout = 0")
+    b.patch(j, (JMP, b.here()))
+    for pc in zero_jumps:
+        _, slot = b.p.code[pc]
+        # branch: if slot != 0 goto zero (BR jumps to its target when false)
+        b.patch(pc, (BR, (lambda s: lambda e: 1 if e[s] == 0 else 0)(slot), zero))
+        b.p.uses[pc] = frozenset({slot})
+
+
+def _wait(b: _Builder, tslot, rslot, where, text):
+    b.fence("smp_mb", where, "(ppoll: system call)")
+    uses = {tslot} if tslot >= 0 else set()
+    b.emit((WAIT, tslot, rslot), where, text, uses)
+    b.syscall_after(where, "(end of system call)")
+
+
+def _dispatch(b: _Builder, rslot):
+    """aio_dispatch: claim every pending BH, then on_event if readable."""
+    for k, loc in enumerate(b.bh_locs):
+        r = b.slot(f"dispatch.bh{k}")
+        b.emit((READ, loc, False, r), "dispatch", f"atomic_read({b.loc_name(loc)})")
+        br = b.emit(None, "dispatch", "")
+        if b.model == TSO:
+            b.fence("smp_mb", "dispatch", "(xchg: lock prefix)")
+        c = b.slot(f"dispatch.claim{k}")
+        b.emit((RMW, loc, _rmw_fn("atomic_xchg"), lambda e: 0, None, c, k), "dispatch",
+               f"claim = atomic_xchg({b.loc_name(loc)}, 0)")
+        b.patch(br, (BR, (lambda s: lambda e: e[s])(r), b.here()))
+        b.p.uses[br] = frozenset({r})
+    br = b.emit(None, "dispatch", "if the notifier was readable -> on_event")
+    b.hook("on_event")
+    b.patch(br, (BR, (lambda s: lambda e: e[s])(rslot), b.here()))
+    b.p.uses[br] = frozenset({rslot})
+
+
+def _poller(b: _Builder, ir, foreign: bool, gsource: bool):
+    tslot = b.slot("timeout")
+    rslot = b.slot("readable")
+    head = b.here()
+    stop = None
+    if foreign:
+        stop = b.emit(None, "aio_poll", "the temporary poller may leave here")
+        b.fence("lock_acquire", "aio_poll", "aio_context_acquire()")
+    if gsource:
+        b.hook("prepare")
+    else:
+        b.fence("tso", "aio_poll", "(counters: lock-prefixed adds)")
+        b.hook("poll_begin")
+    _compute_timeout(b, ir, tslot)
+    if foreign:
+        b.fence("lock_release", "aio_poll", "aio_context_release()")
+    if gsource:
+        _wait(b, tslot, -1, "wait", "ppoll(notifier, timeout)")
+        b.hook("check")
+        _wait(b, -1, rslot, "check", "ppoll(notifier, 0)")
+        b.fence("tso", "dispatch", "(counters: lock-prefixed add)")
+    else:
+        _wait(b, tslot, rslot, "wait", "ppoll(notifier, timeout)")
+        if foreign:
+            b.fence("lock_acquire", "aio_poll", "aio_context_acquire()")
+        b.hook("poll_end")
+    _dispatch(b, rslot)
+    if not gsource:
+        b.fence("tso", "aio_poll", "(counters: lock-prefixed adds)")
+    if foreign:
+        b.fence("lock_release", "aio_poll", "aio_context_release()")
+    b.emit((JMP, head), "aio_poll", "")
+    if foreign:
+        done = b.emit((DONE,), "aio_poll", "left")
+        b.patch(stop, (STOP, done))
+
+
+def _notifier(b: _Builder, ir, bh, schedules):
+    for _ in range(schedules):
+        b.hook("schedule", bh=bh)
+    b.emit((DONE,), "notifier", "done")
+
+
+# --- analyses ---------------------------------------------------------------------
+
+
+def _succs(code, pc):
+    ins = code[pc]
+    op = ins[0]
+    if op == BR:
+        return (pc + 1, ins[2])
+    if op == JMP:
+        return (ins[1],)
+    if op == STOP:
+        return (pc + 1, ins[1])
+    if op == DONE:
+        return ()
+    return (pc + 1,)
+
+
+def _defs(ins):
+    op = ins[0]
+    if op == READ:
+        return {ins[3]}
+    if op == RMW:
+        return {ins[5]} if ins[5] >= 0 else set()
+    if op == SET:
+        return {ins[1]}
+    if op == ETAC:
+        return {ins[1]} if ins[1] >= 0 else set()
+    if op == WAIT:
+        return {ins[2]} if ins[2] >= 0 else set()
+    return set()
+
+
+def analyse(p: Proc, model: int):
+    """Liveness of the env slots, and which locations may be read (and so
+    need their stale values kept, ARM) before the next load barrier."""
+    code = p.code
+    n = len(code)
+    live = [frozenset()] * n
+    changed = True
+    while changed:
+        changed = False
+        for pc in range(n - 1, -1, -1):
+            out = set()
+            for s in _succs(code, pc):
+                out |= live[s]
+            new = frozenset(p.uses[pc] | (out - _defs(code[pc])))
+            if new != live[pc]:
+                live[pc] = new
+                changed = True
+    p.live_env = [tuple(sorted(x)) for x in live]
+    stale = [frozenset()] * n
+    if model == ARM:
+        changed = True
+        while changed:
+            changed = False
+            for pc in range(n - 1, -1, -1):
+                ins = code[pc]
+                op = ins[0]
+                if op == READ:
+                    if ins[2]:  # acquire: nothing after it may be satisfied earlier
+                        new = frozenset({ins[1]})
+                    else:
+                        new = stale[pc + 1] | {ins[1]}
+                elif op in (RMW, DRAIN, RESET, ESET, ETAC, WAIT, DONE):
+                    new = frozenset()
+                else:
+                    new = frozenset()
+                    for s in _succs(code, pc):
+                        new |= stale[s]
+                if new != stale[pc]:
+                    stale[pc] = new
+                    changed = True
+    p.stale_live = stale
+
+
+# --- entry point --------------------------------------------------------------------
+
+
+def supported_configs(ir: _ir.StrategyIR) -> tuple:
+    """The configurations a strategy can be checked in."""
+    out = ["home"]
+    if ir.foreign_pollers:
+        out.append("foreign")
+    out.append("gsource")
+    return tuple(out)
+
+
+def build(ir: _ir.StrategyIR, model: str, config: str, notifiers: int, schedules: int) -> Program:
+    """The processes of one check: home poller, notifiers, maybe a foreign poller."""
+    m = MODEL_CODES[model]
+    if config not in ("home", "foreign", "gsource"):
+        raise ModelError(f"unknown config {config!r}")
+    if config == "foreign" and not ir.foreign_pollers:
+        raise ModelError(f"{ir.name} does not allow foreign pollers")
+    if notifiers < 1 or schedules < 1:
+        raise ModelError("need at least one notifier scheduling at least once")
+    used = set()
+    for body in ir.hooks.values():
+        for s in _ir.walk(body):
+            f = getattr(s, "field", None)
+            if f and f != "bh_scheduled":
+                used.add(f)
+    fields = [f for f in ir.fields if f in used]
+    locs = {f: i for i, f in enumerate(fields)}
+    bh_locs = tuple(range(len(fields), len(fields) + notifiers))
+    names = _loc_names(locs, bh_locs)
+    procs = []
+
+    def new(name, role):
+        p = Proc(name, role)
+        b = _Builder(p, ir, m, locs, bh_locs)
+        b._names = names
+        return p, b
+
+    p, b = new("home", "home")
+    _poller(b, ir, foreign=False, gsource=(config == "gsource"))
+    procs.append(p)
+    for k in range(notifiers):
+        p, b = new(f"notifier{k}", "notifier")
+        _notifier(b, ir, bh_locs[k], schedules)
+        procs.append(p)
+    if config == "foreign":
+        p, b = new("foreign", "foreign")
+        _poller(b, ir, foreign=True, gsource=False)
+        procs.append(p)
+    for p in procs:
+        for pc, ins in enumerate(p.code):
+            if ins is None or not isinstance(ins[0], int):
+                raise ModelError(f"internal: unpatched instruction at {p.name}:{pc}")
+        analyse(p, m)
+    return Program(m, names, bh_locs, procs, config, ir.name)

@@ -1,0 +1,84 @@
+# `aiocore info NAME` and `aiocore gc`: looking at segments from outside.
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+
+import attrs
+
+
+def register(sub):
+    p = sub.add_parser("info", help="print a segment's header and counters")
+    p.add_argument("name", nargs="?", help="segment name (default: list all)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("gc", help="unlink segments whose owner is gone")
+    p.add_argument("--dry-run", action="store_true", help="only list what would go")
+    p.set_defaults(func=cmd_gc)
+
+
+def cmd_info(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import _context as C
+    from ._errors import AioError
+
+    if not args.name:
+        names = C.list_segments()
+        rows = []
+        for n in names:
+            try:
+                i = C.segment_info(n)
+                rows.append(attrs.asdict(i))
+            except AioError as e:
+                rows.append({"name": n, "error": str(e)})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        if not rows:
+            print("no aiocore segments in /dev/shm")
+            return 0
+        t = Table("name", "strategy", "owner pid", "alive", "state")
+        for r in rows:
+            if "error" in r:
+                t.add_row(r["name"], f"[red]{r['error']}[/red]", "", "", "")
+            else:
+                t.add_row(r["name"], r["strategy"], str(r["owner_pid"]), str(r["owner_alive"]), r["state"])
+        Console().print(t)
+        return 0
+    try:
+        info = C.segment_info(args.name)
+        counters = C.read_counters(args.name)
+    except AioError as e:
+        print(f"aiocore info: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"header": attrs.asdict(info), "counters": counters}, indent=2))
+        return 0
+    con = Console()
+    t = Table("field", "value", title=f"segment {info.name}")
+    for k, v in attrs.asdict(info).items():
+        if k == "created_ns":
+            v = f"{v} ({datetime.datetime.fromtimestamp(v / 1e9).isoformat(timespec='seconds')})"
+        t.add_row(k, str(v))
+    con.print(t)
+    t = Table("counter", "value", title="counters")
+    for k, v in counters.items():
+        t.add_row(k, str(v))
+    con.print(t)
+    return 0
+
+
+def cmd_gc(args) -> int:
+    from . import _context as C
+
+    done = C.gc_segments(dry_run=args.dry_run)
+    verb = "would unlink" if args.dry_run else "unlinked"
+    for name, why in done:
+        print(f"{verb} {name}: {why}")
+    if not done:
+        print("nothing to reclaim")
+    return 0

@@ -1,0 +1,200 @@
+/*
+ * aio_core.h -- the shared segment's layout and the per-process context.
+ *
+ * The segment is what several processes share: QEMU's AioContext fields
+ * (notify_me, notified, the bottom halves' scheduled flags, the timers)
+ * plus a header that says whose it is and a block of counters.  Fields that
+ * different processes race on each get a cache line of their own, so that a
+ * notifier hammering bh->scheduled does not slow the poller's notify_me, and
+ * so that what the stress tests measure is the protocol, not false sharing.
+ *
+ * Nothing in the segment is trusted as an index or a size: every process
+ * copies the capacities it validated at attach time into its own AioContext
+ * (below) and bounds-checks against those, so a corrupted or hostile segment
+ * can make the protocol misbehave but cannot make C read out of bounds.
+ *
+ * A strategy's hooks see the segment through AioContext; see aio_core.c for
+ * the hook interface.
+ */
+#ifndef AIOCORE_CORE_H
+#define AIOCORE_CORE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <poll.h>
+#include "aio_prims.h"
+
+#define AIO_MAGIC            0x434f4941u   /* "AIOC" in memory order */
+#define AIO_LAYOUT_VERSION   1u
+#define AIO_CACHELINE        64
+#define AIO_HEADER_SIZE      256
+#define AIO_MAX_SEGMENT      (1u << 20)    /* the segment is small: <= 1 MiB */
+#define AIO_MAX_BH           8192
+#define AIO_MAX_TIMERS       2048
+#define AIO_NPROCS           64
+#define AIO_NCOUNTERS        24
+#define AIO_NSTRATEGY_FIELDS 4
+#define AIO_MAX_FDS          64
+
+
+/* Segment states (header.state). */
+enum { AIO_STATE_LIVE = 1, AIO_STATE_CLOSED = 2 };
+
+/* Bottom-half slot states. */
+enum { AIO_BH_FREE = 0, AIO_BH_ALLOCATED = 1, AIO_BH_DELETED = 2 };
+
+/* Where the owner is in aio_poll (for the watchdog; relaxed, diagnostic). */
+enum {
+    AIO_POS_IDLE = 0, AIO_POS_POLL_BEGIN, AIO_POS_COMPUTE_TIMEOUT,
+    AIO_POS_WAIT_TIMED, AIO_POS_WAIT_INFINITE, AIO_POS_POLL_END,
+    AIO_POS_DISPATCH, AIO_POS_PREPARE, AIO_POS_CHECK,
+};
+
+/* Counter indexes (mirrored in aiocore/_context.py COUNTER_NAMES). */
+enum {
+    AIO_C_POLLS = 0, AIO_C_BLOCKING_POLLS, AIO_C_WAKEUPS, AIO_C_EVENT_SETS,
+    AIO_C_EVENT_CLEAR_CALLS, AIO_C_EVENT_CLEARS, AIO_C_BH_DISPATCHES,
+    AIO_C_SPURIOUS_WAKEUPS, AIO_C_NOTIFIES, AIO_C_INFINITE_WAITS,
+    AIO_C_TIMER_FIRES, AIO_C_FD_DISPATCHES, AIO_C_GSOURCE_ITERATIONS,
+    AIO_C_RESCUES, AIO_C_FOREIGN_POLLS,
+    AIO_C_USED /* number of counters in use */
+};
+
+/* Error codes returned by the public C functions (negative). */
+enum {
+    AIO_OK = 0,
+    AIO_E_CLOSED = -1, AIO_E_NOT_HOME = -2, AIO_E_BAD_BH = -3,
+    AIO_E_FULL = -4, AIO_E_BAD_TIMER = -5, AIO_E_SYS = -6,
+    AIO_E_OWNER_GONE = -7, AIO_E_BAD_MAGIC = -8, AIO_E_LAYOUT = -9,
+    AIO_E_TRUNCATED = -10, AIO_E_CORRUPT = -11, AIO_E_STRATEGY = -12,
+    AIO_E_BAD_FD = -13, AIO_E_LOCK = -14, AIO_E_INVAL = -15,
+};
+
+typedef struct AioHeader {
+    uint32_t magic;
+    uint32_t layout_version;
+    uint32_t size;               /* bytes, fixed at creation */
+    uint32_t header_size;
+    uint32_t owner_pid;
+    uint32_t state;              /* AIO_STATE_* */
+    uint64_t owner_start;        /* owner's start time (/proc/pid/stat, ticks) */
+    uint64_t created_ns;         /* CLOCK_REALTIME at creation */
+    uint32_t n_bh;
+    uint32_t n_timers;
+    uint32_t n_procs;
+    uint32_t flags;
+    uint32_t bh_off;             /* offsets from the segment start */
+    uint32_t timer_off;
+    uint32_t proc_off;
+    uint32_t notifier_kind;      /* 1 = eventfd, 2 = pipe */
+    char strategy[32];           /* NUL-terminated */
+    char fingerprint[24];        /* NUL-terminated */
+    uint32_t checksum;           /* of the fields above, see aio_header_sum */
+} AioHeader;
+
+typedef struct AioBHSlot {
+    uint32_t scheduled;          /* the flag schedule/notify race on */
+    uint32_t state;              /* AIO_BH_* (owner writes) */
+    uint32_t action;             /* native action (aio_drivers.c), 0 = none */
+    uint32_t arg;
+    uint64_t schedules;          /* 0->1 transitions seen by schedulers */
+    uint64_t dispatches;         /* claims by pollers */
+    uint64_t cancels;            /* schedules undone by bh_cancel/delete */
+    char _pad[AIO_CACHELINE - 40];
+} AioBHSlot;
+
+typedef struct AioTimerSlot {
+    int64_t deadline_ns;         /* CLOCK_MONOTONIC */
+    uint32_t armed;
+    uint32_t state;              /* 0 free, 1 allocated */
+    uint64_t fires;
+    char _pad[AIO_CACHELINE - 24];
+} AioTimerSlot;
+
+typedef struct AioProcSlot {
+    uint32_t pid;                /* 0 = free */
+    uint32_t role;               /* 1 owner, 2 notifier, 3 foreign poller */
+    uint32_t pos;                /* workload-defined position */
+    uint32_t _r;
+    uint64_t ops;                /* operations done (workload-defined) */
+    uint64_t last_ns;
+    char _pad[AIO_CACHELINE - 32];
+} AioProcSlot;
+
+typedef struct AioShared {
+    union { AioHeader h; char _hpad[AIO_HEADER_SIZE]; };
+    union { uint32_t notify_me; char _pad_notify_me[AIO_CACHELINE]; };  /* poller writes, notifiers read */
+    union { uint32_t notified; char _pad_notified[AIO_CACHELINE]; };    /* notifiers write, poller clears */
+    struct { uint32_t v; char _p[AIO_CACHELINE - 4]; } strategy_field[AIO_NSTRATEGY_FIELDS];
+    /* The owner's position, and since when (watchdog). */
+    struct {
+        uint32_t pos;
+        uint32_t bh_hwm;               /* slots [0, bh_hwm) may be allocated */
+        int64_t since_ns;
+        int64_t wait_timeout_ns;       /* -1 = infinite */
+        uint64_t poll_seq;
+        char _p[AIO_CACHELINE - 32];
+    } owner;
+    /* The context lock (QEMU's RFifoLock): recursive, robust, shared. */
+    union { pthread_mutex_t mutex; char _lpad[2 * AIO_CACHELINE]; } lock;
+    struct { uint64_t v; char _p[AIO_CACHELINE - 8]; } counter[AIO_NCOUNTERS];
+    /* followed, at the offsets in the header, by:
+     *   AioBHSlot    bh[n_bh];
+     *   AioTimerSlot timer[n_timers];
+     *   AioProcSlot  proc[n_procs];  */
+} AioShared;
+
+/* One entry of what aio_poll hands back to Python for dispatch. */
+typedef struct aio_event {
+    int32_t kind;                /* 1 BH, 2 fd, 3 timer */
+    int32_t id;                  /* bh id, fd, timer id */
+    uint32_t revents;
+    int32_t _r;
+    int64_t deadline_ns;         /* for timers: the order they fire in */
+} aio_event;
+
+enum { AIO_EV_BH = 1, AIO_EV_FD = 2, AIO_EV_TIMER = 3 };
+
+/* What a public C function of the segment header says (aio_peek). */
+typedef struct aio_info {
+    uint32_t magic, layout_version, size, header_size, owner_pid, state;
+    uint64_t owner_start, created_ns;
+    uint32_t n_bh, n_timers, n_procs, notifier_kind;
+    char strategy[32];
+    char fingerprint[24];
+} aio_info;
+
+/*
+ * The per-process context.  Capacities are copied here once, validated, and
+ * every index is checked against these copies, never against the segment.
+ */
+typedef struct AioContext {
+    AioShared *shm;
+    size_t map_size;
+    AioBHSlot *bh;
+    AioTimerSlot *timer;
+    AioProcSlot *proc;
+    uint32_t n_bh, n_timers, n_procs;
+    int is_owner;
+    int closed;
+    int notifier_rfd;            /* eventfd, or the pipe's read end */
+    int notifier_wfd;            /* eventfd, or the pipe's write end */
+    int notifier_kind;
+    int rescue_fd;               /* owner: eventfd outside the protocol */
+    int owner_pidfd;             /* attached: readable when the owner exits */
+    uint32_t owner_pid;
+    int lock_depth;              /* this process's recursion on the lock */
+    int last_errno;
+    int nfds;                    /* the owner's fd handlers */
+    int fd[AIO_MAX_FDS];
+    uint32_t fd_events[AIO_MAX_FDS];
+    aio_event *events;           /* dispatch list, capacity events_cap */
+    int events_cap;
+    int poll_progress;           /* set by native BH actions */
+    struct pollfd gs_pfd[AIO_MAX_FDS + 2];   /* the GSource path's fds */
+    int gs_npfd;
+    void *driver;                /* aio_drivers.c state, if any */
+} AioContext;
+
+#endif /* AIOCORE_CORE_H */

@@ -1,0 +1,109 @@
+/*
+ * aio_prims.h -- QEMU's atomic vocabulary, on 32-bit fields of the segment.
+ *
+ * Each primitive has exactly the C11 ordering DESIGN.md's table gives it,
+ * spelled with GCC's __atomic builtins so that the compiler, not a hand-picked
+ * instruction, decides what the ordering costs on this machine:
+ *
+ *   atomic_read / atomic_set              relaxed load / store
+ *   atomic_load_acquire                   acquire load
+ *   atomic_store_release                  release store
+ *   atomic_xchg, atomic_cmpxchg,
+ *   atomic_fetch_{add,sub,or,and},
+ *   atomic_{add,sub,or,and}               seq_cst read-modify-write
+ *   smp_mb                                seq_cst fence
+ *   smp_wmb                               release fence (orders stores)
+ *   smp_rmb                               acquire fence (orders loads)
+ *   atomic_mb_set                         smp_wmb; atomic_set; smp_mb
+ *
+ * Note what the RMW row implies, which is the 2020 aarch64 hang in one line:
+ * a seq_cst RMW is a full fence on x86 (lock prefix) but on ARMv8 it is an
+ * ldaxr/stlxr loop that does *not* order a later relaxed load.  Code that
+ * needs store->load order must say smp_mb().
+ *
+ * With AIO_TRACE defined (the trace build used by the faithfulness tests),
+ * every primitive instead appends (op, field, value written, value read) to
+ * a log and returns a scripted value: memory is not touched, so the tests
+ * can steer a hook down every one of its paths.
+ */
+#ifndef AIOCORE_PRIMS_H
+#define AIOCORE_PRIMS_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+/* Compiler-only barrier. */
+#define barrier() __asm__ __volatile__("" ::: "memory")
+
+#ifndef AIO_TRACE
+
+#define atomic_read(p)              __atomic_load_n((p), __ATOMIC_RELAXED)
+#define atomic_set(p, v)            __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define atomic_load_acquire(p)      __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define atomic_store_release(p, v)  __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+#define atomic_xchg(p, v)           __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+/* Returns the old value, as QEMU's atomic_cmpxchg does. */
+#define atomic_cmpxchg(p, old, new_) ({                                     \
+    __typeof__(*(p)) _aio_old = (old);                                      \
+    (void)__atomic_compare_exchange_n((p), &_aio_old, (new_), false,        \
+                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);  \
+    _aio_old;                                                               \
+})
+#define atomic_fetch_add(p, v)      __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
+#define atomic_fetch_sub(p, v)      __atomic_fetch_sub((p), (v), __ATOMIC_SEQ_CST)
+#define atomic_fetch_or(p, v)       __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
+#define atomic_fetch_and(p, v)      __atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST)
+#define atomic_add(p, v)            ((void)__atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST))
+#define atomic_sub(p, v)            ((void)__atomic_fetch_sub((p), (v), __ATOMIC_SEQ_CST))
+#define atomic_or(p, v)             ((void)__atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST))
+#define atomic_and(p, v)            ((void)__atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST))
+
+/* gcc 12 emits "lock orq $0,(%rsp)" for this on x86-64 (cheaper than mfence). */
+#define smp_mb()                    __atomic_thread_fence(__ATOMIC_SEQ_CST)
+/* On x86 (TSO) these two are compiler barriers only. */
+#define smp_wmb()                   __atomic_thread_fence(__ATOMIC_RELEASE)
+#define smp_rmb()                   __atomic_thread_fence(__ATOMIC_ACQUIRE)
+
+#define atomic_mb_set(p, v) do {                                            \
+    smp_wmb();  /* earlier stores before the flag: pairs as the caller says */ \
+    atomic_set((p), (v));                                                   \
+    smp_mb();   /* the flag before later loads: pairs as the caller says */  \
+} while (0)
+
+#else /* AIO_TRACE */
+
+/* Operation codes of the trace log (mirrored in aiocore/_trace.py). */
+enum {
+    AIO_OP_ATOMIC_READ = 1, AIO_OP_ATOMIC_SET, AIO_OP_LOAD_ACQUIRE,
+    AIO_OP_STORE_RELEASE, AIO_OP_XCHG, AIO_OP_CMPXCHG, AIO_OP_FETCH_ADD,
+    AIO_OP_FETCH_SUB, AIO_OP_FETCH_OR, AIO_OP_FETCH_AND, AIO_OP_ADD,
+    AIO_OP_SUB, AIO_OP_OR, AIO_OP_AND, AIO_OP_SMP_MB, AIO_OP_SMP_WMB,
+    AIO_OP_SMP_RMB, AIO_OP_EVENT_SET, AIO_OP_EVENT_TEST_AND_CLEAR,
+};
+
+uint32_t aio_trace_op(int op, const volatile uint32_t *p, int64_t written,
+                      int64_t expected);
+
+#define atomic_read(p)              aio_trace_op(AIO_OP_ATOMIC_READ, (p), -1, -1)
+#define atomic_set(p, v)            ((void)aio_trace_op(AIO_OP_ATOMIC_SET, (p), (uint32_t)(v), -1))
+#define atomic_load_acquire(p)      aio_trace_op(AIO_OP_LOAD_ACQUIRE, (p), -1, -1)
+#define atomic_store_release(p, v)  ((void)aio_trace_op(AIO_OP_STORE_RELEASE, (p), (uint32_t)(v), -1))
+#define atomic_xchg(p, v)           aio_trace_op(AIO_OP_XCHG, (p), (uint32_t)(v), -1)
+#define atomic_cmpxchg(p, o, n)     aio_trace_op(AIO_OP_CMPXCHG, (p), (uint32_t)(n), (uint32_t)(o))
+#define atomic_fetch_add(p, v)      aio_trace_op(AIO_OP_FETCH_ADD, (p), (uint32_t)(v), -1)
+#define atomic_fetch_sub(p, v)      aio_trace_op(AIO_OP_FETCH_SUB, (p), (uint32_t)(v), -1)
+#define atomic_fetch_or(p, v)       aio_trace_op(AIO_OP_FETCH_OR, (p), (uint32_t)(v), -1)
+#define atomic_fetch_and(p, v)      aio_trace_op(AIO_OP_FETCH_AND, (p), (uint32_t)(v), -1)
+#define atomic_add(p, v)            ((void)aio_trace_op(AIO_OP_ADD, (p), (uint32_t)(v), -1))
+#define atomic_sub(p, v)            ((void)aio_trace_op(AIO_OP_SUB, (p), (uint32_t)(v), -1))
+#define atomic_or(p, v)             ((void)aio_trace_op(AIO_OP_OR, (p), (uint32_t)(v), -1))
+#define atomic_and(p, v)            ((void)aio_trace_op(AIO_OP_AND, (p), (uint32_t)(v), -1))
+#define smp_mb()                    ((void)aio_trace_op(AIO_OP_SMP_MB, 0, -1, -1))
+#define smp_wmb()                   ((void)aio_trace_op(AIO_OP_SMP_WMB, 0, -1, -1))
+#define smp_rmb()                   ((void)aio_trace_op(AIO_OP_SMP_RMB, 0, -1, -1))
+#define atomic_mb_set(p, v) do { smp_wmb(); atomic_set((p), (v)); smp_mb(); } while (0)
+
+#endif /* AIO_TRACE */
+
+#endif /* AIOCORE_PRIMS_H */

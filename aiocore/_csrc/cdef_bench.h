@@ -1,0 +1,1 @@
+/* cffi declarations of aio_bench.c (plain C declarations only: cffi cdef). */

@@ -1,0 +1,1 @@
+/* cffi declarations of aio_drivers.c (plain C declarations only: cffi cdef). */

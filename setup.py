@@ -1,0 +1,24 @@
+# Only for cffi_modules: cffi has no declarative configuration.  Everything
+# else is in pyproject.toml.
+#
+# One compiled module per strategy: the hand-written reference (aiocore._core)
+# and every built-in strategy plugin of pyproject.toml's "aiocore.strategies"
+# entry points (aiocore._s_NAME, generated from its Python description by
+# aiocore/_build_builtins.py).
+import os
+import tomllib
+
+from setuptools import setup
+
+_here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(_here, "pyproject.toml"), "rb") as f:
+    _eps = tomllib.load(f)["project"]["entry-points"]["aiocore.strategies"]
+
+setup(
+    cffi_modules=["aiocore/_build_modules.py:ffi_core"]
+    + [
+        "aiocore/_build_builtins.py:ffi_" + name.replace("-", "_")
+        for name, target in _eps.items()
+        if target.startswith("aiocore_strategies.")
+    ],
+)

@@ -1,0 +1,50 @@
+# bug1: the seeds' Promela model with -DBUG1 -- known bad.
+#
+# aio_notify sets ctx->notified *before* the EventNotifier.  An
+# aio_notify_accept that runs in between sees notified, clears it and reads
+# the (still quiet) notifier; then the event is written, with notified clear,
+# and no later accept will ever read it: the notifier stays readable and the
+# poller spins (busy loop).  "CHECK_REQ does not detect this bug!", as the
+# model says -- no wake-up is lost.
+#
+# The notify_me handshake is 5710a3e0's (relaxed single-writer notify_me and
+# an explicit smp_mb, correct on every memory model), so that the only bug is
+# the one named: the verdict is the same under SC, TSO and ARM.  Hence no
+# foreign pollers either (notify_me has a single writer).
+from aiocore._strategy import Strategy
+
+
+class Bug1(Strategy):
+    """notified=1 before event=1: the notifier stays readable forever (Promela BUG1)."""
+
+    name = "bug1"
+    origin = "Promela model of qemu 05e514b1, -DBUG1, on 5710a3e0's barriers (known bad)"
+    foreign_pollers = False
+    accept_nonblocking = False
+    expected = {"sc": "busy-loop", "tso": "busy-loop", "arm": "busy-loop"}
+
+    def notify(s):
+        s.smp_mb(pairs="smp_mb in aio_ctx_prepare or aio_poll (poll_begin, prepare)")
+        if s.atomic_read(s.notify_me):
+            s.atomic_mb_set(s.notified, 1, pairs="atomic_xchg in aio_notify_accept")
+            s.event_set()
+
+    def accept(s):
+        if s.atomic_xchg(s.notified, 0):
+            s.event_test_and_clear()
+
+    def poll_begin(s):
+        s.atomic_set(s.notify_me, s.atomic_read(s.notify_me) + 2)
+        s.smp_mb(pairs="smp_mb in aio_notify()")
+
+    def poll_end(s):
+        s.atomic_store_release(s.notify_me, s.atomic_read(s.notify_me) - 2)
+        s.accept()
+
+    def prepare(s):
+        s.atomic_set(s.notify_me, s.atomic_read(s.notify_me) | 1)
+        s.smp_mb(pairs="smp_mb in aio_notify()")
+
+    def check(s):
+        s.atomic_store_release(s.notify_me, s.atomic_read(s.notify_me) & ~1)
+        s.accept()

@@ -1,0 +1,47 @@
+# late-clear: QEMU eabc9779 ("AioContext: fix broken ctx->dispatching
+# optimization", 2015).
+#
+# The commit that introduced ctx->notify_me.  aio_poll announces that it may
+# block (notify_me += 2), aio_notify only writes the EventNotifier when
+# someone may be sleeping; but the EventNotifier is still cleared by its own
+# fd handler (aio_context_notifier_cb -> event_notifier_test_and_clear), that
+# is during dispatch, long after ppoll returned.  With a second, temporary
+# poller (bdrv_drain from another thread, under the AioContext lock) the
+# handler of one poller can eat a wake-up that was meant for the other: the
+# bug 21a03d17 fixed.  With one poller it is correct under SC and TSO.
+from aiocore._strategy import Strategy
+
+
+class LateClear(Strategy):
+    """Clear the EventNotifier in its fd handler, during dispatch (QEMU eabc9779)."""
+
+    name = "late-clear"
+    origin = "qemu eabc9779 (2015)"
+    foreign_pollers = True
+    accept_nonblocking = False
+    expected = {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup"}
+    expected_configs = {
+        "home": {"sc": "pass", "tso": "pass", "arm": "lost-wakeup"},
+        "gsource": {"sc": "pass", "tso": "pass", "arm": "lost-wakeup"},
+        "foreign": {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup"},
+    }
+
+    def notify(s):
+        s.smp_mb(pairs="atomic_add in aio_poll (poll_begin) or atomic_or in aio_ctx_prepare")
+        if s.atomic_read(s.notify_me):
+            s.event_set()
+
+    def poll_begin(s):
+        s.atomic_add(s.notify_me, 2)
+
+    def poll_end(s):
+        s.atomic_sub(s.notify_me, 2)
+
+    def prepare(s):
+        s.atomic_or(s.notify_me, 1)
+
+    def check(s):
+        s.atomic_and(s.notify_me, ~1)
+
+    def on_event(s):
+        s.event_test_and_clear()

@@ -1,0 +1,43 @@
+# no-mb: explicit-mb (QEMU 5710a3e0) without the smp_mb after writing
+# notify_me -- known bad.
+#
+# With relaxed writes to notify_me, nothing orders the store to notify_me
+# before the loads of the bottom-half flags in compute_timeout: the
+# store-buffering pattern of the commit message, with one fence missing.  It
+# passes under SC and fails wherever stores can wait in a store buffer (TSO,
+# the x86 this project runs on) or be reordered (ARM).
+from aiocore._strategy import Strategy
+
+
+class NoMb(Strategy):
+    """explicit-mb without the smp_mb after writing notify_me (known bad)."""
+
+    name = "no-mb"
+    origin = "qemu 5710a3e0 (2020) minus its smp_mb in aio_poll (known bad)"
+    foreign_pollers = False
+    accept_nonblocking = False
+    expected = {"sc": "pass", "tso": "lost-wakeup", "arm": "lost-wakeup"}
+
+    def notify(s):
+        s.smp_mb(pairs="nothing on the poller's side: the smp_mb after writing notify_me is missing")
+        if s.atomic_read(s.notify_me):
+            s.event_set()
+            s.atomic_mb_set(s.notified, 1, pairs="atomic_xchg in aio_notify_accept")
+
+    def accept(s):
+        if s.atomic_xchg(s.notified, 0):
+            s.event_test_and_clear()
+
+    def poll_begin(s):
+        s.atomic_set(s.notify_me, s.atomic_read(s.notify_me) + 2)
+
+    def poll_end(s):
+        s.atomic_store_release(s.notify_me, s.atomic_read(s.notify_me) - 2)
+        s.accept()
+
+    def prepare(s):
+        s.atomic_set(s.notify_me, s.atomic_read(s.notify_me) | 1)
+
+    def check(s):
+        s.atomic_store_release(s.notify_me, s.atomic_read(s.notify_me) & ~1)
+        s.accept()

@@ -1,0 +1,45 @@
+# notified: QEMU 05e514b1 ("AioContext: optimize clearing the
+# EventNotifier", 2015) -- the commit of the seeds.
+#
+# aio_notify rarely sets the EventNotifier (thanks to notify_me), yet
+# 21a03d17 made every aio_poll pay a read() system call to clear it.  The
+# "notified" flag is a userspace fast path: aio_notify sets it after the
+# event (atomic_mb_set), aio_notify_accept clears it with an xchg and only
+# reads the notifier if it was set.  Setting the event conditionally as well
+# is wrong (that is BUG2 of the formal model, strategy bug2), and so is
+# setting the flag before the event (BUG1, strategy bug1).
+from aiocore._strategy import Strategy
+
+
+class Notified(Strategy):
+    """Skip event_notifier_test_and_clear unless aio_notify set the event (QEMU 05e514b1)."""
+
+    name = "notified"
+    origin = "qemu 05e514b1 (2015)"
+    foreign_pollers = True
+    accept_nonblocking = True
+    expected = {"sc": "pass", "tso": "pass", "arm": "lost-wakeup"}
+
+    def notify(s):
+        s.smp_mb(pairs="atomic_add in aio_poll (poll_begin) or atomic_or in aio_ctx_prepare")
+        if s.atomic_read(s.notify_me):
+            s.event_set()
+            s.atomic_mb_set(s.notified, 1, pairs="atomic_xchg in aio_notify_accept")
+
+    def accept(s):
+        if s.atomic_xchg(s.notified, 0):
+            s.event_test_and_clear()
+
+    def poll_begin(s):
+        s.atomic_add(s.notify_me, 2)
+
+    def poll_end(s):
+        s.atomic_sub(s.notify_me, 2)
+        s.accept()
+
+    def prepare(s):
+        s.atomic_or(s.notify_me, 1)
+
+    def check(s):
+        s.atomic_and(s.notify_me, ~1)
+        s.accept()

@@ -1,0 +1,45 @@
+# notified-blocking: QEMU b37548fc ("aio: Do aio_notify_accept only during
+# blocking aio_poll", 2018).
+#
+# A non-blocking aio_poll (as bdrv_drain's loops do) that accepts a
+# notification clears the EventNotifier, and a blocking aio_poll of the home
+# thread that the notification was meant for may then sleep.  From this
+# commit on, only a blocking aio_poll -- the one that set notify_me, in the
+# home thread (foreign pollers were gone by 2018) -- calls
+# aio_notify_accept.  The hooks are otherwise those of 05e514b1, RMWs on
+# notify_me included, so ARMv8 can still lose the wake-up.
+from aiocore._strategy import Strategy
+
+
+class NotifiedBlocking(Strategy):
+    """aio_notify_accept only in blocking aio_poll (QEMU b37548fc)."""
+
+    name = "notified-blocking"
+    origin = "qemu b37548fc (2018)"
+    foreign_pollers = False
+    accept_nonblocking = False
+    expected = {"sc": "pass", "tso": "pass", "arm": "lost-wakeup"}
+
+    def notify(s):
+        s.smp_mb(pairs="atomic_add in aio_poll (poll_begin) or atomic_or in aio_ctx_prepare")
+        if s.atomic_read(s.notify_me):
+            s.event_set()
+            s.atomic_mb_set(s.notified, 1, pairs="atomic_xchg in aio_notify_accept")
+
+    def accept(s):
+        if s.atomic_xchg(s.notified, 0):
+            s.event_test_and_clear()
+
+    def poll_begin(s):
+        s.atomic_add(s.notify_me, 2)
+
+    def poll_end(s):
+        s.atomic_sub(s.notify_me, 2)
+        s.accept()
+
+    def prepare(s):
+        s.atomic_or(s.notify_me, 1)
+
+    def check(s):
+        s.atomic_and(s.notify_me, ~1)
+        s.accept()

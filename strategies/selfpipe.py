@@ -1,0 +1,35 @@
+# selfpipe: asyncio's self-pipe (call_soon_threadsafe / _write_to_self).
+#
+# No notify_me, no notified: every schedule writes the wake-up fd, and the
+# loop drains it on every iteration.  It is the baseline the QEMU
+# optimizations are measured against: always correct (the write follows the
+# flag, the drain precedes the dispatch that reads it), and a system call on
+# every schedule.
+from aiocore._strategy import Strategy
+
+
+class SelfPipe(Strategy):
+    """Always write the notifier, always drain it (asyncio's self-pipe)."""
+
+    name = "selfpipe"
+    origin = "python asyncio self-pipe (call_soon_threadsafe)"
+    foreign_pollers = False
+    accept_nonblocking = True
+    expected = {"sc": "pass", "tso": "pass", "arm": "pass"}
+
+    def schedule(s):
+        # The RMW keeps 0->1 schedules countable; the wake-up is unconditional.
+        s.atomic_xchg(s.bh_scheduled, 1)
+        s.notify()
+
+    def notify(s):
+        s.event_set()
+
+    def accept(s):
+        s.event_test_and_clear()
+
+    def poll_end(s):
+        s.accept()
+
+    def check(s):
+        s.accept()

@@ -1,0 +1,45 @@
+# unconditional: QEMU 21a03d17 ("AioContext: fix broken placement of
+# event_notifier_test_and_clear", 2015).
+#
+# The clear moves out of the notifier's fd handler to right after ppoll, in
+# every aio_poll, blocking or not, before any handler runs: whoever consumes
+# the wake-up then also dispatches what it announced.  notify_me is still
+# written with seq_cst RMWs (atomic_add / atomic_sub), which order the later
+# relaxed reads of the bottom-half flags on x86 but not on ARMv8 -- the 2020
+# aarch64 hang that 5710a3e0 fixed.
+#
+# The C generated from this description is measured against the hand-written
+# strategy_unconditional.h ("unconditional-c") in the benchmarks.
+from aiocore._strategy import Strategy
+
+
+class Unconditional(Strategy):
+    """event_notifier_test_and_clear right after ppoll in every aio_poll (QEMU 21a03d17)."""
+
+    name = "unconditional"
+    origin = "qemu 21a03d17 (2015)"
+    foreign_pollers = True
+    accept_nonblocking = True
+    expected = {"sc": "pass", "tso": "pass", "arm": "lost-wakeup"}
+
+    def notify(s):
+        s.smp_mb(pairs="atomic_add in aio_poll (poll_begin) or atomic_or in aio_ctx_prepare")
+        if s.atomic_read(s.notify_me):
+            s.event_set()
+
+    def accept(s):
+        s.event_test_and_clear()
+
+    def poll_begin(s):
+        s.atomic_add(s.notify_me, 2)
+
+    def poll_end(s):
+        s.atomic_sub(s.notify_me, 2)
+        s.accept()
+
+    def prepare(s):
+        s.atomic_or(s.notify_me, 1)
+
+    def check(s):
+        s.atomic_and(s.notify_me, ~1)
+        s.accept()
