@@ -46,6 +46,12 @@ def build_parser():
 
 
 def main(argv=None) -> int:
+    import os
+
+    # Our child processes (workload drivers, helpers) must import the
+    # installed aiocore even when started from a source checkout, whose
+    # aiocore/ has no compiled modules after a plain `pip install .`.
+    os.environ.setdefault("PYTHONSAFEPATH", "1")
     p, broken = build_parser()
     args = p.parse_args(argv)
     for modname, e in broken:

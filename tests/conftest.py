@@ -18,6 +18,10 @@ import pytest
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw")
 PREFIX = f"aiocore-t{WORKER}-{os.getpid()}-"
 os.environ["AIOCORE_NAME_PREFIX"] = PREFIX
+# Helper processes (python -c, python -m) must import the installed aiocore,
+# not the source tree in the current directory (which has no compiled C after
+# a plain `pip install .`): -P / PYTHONSAFEPATH keeps cwd off sys.path.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -61,6 +65,15 @@ def no_leaked_segments(request):
         except OSError:
             pass
     assert not left, f"test left shared memory segments behind: {sorted(left)}"
+
+
+def pytest_addoption(parser):
+    # Stress tests (tests/test_stress.py, docs/stress.md): seconds per
+    # (strategy, workload) pair; a campaign passes e.g. --stress-seconds 600.
+    parser.addoption(
+        "--stress-seconds", type=float, default=None,
+        help="seconds per stress pair (default 1.0; lengthen for a campaign)",
+    )
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -22,6 +22,12 @@
 # pytest-xdist worker).
 from __future__ import annotations
 
+import os
+
+# Helper processes must import the installed aiocore, never a source
+# checkout in the current directory (see tests/conftest.py).
+os.environ.setdefault("PYTHONSAFEPATH", "1")
+
 import pytest
 
 NATIVE_MODEL = "tso"  # this project runs on x86-64
