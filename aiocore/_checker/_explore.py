@@ -1,9 +1,8 @@
 # Explicit-state exploration of a Program (see _program.py) under one memory
 # model, breadth first, with the three properties of DESIGN.md.
 #
-# A state is a tuple (mem, event, owed, procs):
-#   mem    the value of every shared location as all processes see it once
-#          stores are visible;
+# Logically a state is (mem, event, owed, procs):
+#   mem    the value of every shared location, as visible to all;
 #   event  1 if the EventNotifier is readable;
 #   owed   per BH, 0->1 schedules not yet dispatched (a dispatch with nothing
 #          owed is a double dispatch: lost work);
@@ -12,9 +11,13 @@
 #            env    values of its live locals (dead ones zeroed, so that
 #                   states differing only in dead values are one state);
 #            buf    its store buffer (tso: FIFO of (loc, value); arm: entries
-#                   (loc, value, is_rmw) and None markers = ordering barriers);
-#            stale  (arm) per location, older values a load may still return
-#                   (overwritten since the process's last load barrier).
+#                   (loc, value, is_rmw) and None = an ordering barrier);
+#            stale  (arm) per location, the older values a load may still
+#                   return: those overwritten since its last load barrier.
+#
+# Stored, a state is a flat tuple of small ints: (shared id, proc ids...),
+# where (mem, event, owed) and every process tuple are interned once.  That
+# makes hashing and comparing states cheap and lets states share their parts.
 from __future__ import annotations
 
 import time
@@ -27,6 +30,16 @@ from ._program import (
 VERDICT_ORDER = ("pass", "lost-wakeup", "busy-loop", "lost-work")
 
 
+def _norm(buf):
+    """arm store buffer: no leading barrier, no two barriers in a row."""
+    out = []
+    for x in buf:
+        if x is None and (not out or out[-1] is None):
+            continue
+        out.append(x)
+    return tuple(out)
+
+
 class Explorer:
     def __init__(self, prog: Program, max_states: int = 5_000_000):
         self.prog = prog
@@ -35,23 +48,40 @@ class Explorer:
         self.n = len(prog.procs)
         self.bh_index = {loc: k for k, loc in enumerate(prog.bh_locs)}
         self.EMPTY = ((),) * self.L if self.m == ARM else ()
-        self.memo = [dict() for _ in prog.procs]
-        self.pmemo = [dict() for _ in prog.procs]
         self.max_states = max_states
+        self.violation = None  # (state, explanation) of a double dispatch
+        # intern tables
+        self.SH, self.sh_ids = [], {}
+        self.PR, self.pr_ids = [], {}
+        self.amemo = [dict() for _ in prog.procs]  # after(): -> proc id
+        self.mmemo = [dict() for _ in prog.procs]  # _moves()
+        self.smemo = {}  # _stale_commit()
         self.done_pcs = [
             frozenset(pc for pc, ins in enumerate(p.code) if ins[0] == DONE) for p in prog.procs
         ]
-        self.violation = None  # (state, what) of a double dispatch
+        self._quiet = {}  # proc id -> finished with an empty buffer
+
+    # --- interning ------------------------------------------------------------
+
+    def ish(self, sh):
+        k = self.sh_ids.get(sh)
+        if k is None:
+            k = self.sh_ids[sh] = len(self.SH)
+            self.SH.append(sh)
+        return k
+
+    def ipr(self, p):
+        k = self.pr_ids.get(p)
+        if k is None:
+            k = self.pr_ids[p] = len(self.PR)
+            self.PR.append(p)
+        return k
+
+    def decode(self, state):
+        mem, ev, owed = self.SH[state[0]]
+        return mem, ev, owed, tuple(self.PR[x] for x in state[1:])
 
     # --- local steps ---------------------------------------------------------
-
-    def local(self, i, pc, env, buf):
-        key = (pc, env, buf)
-        memo = self.memo[i]
-        r = memo.get(key)
-        if r is None:
-            r = memo[key] = self._local(i, pc, env, buf, None)
-        return r
 
     def _local(self, i, pc, env, buf, log):
         """Run process i's local steps from pc until a visible instruction:
@@ -83,7 +113,7 @@ class Explorer:
                 if buf and buf[-1] is not None:
                     buf = buf + (None,)
                     if log is not None:
-                        log.append((pc, "store barrier enters the store buffer"))
+                        log.append((pc, "a store barrier enters its store buffer"))
                 pc += 1
             elif op == DRAIN:
                 if buf:
@@ -120,43 +150,43 @@ class Explorer:
                 pc += 1
             else:
                 break
-        live = P.live_env[pc]
         out = [0] * len(env)
-        for k in live:
+        for k in P.live_env[pc]:
             out[k] = env[k]
         return pc, tuple(out), buf, reset
 
-    def project(self, i, stale, pc):
+    def _project(self, i, stale, pc):
         """Keep only the stale values process i may still read (arm)."""
         if stale is self.EMPTY:
             return stale
         live = self.prog.procs[i].stale_live[pc]
         if not live:
             return self.EMPTY
-        key = (stale, pc)
-        pm = self.pmemo[i]
-        r = pm.get(key)
-        if r is None:
-            r = tuple(s if l in live else () for l, s in enumerate(stale))
-            if not any(r):
-                r = self.EMPTY
-            pm[key] = r
-        return r
+        r = tuple(s if l in live else () for l, s in enumerate(stale))
+        return r if any(r) else self.EMPTY
 
     def after(self, i, pc, env, buf, stale, reset, log=None):
+        """Process i resumes at pc: run its local steps; its interned id."""
+        key = (pc, env, buf, stale, reset)
         if log is None:
-            pc, env, buf, r2 = self.local(i, pc, env, buf)
-        else:
-            pc, env, buf, r2 = self._local(i, pc, env, buf, log)
+            memo = self.amemo[i]
+            r = memo.get(key)
+            if r is not None:
+                return r
+        pc2, env2, buf2, r2 = self._local(i, pc, env, buf, log)
         if self.m == ARM:
-            stale = self.EMPTY if (reset or r2) else self.project(i, stale, pc)
-        return (pc, env, buf, stale)
+            stale = self.EMPTY if (reset or r2) else self._project(i, stale, pc2)
+        pid = self.ipr((pc2, env2, buf2, stale))
+        if log is None:
+            memo[key] = pid
+        return pid
 
     def initial(self):
-        procs = []
+        ids = []
         for i, p in enumerate(self.prog.procs):
-            procs.append(self.after(i, p.entry, (0,) * p.nslots, (), self.EMPTY, False))
-        return ((0,) * self.L, 0, (0,) * len(self.prog.bh_locs), tuple(procs))
+            ids.append(self.after(i, p.entry, (0,) * p.nslots, (), self.EMPTY, False))
+        sh = self.ish(((0,) * self.L, 0, (0,) * len(self.prog.bh_locs)))
+        return (sh, *ids)
 
     # --- memory-level helpers -------------------------------------------------
 
@@ -166,181 +196,248 @@ class Explorer:
             owed = owed[:k] + (owed[k] + 1,) + owed[k + 1:]
         return owed
 
-    def _stale_commit(self, plist, i, loc, old, new):
-        """arm: a store of process i to loc became visible."""
-        procs = self.prog.procs
-        for q in range(self.n):
-            pq = plist[q]
-            st = pq[3]
-            if q == i:
-                if st[loc]:
-                    plist[q] = (pq[0], pq[1], pq[2], self._set_stale(q, st, loc, (), pq[0]))
-                continue
-            if old == new or loc not in procs[q].stale_live[pq[0]]:
-                continue
-            lst = st[loc]
-            if old in lst:
-                lst = tuple(x for x in lst if x != old)
-            lst = lst + (old,)
-            plist[q] = (pq[0], pq[1], pq[2], self._set_stale(q, st, loc, lst, pq[0]))
-
-    def _set_stale(self, q, st, loc, lst, pc):
+    def _set_stale(self, st, loc, lst):
         if st is self.EMPTY:
             if not lst:
                 return st
             st = ((),) * self.L
         st = st[:loc] + (lst,) + st[loc + 1:]
-        if not any(st):
-            return self.EMPTY
-        return st
+        return st if any(st) else self.EMPTY
 
     # --- successors ------------------------------------------------------------
+    #
+    # What one process can do depends only on its own interned tuple, the
+    # shared part (mem, event, owed) and -- arm -- the locations other
+    # processes hold reserved by an RMW in flight.  Its moves are computed
+    # once per such key (_moves) and reused in every state that shares it;
+    # the only effect on other processes, the stale values a commit leaves
+    # them (arm), is applied per state.
 
     def successors(self, state, verbose=False):
         """[(description or None, next state)] of a state."""
-        mem, ev, owed, procs = state
+        sh_id = state[0]
         out = []
-        m = self.m
-        for i in range(self.n):
-            p = procs[i]
-            pc, env, buf, stale = p
-            P = self.prog.procs[i]
-            ins = P.code[pc]
-            op = ins[0]
-            log = [] if verbose else None
-            if op == READ:
-                loc = ins[1]
-                cur = mem[loc]
-                lst = stale[loc] if m == ARM else ()
-                if lst:
-                    opts = [(v, lst[j:]) for j, v in enumerate(lst)]
-                    if cur not in lst:
-                        opts.append((cur, ()))
+        arm = self.m == ARM
+        resv_all = None
+        n = self.n
+        for i in range(n):
+            x = state[i + 1]
+            if arm:
+                if resv_all is None:
+                    resv_all = self._reservations(state)
+                resv = tuple(sorted({l for q, l in resv_all if q != i})) if resv_all else ()
+            else:
+                resv = ()
+            if verbose:
+                moves = self._moves(i, x, sh_id, resv, True)
+            else:
+                key = (x, sh_id, resv)
+                memo = self.mmemo[i]
+                moves = memo.get(key)
+                if moves is None:
+                    moves = memo[key] = self._moves(i, x, sh_id, resv, False)
+            for sh2, pid2, commit, bad, info in moves:
+                if commit is not None and arm:
+                    base = self._stale_commit(state, i, *commit)
+                    ns = (sh2,) + base[1:i + 1] + (pid2,) + base[i + 2:]
                 else:
-                    opts = ((cur, ()),)
-                dst = ins[3]
-                for v, rest in opts:
-                    e2 = list(env)
-                    e2[dst] = v
-                    st = stale
-                    if m == ARM and lst:
-                        st = self._set_stale(i, stale, loc, rest, pc)
-                    np = self.after(i, pc + 1, tuple(e2), buf, st, ins[2], log)
-                    ns = (mem, ev, owed, procs[:i] + (np,) + procs[i + 1:])
-                    if verbose:
-                        note = "" if v == cur else f" (a stale value: memory holds {cur})"
-                        out.append((self._desc(i, pc, f"read {v}{note}", ns, log), ns))
-                        log = []
-                    else:
-                        out.append((None, ns))
-            elif op == WRITE:  # sc only: tso/arm stores enter the buffer locally
-                loc = ins[1]
-                v = ins[3](env)
-                old = mem[loc]
-                mem2 = mem[:loc] + (v,) + mem[loc + 1:]
-                owed2 = self._owed_write(owed, loc, old, v)
-                np = self.after(i, pc + 1, env, buf, stale, False, log)
-                ns = (mem2, ev, owed2, procs[:i] + (np,) + procs[i + 1:])
-                out.append((self._desc(i, pc, f"wrote {v}", ns, log) if verbose else None, ns))
-            elif op == RMW:
-                loc = ins[1]
-                if m == ARM:
-                    if any(e is not None and e[0] == loc for e in buf):
-                        continue  # its own earlier store to loc must become visible first
-                    if self._reserved(procs, i, loc):
-                        continue  # another RMW on loc is in flight (exclusive monitor)
-                old = mem[loc]
-                operand = ins[3](env)
-                expected = ins[4](env) if ins[4] is not None else None
-                new, writes = ins[2](old, operand, expected)
-                dst = ins[5]
-                e2 = env
-                if dst >= 0:
-                    e2 = list(env)
-                    e2[dst] = old
-                    e2 = tuple(e2)
-                owed2 = owed
-                claim = ins[6]
-                if claim >= 0 and old != 0:
-                    owed2 = owed[:claim] + (owed[claim] - 1,) + owed[claim + 1:]
-                mem2 = mem
-                buf2 = buf
-                if writes:
-                    if m == ARM:
-                        if buf2 and buf2[-1] is not None:
-                            buf2 = buf2 + (None,)
-                        buf2 = buf2 + ((loc, new, True), None)
-                    else:
-                        mem2 = mem[:loc] + (new,) + mem[loc + 1:]
-                        owed2 = self._owed_write(owed2, loc, old, new)
-                np = self.after(i, pc + 1, e2, buf2, stale, True, log)
-                ns = (mem2, ev, owed2, procs[:i] + (np,) + procs[i + 1:])
-                if claim >= 0 and owed2[claim] < 0 and self.violation is None:
-                    self.violation = (ns, f"bh{claim} dispatched twice for one schedule")
+                    ns = (sh2,) + state[1:i + 1] + (pid2,) + state[i + 2:]
+                if bad and self.violation is None:
+                    self.violation = (ns, bad)
                 if verbose:
-                    what = f"read {old}" + (f", wrote {new}" if writes else ", no write")
-                    if writes and m == ARM:
-                        what += " (the store waits in its store buffer)"
-                    out.append((self._desc(i, pc, what, ns, log), ns))
+                    info = dict(info)
+                    info["buffers"] = self._buffers(ns)
+                out.append((info, ns))
+        return out
+
+    def _reservations(self, state):
+        """(process, location) of every RMW store still in a buffer (arm)."""
+        out = []
+        PR = self.PR
+        for q in range(self.n):
+            for e in PR[state[q + 1]][2]:
+                if e is not None and e[2]:
+                    out.append((q, e[0]))
+        return tuple(out)
+
+    def _stale_commit(self, state, i, loc, old, new):
+        """arm: a store of process i to loc became visible: every other process
+        that may still read loc before a barrier may also return `old`."""
+        if old == new:
+            return state
+        out = None
+        PR = self.PR
+        smemo = self.smemo
+        for q in range(self.n):
+            if q == i:
+                continue
+            x = state[q + 1]
+            key = (q, x, loc, old)
+            y = smemo.get(key)
+            if y is None:
+                pq = PR[x]
+                if loc not in self.prog.procs[q].stale_live[pq[0]]:
+                    y = x
                 else:
-                    out.append((None, ns))
-            elif op == ESET:
-                np = self.after(i, pc + 1, env, buf, stale, True, log)
-                ns = (mem, 1, owed, procs[:i] + (np,) + procs[i + 1:])
-                out.append((self._desc(i, pc, "the notifier is now readable", ns, log) if verbose else None, ns))
-            elif op == ETAC:
-                e2 = env
-                if ins[1] >= 0:
-                    e2 = list(env)
-                    e2[ins[1]] = ev
-                    e2 = tuple(e2)
-                np = self.after(i, pc + 1, e2, buf, stale, True, log)
-                ns = (mem, 0, owed, procs[:i] + (np,) + procs[i + 1:])
-                out.append((self._desc(i, pc, f"it was {'readable' if ev else 'not readable'}; now clear", ns, log)
-                            if verbose else None, ns))
-            elif op == WAIT:
-                tslot = ins[1]
-                infinite = tslot >= 0 and env[tslot] == INFINITE
-                if infinite and not ev:
-                    continue  # sleeps until the notifier is readable
+                    st = pq[3]
+                    lst = st[loc]
+                    if old in lst:
+                        lst = tuple(v for v in lst if v != old)
+                    lst = lst + (old,)
+                    y = self.ipr((pq[0], pq[1], pq[2], self._set_stale(st, loc, lst)))
+                smemo[key] = y
+            if y != x:
+                if out is None:
+                    out = list(state)
+                out[q + 1] = y
+        return state if out is None else tuple(out)
+
+    def _info(self, i, pc, result, log):
+        P = self.prog.procs[i]
+        where, text = P.labels[pc]
+        return {"process": P.name, "where": where, "op": text, "result": result,
+                "local": self._log_items(i, log)}
+
+    def _moves(self, i, x, sh_id, resv, verbose):
+        """[(shared id, proc id, commit, violation, info)] of process i."""
+        mem, ev, owed = self.SH[sh_id]
+        p = self.PR[x]
+        pc, env, buf, stale = p
+        P = self.prog.procs[i]
+        ins = P.code[pc]
+        op = ins[0]
+        m = self.m
+        out = []
+        log = [] if verbose else None
+        if op == READ:
+            loc = ins[1]
+            cur = mem[loc]
+            lst = stale[loc] if m == ARM else ()
+            if lst:
+                opts = [(v, lst[j:]) for j, v in enumerate(lst)]
+                if cur not in lst:
+                    opts.append((cur, ()))
+            else:
+                opts = ((cur, ()),)
+            dst = ins[3]
+            for v, rest in opts:
+                e2 = list(env)
+                e2[dst] = v
+                st = self._set_stale(stale, loc, rest) if lst else stale
+                pid = self.after(i, pc + 1, tuple(e2), buf, st, ins[2], log)
+                info = None
+                if verbose:
+                    note = "" if v == cur else f" (a stale value: memory holds {cur})"
+                    info = self._info(i, pc, f"read {v}{note}", log)
+                    log = []
+                out.append((sh_id, pid, None, None, info))
+        elif op == WRITE:  # sc only: tso/arm stores enter the buffer locally
+            loc = ins[1]
+            v = ins[3](env)
+            old = mem[loc]
+            sh2 = self.ish((mem[:loc] + (v,) + mem[loc + 1:], ev, self._owed_write(owed, loc, old, v)))
+            pid = self.after(i, pc + 1, env, buf, stale, False, log)
+            out.append((sh2, pid, None, None, self._info(i, pc, f"wrote {v}", log) if verbose else None))
+        elif op == RMW and (m != ARM or self._rmw_may_start(buf, resv, ins[1])):
+            loc = ins[1]
+            old = mem[loc]
+            expected = ins[4](env) if ins[4] is not None else None
+            new, writes = ins[2](old, ins[3](env), expected)
+            dst = ins[5]
+            e2 = env
+            if dst >= 0:
+                e2 = list(env)
+                e2[dst] = old
+                e2 = tuple(e2)
+            owed2 = owed
+            claim = ins[6]
+            if claim >= 0 and old != 0:
+                owed2 = owed[:claim] + (owed[claim] - 1,) + owed[claim + 1:]
+            mem2 = mem
+            buf2 = buf
+            if writes:
+                if m == ARM:
+                    if buf2 and buf2[-1] is not None:
+                        buf2 = buf2 + (None,)
+                    buf2 = buf2 + ((loc, new, True), None)
+                else:
+                    mem2 = mem[:loc] + (new,) + mem[loc + 1:]
+                    owed2 = self._owed_write(owed2, loc, old, new)
+            sh2 = sh_id if (mem2 is mem and owed2 is owed) else self.ish((mem2, ev, owed2))
+            pid = self.after(i, pc + 1, e2, buf2, stale, True, log)
+            bad = None
+            if claim >= 0 and owed2[claim] < 0:
+                bad = f"bh{claim} dispatched twice for one 0->1 schedule"
+            info = None
+            if verbose:
+                what = f"read {old}" + (f", wrote {new}" if writes else ", no write")
+                if writes and m == ARM:
+                    what += " (the store waits in its store buffer)"
+                info = self._info(i, pc, what, log)
+            out.append((sh2, pid, None, bad, info))
+        elif op == ESET:
+            sh2 = sh_id if ev else self.ish((mem, 1, owed))
+            pid = self.after(i, pc + 1, env, buf, stale, True, log)
+            out.append((sh2, pid, None, None,
+                        self._info(i, pc, "the notifier is now readable", log) if verbose else None))
+        elif op == ETAC:
+            e2 = env
+            if ins[1] >= 0:
+                e2 = list(env)
+                e2[ins[1]] = ev
+                e2 = tuple(e2)
+            sh2 = self.ish((mem, 0, owed)) if ev else sh_id
+            pid = self.after(i, pc + 1, e2, buf, stale, True, log)
+            out.append((sh2, pid, None, None, self._info(
+                i, pc, f"it was {'readable' if ev else 'not readable'}; now not readable", log)
+                if verbose else None))
+        elif op == WAIT:
+            tslot = ins[1]
+            infinite = tslot >= 0 and env[tslot] == INFINITE
+            if not infinite or ev:  # else: asleep until the notifier is readable
                 e2 = env
                 if ins[2] >= 0:
                     e2 = list(env)
                     e2[ins[2]] = ev
                     e2 = tuple(e2)
-                np = self.after(i, pc + 1, e2, buf, stale, True, log)
-                ns = (mem, ev, owed, procs[:i] + (np,) + procs[i + 1:])
+                pid = self.after(i, pc + 1, e2, buf, stale, True, log)
+                info = None
                 if verbose:
                     if infinite:
-                        what = "timeout infinite: woken, the notifier is readable"
+                        what = "timeout infinite: returns, the notifier is readable"
                     else:
                         what = f"timeout 0: the notifier is {'readable' if ev else 'not readable'}"
-                    out.append((self._desc(i, pc, what, ns, log), ns))
-                else:
-                    out.append((None, ns))
-            elif op == STOP:
-                np = self.after(i, pc + 1, env, buf, stale, False, log)
-                ns = (mem, ev, owed, procs[:i] + (np,) + procs[i + 1:])
-                out.append((self._desc(i, pc, "polls again", ns, log) if verbose else None, ns))
-                np = (ins[1], (0,) * len(env), buf, self.EMPTY)
-                ns = (mem, ev, owed, procs[:i] + (np,) + procs[i + 1:])
-                out.append((self._desc(i, pc, "leaves for good", ns, []) if verbose else None, ns))
-            # DRAIN with a non-empty buffer, DONE: nothing but commits
-            if buf:
-                self._commits(state, i, out, verbose)
+                    info = self._info(i, pc, what, log)
+                out.append((sh_id, pid, None, None, info))
+        elif op == STOP:
+            pid = self.after(i, pc + 1, env, buf, stale, False, log)
+            out.append((sh_id, pid, None, None, self._info(i, pc, "stays", log) if verbose else None))
+            pid = self.ipr((ins[1], (0,) * len(env), buf, self.EMPTY))
+            out.append((sh_id, pid, None, None, self._info(i, pc, "leaves for good", []) if verbose else None))
+        if pc in P.exits:
+            pid = self.ipr((P.exits[pc], (0,) * len(env), buf, self.EMPTY))
+            info = None
+            if verbose:
+                info = {"process": P.name, "where": P.labels[P.exits[pc]][0],
+                        "op": "leaves", "result": "leaves for good", "local": []}
+            out.append((sh_id, pid, None, None, info))
+        # a DRAIN with a non-empty buffer, DONE: nothing but the buffer's stores
+        if buf:
+            self._commits(i, p, mem, ev, owed, resv, out, verbose)
         return out
 
-    def _reserved(self, procs, i, loc):
-        for q in range(self.n):
-            if q != i:
-                for e in procs[q][2]:
-                    if e is not None and e[0] == loc and len(e) > 2 and e[2]:
-                        return True
-        return False
+    def _rmw_may_start(self, buf, resv, loc):
+        """arm: an RMW on loc waits until its own earlier stores to loc are
+        visible and no other RMW on loc is in flight (the exclusive monitor)."""
+        if loc in resv:
+            return False
+        for e in buf:
+            if e is not None and e[0] == loc:
+                return False
+        return True
 
-    def _commits(self, state, i, out, verbose):
-        mem, ev, owed, procs = state
-        pc, env, buf, stale = procs[i]
+    def _commits(self, i, p, mem, ev, owed, resv, out, verbose):
+        pc, env, buf, stale = p
         m = self.m
         if m == TSO:
             cands = (0,)
@@ -350,41 +447,35 @@ class Explorer:
             for j, e in enumerate(buf):
                 if e is None:
                     break
-                if e[0] in seen:
+                loc = e[0]
+                if loc in seen:
                     continue
-                seen.add(e[0])
-                if not e[2] and self._reserved(procs, i, e[0]):
+                seen.add(loc)
+                if not e[2] and loc in resv:
                     continue
                 cands.append(j)
+        names = self.prog.loc_names
         for j in cands:
             e = buf[j]
             loc, v = e[0], e[1]
             old = mem[loc]
-            mem2 = mem[:loc] + (v,) + mem[loc + 1:]
-            owed2 = self._owed_write(owed, loc, old, v)
+            sh2 = self.ish((mem[:loc] + (v,) + mem[loc + 1:], ev, self._owed_write(owed, loc, old, v)))
             buf2 = buf[:j] + buf[j + 1:]
+            st = stale
+            commit = None
             if m == ARM:
                 buf2 = _norm(buf2)
-            plist = list(procs)
-            if m == ARM:
-                self._stale_commit(plist, i, loc, old, v)
-            pi = plist[i]
+                commit = (loc, old, v)
+                if st[loc]:
+                    st = self._set_stale(st, loc, ())  # it cannot read older than its own store
             log = [] if verbose else None
-            plist[i] = self.after(i, pi[0], pi[1], buf2, pi[3], False, log)
-            ns = (mem2, ev, owed2, tuple(plist))
+            pid = self.after(i, pc, env, buf2, st, False, log)
+            info = None
             if verbose:
-                d = {
-                    "process": self.prog.procs[i].name,
-                    "where": "store buffer",
-                    "op": f"{self.prog.loc_names[loc]} = {v} becomes visible",
-                    "result": f"{self.prog.loc_names[loc]}: {old} -> {v}",
-                    "local": self._log_items(i, log),
-                    "buffers": self._buffers(ns),
-                    "commit": True,
-                }
-                out.append((d, ns))
-            else:
-                out.append((None, ns))
+                info = {"process": self.prog.procs[i].name, "where": "store buffer",
+                        "op": f"{names[loc]} = {v} becomes visible",
+                        "result": f"{names[loc]}: {old} -> {v}", "local": self._log_items(i, log)}
+            out.append((sh2, pid, commit, None, info))
 
     # --- descriptions (traces) -------------------------------------------------
 
@@ -393,9 +484,9 @@ class Explorer:
             return {}
         out = {}
         names = self.prog.loc_names
-        for i, p in enumerate(state[3]):
+        for i, x in enumerate(state[1:]):
             items = []
-            for e in p[2]:
+            for e in self.PR[x][2]:
                 if e is None:
                     items.append("|")
                 else:
@@ -408,32 +499,25 @@ class Explorer:
         labels = self.prog.procs[i].labels
         return [(labels[q][0], labels[q][1], what) for q, what in (log or ())]
 
-    def _desc(self, i, pc, result, ns, log):
-        P = self.prog.procs[i]
-        where, text = P.labels[pc]
-        return {
-            "process": P.name,
-            "where": where,
-            "op": text,
-            "result": result,
-            "local": self._log_items(i, log),
-            "buffers": self._buffers(ns),
-        }
-
     # --- exploration -------------------------------------------------------------
 
     def quiescent(self, state):
         """All processes but the home poller have finished, buffers empty."""
-        procs = state[3]
+        quiet = self._quiet
         for q in range(1, self.n):
-            p = procs[q]
-            if p[0] not in self.done_pcs[q] or p[2]:
+            x = state[q + 1]
+            key = (q, x)
+            r = quiet.get(key)
+            if r is None:
+                p = self.PR[x]
+                r = quiet[key] = p[0] in self.done_pcs[q] and not p[2]
+            if not r:
                 return False
         return True
 
     def classify_terminal(self, state):
-        """None (fine / not a real end), or (verdict, explanation)."""
-        mem, ev, owed, procs = state
+        """None (fine, or not a real end), or (verdict, explanation)."""
+        mem, ev, owed, procs = self.decode(state)
         for p in procs:
             if p[2]:
                 return None  # stores still in flight: an exclusive-monitor deadlock, not an end
@@ -445,15 +529,15 @@ class Explorer:
             pending = [names[loc] for loc in self.prog.bh_locs if mem[loc]]
             if pending:
                 return ("lost-wakeup",
-                        f"home poller sleeps in ppoll with an infinite timeout, "
-                        f"{', '.join(pending)} = 1, notifier not readable, and no process "
-                        f"is left to write it")
+                        f"the home poller sleeps in ppoll with an infinite timeout while "
+                        f"{' and '.join(pending)} {'is' if len(pending) == 1 else 'are'} set, the "
+                        f"notifier is not readable, and no process is left to make it readable")
             lost = [f"bh{k}" for k, o in enumerate(owed) if o > 0]
             if lost:
-                return ("lost-work", f"schedule of {', '.join(lost)} never dispatched "
+                return ("lost-work", f"a 0->1 schedule of {', '.join(lost)} was never dispatched "
                         f"(its flag was cleared without a dispatch)")
             return None
-        return ("deadlock", f"home poller stuck at {P.labels[h[0]]}")
+        return ("deadlock", f"the home poller is stuck at {P.labels[h[0]]}")
 
     def explore(self, deadline=None):
         init = self.initial()
@@ -498,8 +582,8 @@ class Explorer:
         if not truncated and "lost-work" not in found:
             cycle = self._find_cycle(qgraph, qdepth)
             if cycle is not None:
-                found["busy-loop"] = (cycle[0][0], "after the last notification the home poller "
-                                      "never sleeps again (the loop below repeats forever)")
+                found["busy-loop"] = (cycle[0], "after the last notification the home poller never "
+                                      "sleeps again: the loop above repeats forever")
         return ExploreResult(self, parent, found, cycle, len(parent), transitions,
                              time.monotonic() - t0, truncated)
 
@@ -535,19 +619,8 @@ class Explorer:
             index[cur] = len(path)
             path.append(cur)
             cur = next(t for t in qgraph[cur] if t in rem)
-        k = index[cur]
         # the lasso: path[:k] leads into the loop path[k:], which returns to path[k]
-        return (path[0], path, k)
-
-
-def _norm(buf):
-    """arm store buffer: no leading barrier, no two barriers in a row."""
-    out = []
-    for x in buf:
-        if x is None and (not out or out[-1] is None):
-            continue
-        out.append(x)
-    return tuple(out)
+        return (path[0], path, index[cur])
 
 
 class ExploreResult:

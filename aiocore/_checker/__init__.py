@@ -1,0 +1,275 @@
+"""aiocore's model checker: every strategy's verdict under SC, x86-TSO and an
+ARM-like weak memory model, with the shortest counterexample.
+
+What is explored
+================
+
+The strategy's IR (aiocore._ir) is inlined into the skeleton of
+``aiocore/_csrc/aio_core.c`` -- the same sequence the native context runs --
+and the resulting processes are explored exhaustively, breadth first, with
+state hashing:
+
+``home``       the home poller, blocking ``aio_poll`` forever:
+               [lock-prefixed counter adds] poll_begin; compute_timeout
+               (timeout_zero if the strategy has it -> 0; else a relaxed read
+               of every BH flag -> 0 if one is set; else infinite); ppoll on
+               the notifier; poll_end; dispatch (per BH: relaxed read, then
+               ``atomic_xchg(scheduled, 0)`` claims it); on_event if the
+               notifier was readable at the ppoll.
+``gsource``    the home poller driven the glib way (aio_gsource_*): prepare;
+               compute_timeout; ppoll(timeout); check; ppoll(0) (the one
+               whose readiness dispatch uses); [lock add]; dispatch.
+``foreign``    ``home`` plus a temporary second poller running the same
+               aio_poll (under the context lock, dropped around its ppoll),
+               which may leave before any iteration.  Only for strategies
+               that declare ``foreign_pollers``.
+notifiers      N processes, each scheduling its own BH up to K times through
+               the schedule hook (default: ``if atomic_xchg(&bh->scheduled,
+               1) == 0: notify()``), leaving before any of them (like the
+               seeds' notifier; "up to" costs a few percent more states and
+               lets the breadth-first counterexample use no more
+               notifications than it needs).
+
+The bounds (N, K) are printed with every result; see ``Bounds``.  The home
+poller loops forever and the foreign poller may loop forever: there is no
+bound on poll iterations, the state space is finite without one.
+
+Memory models
+=============
+
+``sc``   every access is one atomic step on memory; fences are no-ops.
+
+``tso``  x86-TSO: each process has a FIFO store buffer; a load reads its own
+         latest buffered store to the location (forwarding), else memory; the
+         oldest buffered store becomes visible at any time (a transition of
+         its own); ``smp_mb``, every seq_cst RMW (lock prefix) and the
+         skeleton's own lock-prefixed counter updates wait for the buffer to
+         drain; ``smp_wmb``/``smp_rmb``, release and acquire are plain
+         (compiler barriers on x86).
+
+``arm``  an ARMv8-like model (other-multi-copy-atomic: one memory that
+         stores reach, per-process buffers before it):
+
+         * stores wait in a per-process buffer and become visible in any
+           order, except that two stores to one location stay in order and a
+           store never overtakes a barrier: ``smp_wmb``, a release store, an
+           ``smp_mb`` (which drains the buffer) or a seq_cst RMW put one in;
+         * a seq_cst RMW (ldaxr/stlxr) reads the latest value and leaves its
+           store in the buffer, after every earlier store (release); until it
+           is visible no other process may make a store to that location
+           visible or start an RMW on it (the exclusive monitor), so the RMW
+           stays atomic -- but *later loads may be satisfied before its store
+           is visible*, which is the 2020 aarch64 hang: ``atomic_add(
+           &notify_me, 2)`` does not order the relaxed reads of the BH flags;
+         * loads may be reordered with loads: a plain load may return any
+           value the location held since the process's last load barrier
+           (``smp_rmb``, ``smp_mb``, an acquire load, a seq_cst RMW) --
+           i.e. it was satisfied early.  Reads of one location stay coherent
+           (a later read never returns an older value than an earlier one).
+           Per location the older values kept are the distinct ones, each at
+           its latest position, which keeps every single stale read and
+           loses only some sequences of several stale reads of one location
+           between two barriers (no strategy reads a location twice there);
+         * an acquire load may itself return a stale value, and later loads
+           are satisfied no earlier than it executes; loads are never
+           satisfied after a later store of the same process is visible (no
+           load buffering: ARMv8 allows it; no strategy can observe it).
+
+The notifier and the wait
+=========================
+
+``event`` is the EventNotifier: one bit, "readable", outside the memory
+model.  The kernel serializes every operation on it, so it is sequentially
+consistent in every model:
+
+* ``event_set()`` makes it readable; ``event_test_and_clear()`` returns
+  whether it was readable and makes it not readable (an eventfd counter and
+  a drained pipe both behave as one bit here);
+* ppoll with a zero timeout samples it; ppoll with an infinite timeout blocks
+  until it is readable and returns "readable".  Readiness is level-triggered
+  and re-checked when the sleeper runs: if another poller clears the
+  notifier first, the sleeper keeps sleeping (that is how late-clear's
+  foreign poller eats a wake-up).  A wait whose timeout is zero never blocks.
+* Each of the three is a system call and is modelled as a full fence of the
+  calling process: its store buffer drains before it, and no later load is
+  satisfied before it returns.  Why: in this implementation
+  ``event_notifier_set`` and ``event_notifier_test_and_clear`` start with a
+  lock-prefixed counter update (a full fence on x86), and the kernel's
+  eventfd/pipe paths run under the wait-queue spinlock, whose lock/unlock
+  pair and the wake-up path (``try_to_wake_up``'s barriers; Linux's
+  memory-barriers.txt: sleep and wake-up functions imply barriers) order
+  the caller's earlier stores before the notifier is seen readable and the
+  sleeper's later loads after it is woken.  What the verdicts actually need
+  is less, and was measured: with only a release before ``event_set`` and an
+  acquire after ``event_test_and_clear`` and the wait, every reference
+  verdict is unchanged; without the release, selfpipe fails on ARM (its
+  notifier publishes the BH flag with an RMW whose store may still be in
+  flight when it writes the pipe) -- the message-passing guarantee asyncio's
+  self-pipe, and any program handing data over a pipe, relies on.  Every
+  reordering bug of the reference table lies between two memory accesses
+  with no system call between them.  (Treating the wait as a fence also
+  bounds the store buffers: every poll iteration passes one.)
+* The foreign poller's context lock never blocks (the home poller does not
+  take it in aio_core.c); its acquire/release are modelled as fences (x86:
+  locked instructions; ARM: acquire / release).
+
+Properties (DESIGN.md)
+======================
+
+``lost-wakeup``  a reachable end state (no process can move, all store
+                 buffers empty) where the home poller sleeps in ppoll with an
+                 infinite timeout, the notifier is not readable and a BH flag
+                 is set.
+``busy-loop``    after every notifier and the foreign poller have left (and
+                 their stores are visible), the home poller can run forever
+                 without blocking: a cycle among those states.
+``lost-work``    a BH dispatched more often than it was scheduled 0->1
+                 (checked on every transition), or an end state where a 0->1
+                 schedule was never dispatched although no flag is set.
+
+The verdict of a run is the worst failure found, in the order pass <
+lost-wakeup < busy-loop < lost-work (VERDICTS of aiocore._strategy); the
+counterexample is the shortest path (BFS) to the first bad state of that kind
+(for a busy loop: to the first state of the loop, then the loop).
+
+Reductions (all exact): local steps are merged into the visible operation
+before them; stores entering a store buffer, loads forwarded from it and
+fences that need not wait are local (nobody else can observe them); the
+choice to leave (notifiers, foreign poller) is a move of the next visible
+operation rather than a step of its own; dead locals are zeroed and stale
+values nobody can read any more are dropped, so that states differing only
+in those are one state.  States are flat tuples of interned ids, and each
+process's moves are computed once per (its own state, the shared state) and
+reused across every state that shares them.
+
+Known limits of the ARM-like model, none observable by the strategies here:
+no load buffering (a load is never satisfied after a later store of its
+process is visible); when an acquire load itself returns a stale value,
+later loads are still satisfied only after it executes; several stale reads
+of one location between two barriers may not return every older sequence
+(each single stale read is exact); a cycle of RMWs whose stores wait on each
+other's exclusive monitors is treated as an execution that cannot happen
+(real hardware would retry the exclusives) rather than as an end state.
+"""
+from __future__ import annotations
+
+import time
+
+import attrs
+
+from .. import _ir
+from ._explore import VERDICT_ORDER, Explorer
+from ._program import ModelError, build, supported_configs
+from ._trace import format_trace, trace_json
+
+MODELS = ("sc", "tso", "arm")
+CONFIGS = ("home", "foreign", "gsource")
+
+
+@attrs.frozen
+class Bounds:
+    """How much the checker explores.
+
+    ``notifiers`` processes each schedule their own BH up to ``schedules`` times
+    (configs home and gsource); the foreign config, which adds a second
+    poller, runs ``foreign_notifiers`` x ``foreign_schedules``.  The pollers
+    loop forever (no bound needed).  ``max_states`` stops a run that grows
+    beyond it (the verdict is then marked truncated)."""
+
+    notifiers: int = 2
+    schedules: int = 2
+    foreign_notifiers: int = 1
+    foreign_schedules: int = 3
+    max_states: int = 3_000_000
+
+    def for_config(self, config: str) -> tuple[int, int]:
+        if config == "foreign":
+            return self.foreign_notifiers, self.foreign_schedules
+        return self.notifiers, self.schedules
+
+    def describe(self) -> str:
+        return (
+            f"home/gsource: {self.notifiers} notifier(s) x up to {self.schedules} schedule(s) each; "
+            f"foreign: {self.foreign_notifiers} notifier(s) x up to {self.foreign_schedules} schedule(s) "
+            f"+ a temporary second poller; poll iterations unbounded"
+        )
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
+
+
+DEFAULT_BOUNDS = Bounds()
+
+
+@attrs.define
+class CheckResult:
+    strategy: str
+    model: str
+    config: str
+    verdict: str
+    states: int
+    transitions: int
+    seconds: float
+    trace: list | None
+    explanation: str = ""
+    truncated: bool = False
+    notifiers: int = 0
+    schedules: int = 0
+    other: dict = attrs.field(factory=dict)  # every failure found: verdict -> explanation
+
+    @property
+    def rate(self) -> float:
+        return self.states / self.seconds if self.seconds > 0 else float(self.states)
+
+    def to_json(self) -> dict:
+        return {
+            "strategy": self.strategy,
+            "model": self.model,
+            "config": self.config,
+            "verdict": self.verdict,
+            "states": self.states,
+            "seconds": round(self.seconds, 4),
+            "trace": self.trace,
+        }
+
+    def format_trace(self) -> str:
+        return format_trace(self.trace) if self.trace else ""
+
+
+def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAULT_BOUNDS,
+             *, want_trace: bool = True) -> CheckResult:
+    """Explore one strategy under one memory model and configuration."""
+    if model not in MODELS:
+        raise ModelError(f"unknown model {model!r} (models: {', '.join(MODELS)})")
+    if config not in CONFIGS:
+        raise ModelError(f"unknown config {config!r} (configs: {', '.join(CONFIGS)})")
+    n, k = bounds.for_config(config)
+    t0 = time.monotonic()
+    prog = build(ir, model, config, n, k)
+    ex = Explorer(prog, max_states=bounds.max_states)
+    r = ex.explore()
+    verdict = r.verdict
+    trace = None
+    explanation = ""
+    if verdict != "pass":
+        state, explanation = r.found[verdict]
+        if want_trace:
+            trace = trace_json(r, verdict, state, explanation)
+    seconds = time.monotonic() - t0
+    other = {v: e for v, (_, e) in r.found.items()}
+    return CheckResult(
+        ir.name, model, config, verdict, r.states, r.transitions, seconds, trace,
+        explanation, r.truncated, n, k, other,
+    )
+
+
+def worst(verdicts) -> str:
+    """The worst of some verdicts (pass < lost-wakeup < busy-loop < lost-work)."""
+    vs = [v for v in verdicts if v in VERDICT_ORDER]
+    return max(vs, key=VERDICT_ORDER.index) if vs else "pass"
+
+
+__all__ = [
+    "Bounds", "DEFAULT_BOUNDS", "CheckResult", "ModelError", "check_ir", "supported_configs",
+    "worst", "MODELS", "CONFIGS", "VERDICT_ORDER",
+]

@@ -1,0 +1,105 @@
+# Counterexamples: the path the BFS found, as JSON-able steps and as text.
+from __future__ import annotations
+
+from ._program import DONE, INFINITE, WAIT
+
+
+def _state_summary(ex, state) -> dict:
+    mem, ev, owed, procs = ex.decode(state)
+    prog = ex.prog
+    out = {
+        "memory": {name: mem[i] for i, name in enumerate(prog.loc_names)},
+        "notifier": "readable" if ev else "not readable",
+        "processes": {},
+    }
+    for i, p in enumerate(procs):
+        P = prog.procs[i]
+        ins = P.code[p[0]]
+        if ins[0] == DONE:
+            pos = "finished"
+        elif ins[0] == WAIT and ins[1] >= 0 and p[1][ins[1]] == INFINITE:
+            pos = "in ppoll, timeout infinite" + ("" if ev else " (asleep)")
+        else:
+            where, text = P.labels[p[0]]
+            pos = f"{where}: before {text}"
+        out["processes"][P.name] = pos
+    bufs = ex._buffers(state)
+    if bufs:
+        out["store_buffers"] = bufs
+    return out
+
+
+def trace_json(r, verdict, state, explanation) -> list:
+    """The counterexample of a run as a list of steps; the last one is the
+    bad state."""
+    ex = r.ex
+    loop_from = None
+    if verdict == "busy-loop" and r.cycle is not None:
+        start, lasso, k = r.cycle
+        states = r.path_to(start)
+        states = states[:-1] + lasso + [lasso[k]]
+        loop_from = len(r.path_to(start)) - 1 + k
+        end_state = lasso[k]
+    else:
+        states = r.path_to(state)
+        end_state = state
+    steps = []
+    for n, d in enumerate(r.steps(states)):
+        step = {
+            "step": n + 1,
+            "process": d["process"],
+            "where": d["where"],
+            "op": d["op"],
+            "result": d["result"],
+        }
+        if d.get("local"):
+            step["then"] = [f"{w}: {t} -> {what}" for w, t, what in d["local"]]
+        if d.get("buffers"):
+            step["buffers"] = d["buffers"]
+        if loop_from is not None and n >= loop_from:
+            step["loop"] = True
+        steps.append(step)
+    steps.append({
+        "step": len(steps) + 1,
+        "process": None,
+        "where": "end",
+        "op": verdict,
+        "result": explanation,
+        "state": _state_summary(ex, end_state),
+    })
+    return steps
+
+
+def format_trace(trace) -> str:
+    """A readable rendering of trace_json's output."""
+    if not trace:
+        return ""
+    lines = []
+    width = max((len(s["process"] or "") for s in trace), default=8)
+    in_loop = False
+    for s in trace:
+        if s["process"] is None:
+            if in_loop:
+                lines.append("      ... and the loop repeats forever")
+            st = s.get("state", {})
+            lines.append(f"  => {s['op']}: {s['result']}")
+            if st:
+                mem = ", ".join(f"{k}={v}" for k, v in st["memory"].items())
+                lines.append(f"     memory: {mem}; notifier {st['notifier']}")
+                for name, pos in st["processes"].items():
+                    lines.append(f"     {name}: {pos}")
+                for name, items in st.get("store_buffers", {}).items():
+                    lines.append(f"     {name}'s store buffer: [{', '.join(items)}]")
+            continue
+        if s.get("loop") and not in_loop:
+            lines.append("  -- from here the home poller loops forever --")
+            in_loop = True
+        where = f"{s['where']}: " if s["where"] else ""
+        lines.append(f"  {s['step']:3}  {s['process']:<{width}}  {where}{s['op']}  => {s['result']}")
+        for t in s.get("then", ()):
+            lines.append(f"       {'':<{width}}    then {t}")
+        bufs = s.get("buffers")
+        if bufs:
+            b = "; ".join(f"{k}: [{', '.join(v)}]" for k, v in bufs.items())
+            lines.append(f"       {'':<{width}}    store buffers: {b}")
+    return "\n".join(lines)

@@ -1,0 +1,209 @@
+"""`aiocore check`: selection, output, JSON, exit status, expectations, and the tox environments."""
+import configparser
+import json
+import os
+import subprocess
+import sys
+
+import attrs
+import pytest
+
+from aiocore import _plugins
+from aiocore._checker import _matrix
+from aiocore._checker.toxenv import split
+from aiocore._cli import main
+
+BUILTINS = ["late-clear", "unconditional", "notified", "notified-blocking", "explicit-mb",
+            "always-notified", "bug1", "bug2", "no-mb", "selfpipe"]
+
+
+def run_cli(*args):
+    """Run `aiocore` in a subprocess; (exit status, stdout, stderr)."""
+    p = subprocess.run(
+        [sys.executable, "-c", "import sys; from aiocore._cli import main; sys.exit(main())", *args],
+        capture_output=True, text=True, timeout=600,
+    )
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_json_output_shape():
+    """--json prints a list of objects with exactly the documented keys, one per run."""
+    code, out, err = run_cli("check", "no-mb", "--model", "sc,tso", "--json", "-j", "1")
+    assert code == 0, err
+    data = json.loads(out)
+    assert {(d["model"], d["config"]) for d in data} == {(m, c) for m in ("sc", "tso") for c in ("home", "gsource")}
+    for d in data:
+        assert set(d) == {"strategy", "model", "config", "verdict", "states", "seconds", "trace"}
+        assert d["strategy"] == "no-mb" and d["states"] > 0 and d["seconds"] >= 0
+        if d["model"] == "sc":
+            assert d["verdict"] == "pass" and d["trace"] is None
+        else:
+            assert d["verdict"] == "lost-wakeup"
+            assert d["trace"][-1]["op"] == "lost-wakeup" and len(d["trace"]) > 2
+
+
+def test_text_output_prints_bounds_states_and_rate():
+    """The report names the bounds, the states explored and the states per second."""
+    code, out, err = run_cli("check", "selfpipe", "--model", "sc", "-j", "1")
+    assert code == 0, err
+    assert "bounds:" in out and "notifier" in out
+    assert "states explored" in out and "states/s" in out
+    assert "every verdict matches" in out
+
+
+def test_config_selection_and_foreign_only_where_allowed():
+    """--config restricts the runs; foreign runs only for strategies with foreign pollers."""
+    code, out, _ = run_cli("check", "explicit-mb", "late-clear", "--model", "sc", "--config", "foreign",
+                           "--json", "-j", "1")
+    data = json.loads(out)
+    assert [(d["strategy"], d["config"]) for d in data] == [("late-clear", "foreign")]
+    assert data[0]["verdict"] == "lost-wakeup"
+    assert code == 0  # late-clear declares lost-wakeup for foreign
+
+
+def test_unknown_strategy_and_bad_model_exit_2():
+    """An unknown strategy or model is a usage error (exit status 2)."""
+    code, _, err = run_cli("check", "no-such-strategy")
+    assert code == 2 and "no-such-strategy" in err
+    code, _, err = run_cli("check", "selfpipe", "--model", "x86")
+    assert code == 2 and "x86" in err
+
+
+def test_handwritten_c_strategy_is_refused():
+    """The hand-written C reference has no description: naming it is an error."""
+    code, _, err = run_cli("check", "unconditional-c")
+    assert code == 2 and "hand-written" in err
+
+
+def _fake(name, expected, expected_configs=None):
+    info = _plugins.get(name)
+    return attrs.evolve(info, expected=expected, expected_configs=expected_configs or {})
+
+
+def test_mismatch_exits_1_and_prints_counterexample(monkeypatch, capsys):
+    """A verdict that differs from the declaration fails the command and shows the trace."""
+    fake = _fake("no-mb", {"sc": "pass", "tso": "pass", "arm": "lost-wakeup"})
+    monkeypatch.setattr(_plugins, "get", lambda n: fake)
+    code = main(["check", "no-mb", "--model", "tso", "-j", "1"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "MISMATCH" in out and "store buffers" in out and "lost-wakeup" in out
+
+
+def test_missed_bug_is_a_mismatch(monkeypatch, capsys):
+    """Expecting a failure the checker cannot find is a mismatch too (when every config ran)."""
+    fake = _fake("explicit-mb", {"sc": "lost-wakeup"})
+    monkeypatch.setattr(_plugins, "get", lambda n: fake)
+    assert main(["check", "explicit-mb", "--model", "sc", "-j", "1"]) == 1
+    assert "no interleaving" in capsys.readouterr().out
+
+
+def _rows(name, verdicts, expected, expected_configs=None):
+    """Rows as if checked, with the given verdict per (model, config)."""
+    from aiocore._checker import CheckResult
+
+    info = _fake(name, expected, expected_configs)
+    rows = []
+    for (m, c), v in verdicts.items():
+        r = _matrix.Row(info, m, c)
+        r.result = CheckResult(name, m, c, v, 1, 1, 0.01, None)
+        rows.append(r)
+    return rows
+
+
+def test_assess_per_config_expectation_wins():
+    """A per-config expectation is compared config by config."""
+    rows = _rows("late-clear", {("sc", "home"): "pass", ("sc", "foreign"): "lost-wakeup", ("sc", "gsource"): "pass"},
+                 {"sc": "lost-wakeup"},
+                 {"home": {"sc": "pass"}, "foreign": {"sc": "lost-wakeup"}, "gsource": {"sc": "pass"}})
+    s = _matrix.assess(rows)
+    assert [r.status for r in rows] == ["ok", "ok", "ok"] and s[0].status == "ok"
+    rows = _rows("late-clear", {("sc", "home"): "lost-wakeup"}, {"sc": "lost-wakeup"}, {"home": {"sc": "pass"}})
+    s = _matrix.assess(rows)
+    assert rows[0].status == "MISMATCH" and _matrix.failed(rows, s)
+
+
+def test_assess_worst_only_when_all_configs_ran():
+    """Without per-config expectations the worst verdict is compared only when every config ran."""
+    partial = _rows("bug2", {("sc", "home"): "pass"}, {"sc": "lost-wakeup"})
+    s = _matrix.assess(partial)
+    assert s[0].status == "-" and not _matrix.failed(partial, s)
+    full = _rows("bug2", {("sc", "home"): "pass", ("sc", "gsource"): "pass"}, {"sc": "lost-wakeup"})
+    s = _matrix.assess(full)
+    assert s[0].status == "MISMATCH" and _matrix.failed(full, s)
+    full = _rows("bug2", {("sc", "home"): "pass", ("sc", "gsource"): "lost-wakeup"}, {"sc": "lost-wakeup"})
+    s = _matrix.assess(full)
+    assert s[0].status == "ok" and not _matrix.failed(full, s)
+
+
+def test_assess_failure_where_pass_expected_always_mismatch():
+    """A failing verdict where pass is expected is a mismatch even if only one config ran."""
+    rows = _rows("explicit-mb", {("arm", "home"): "lost-wakeup"}, {"arm": "pass"})
+    s = _matrix.assess(rows)
+    assert rows[0].status == "MISMATCH" and _matrix.failed(rows, s)
+
+
+def test_parallel_and_serial_runs_agree():
+    """Forked workers give the same verdicts and state counts as a serial run."""
+    infos = [_plugins.get("no-mb"), _plugins.get("selfpipe")]
+    a = _matrix.plan(infos, ("sc", "tso"), ("home",))
+    b = _matrix.plan(infos, ("sc", "tso"), ("home",))
+    _matrix.run(a, jobs=1)
+    _matrix.run(b, jobs=2)
+    assert [(r.result.verdict, r.result.states) for r in a] == [(r.result.verdict, r.result.states) for r in b]
+
+
+def test_toxenv_split():
+    """tox environment names split into strategy and model, dashes in names included."""
+    assert split("late-clear-arm") == ("late-clear", "arm")
+    assert split("notified-blocking-sc") == ("notified-blocking", "sc")
+    with pytest.raises(SystemExit):
+        split("late-clear-native")
+
+
+def _tox_envs():
+    ini = os.path.join(os.path.dirname(__file__), "..", "tox.ini")
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read(ini)
+    line = " ".join(cp["tox"]["env_list"].split())
+    envs = set()
+    for part in line.split():
+        if part.startswith("{") and "}-{" in part:
+            names, models = part[1:-1].split("}-{")
+            envs |= {f"{n}-{m}" for n in names.split(",") for m in models.split(",")}
+        else:
+            envs.add(part)
+    return cp, envs
+
+
+def test_tox_has_an_env_per_strategy_and_model():
+    """tox.ini lists {strategy}-{sc,tso,arm} for every built-in, running the checker for those factors."""
+    cp, envs = _tox_envs()
+    assert {f"{n}-{m}" for n in BUILTINS for m in ("sc", "tso", "arm")} <= envs
+    cmds = cp["testenv"]["commands"]
+    assert "sc,tso,arm:" in cmds and "aiocore._checker.toxenv {env_name}" in cmds
+    assert "test" in cp["testenv"].get("extras", "")
+
+
+def test_toxenv_runs_the_check():
+    """The tox helper runs `aiocore check STRATEGY --model MODEL` and returns its status."""
+    p = subprocess.run([sys.executable, "-m", "aiocore._checker.toxenv", "selfpipe-sc"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "selfpipe" in p.stdout and "every verdict matches" in p.stdout
+
+
+def test_truncated_run_fails_the_command():
+    """A run stopped by --max-states cannot confirm any expectation: exit status 1."""
+    code, out, err = run_cli("check", "explicit-mb", "--model", "arm", "--config", "home", "--max-states", "200", "-j", "1")
+    assert code == 1
+    assert "truncated" in out and "not established" in out
+
+
+def test_checker_package_is_installed_by_pyproject():
+    """pyproject.toml ships aiocore._checker (its package list is explicit)."""
+    import tomllib
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml"), "rb") as f:
+        cfg = tomllib.load(f)
+    assert "aiocore._checker" in cfg["tool"]["setuptools"]["packages"]

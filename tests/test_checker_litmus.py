@@ -1,0 +1,93 @@
+"""The checker's memory models against the classic litmus tests (DESIGN.md's table and more)."""
+import pytest
+
+from aiocore._checker import litmus as L
+
+MODELS = ("sc", "tso", "arm")
+
+# DESIGN.md, "Memory models must reproduce the classic litmus verdicts".
+SB = [[("st", "x", 1), ("ld", "y", "r0")], [("st", "y", 1), ("ld", "x", "r1")]]
+SB_MB = [[("st", "x", 1), ("mb",), ("ld", "y", "r0")], [("st", "y", 1), ("mb",), ("ld", "x", "r1")]]
+SB_RMW = [[("xchg", "x", 1), ("ld", "y", "r0")], [("xchg", "y", 1), ("ld", "x", "r1")]]
+MP = [[("st", "d", 1), ("st", "f", 1)], [("ld", "f", "r0"), ("ld", "d", "r1")]]
+MP_WMB_RMB = [[("st", "d", 1), ("wmb",), ("st", "f", 1)], [("ld", "f", "r0"), ("rmb",), ("ld", "d", "r1")]]
+
+DESIGN_TABLE = [
+    # name, program, outcome, {model: allowed}
+    ("SB", SB, {"r0": 0, "r1": 0}, {"sc": False, "tso": True, "arm": True}),
+    ("SB+mb", SB_MB, {"r0": 0, "r1": 0}, {"sc": False, "tso": False, "arm": False}),
+    ("SB+rmw", SB_RMW, {"r0": 0, "r1": 0}, {"sc": False, "tso": False, "arm": True}),
+    ("MP", MP, {"r0": 1, "r1": 0}, {"sc": False, "tso": False, "arm": True}),
+    ("MP+wmb+rmb", MP_WMB_RMB, {"r0": 1, "r1": 0}, {"sc": False, "tso": False, "arm": False}),
+]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name,prog,outcome,allowed", DESIGN_TABLE, ids=[t[0] for t in DESIGN_TABLE])
+def test_design_litmus_table(name, prog, outcome, allowed, model):
+    """Each litmus test of DESIGN.md is allowed or forbidden exactly as its table says."""
+    assert L.allowed(model, prog, **outcome) is allowed[model], (name, model, L.outcomes(model, prog))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_sb_sc_outcomes_are_the_interleavings(model):
+    """Under every model SB can end with (0,1), (1,0) and (1,1): the SC interleavings are never lost."""
+    assert {(0, 1), (1, 0), (1, 1)} <= L.outcomes(model, SB)
+
+
+def test_sc_outcomes_exact():
+    """Under SC, SB and MP have exactly their interleaving outcomes."""
+    assert L.outcomes("sc", SB) == {(0, 1), (1, 0), (1, 1)}
+    assert L.outcomes("sc", MP) == {(0, 0), (0, 1), (1, 1)}
+
+
+MP_WMB = [[("st", "d", 1), ("wmb",), ("st", "f", 1)], [("ld", "f", "r0"), ("ld", "d", "r1")]]
+MP_RMB = [[("st", "d", 1), ("st", "f", 1)], [("ld", "f", "r0"), ("rmb",), ("ld", "d", "r1")]]
+MP_RELACQ = [[("st", "d", 1), ("st_rel", "f", 1)], [("ld_acq", "f", "r0"), ("ld", "d", "r1")]]
+CORR = [[("st", "x", 1)], [("ld", "x", "r0"), ("ld", "x", "r1")]]
+SB_RMW_MB = [[("xchg", "x", 1), ("mb",), ("ld", "y", "r0")], [("xchg", "y", 1), ("mb",), ("ld", "x", "r1")]]
+# The 2020 aarch64 hang in miniature: atomic_add(notify_me); read bh || xchg(bh); smp_mb; read notify_me.
+RMW_THEN_LOAD = [[("add", "notify_me", 2), ("ld", "bh", "r0")],
+                 [("xchg", "bh", 1), ("mb",), ("ld", "notify_me", "r1")]]
+# 5710a3e0's fix: a plain store and an explicit smp_mb.
+SET_MB_THEN_LOAD = [[("st", "notify_me", 2), ("mb",), ("ld", "bh", "r0")],
+                    [("xchg", "bh", 1), ("mb",), ("ld", "notify_me", "r1")]]
+
+EXTRA = [
+    ("MP+wmb (loads may reorder on arm)", MP_WMB, {"r0": 1, "r1": 0}, {"sc": False, "tso": False, "arm": True}),
+    ("MP+rmb (stores may reorder on arm)", MP_RMB, {"r0": 1, "r1": 0}, {"sc": False, "tso": False, "arm": True}),
+    ("MP release/acquire", MP_RELACQ, {"r0": 1, "r1": 0}, {"sc": False, "tso": False, "arm": False}),
+    ("CoRR", CORR, {"r0": 1, "r1": 0}, {"sc": False, "tso": False, "arm": False}),
+    ("SB+rmw+mb", SB_RMW_MB, {"r0": 0, "r1": 0}, {"sc": False, "tso": False, "arm": False}),
+    ("atomic_add then load", RMW_THEN_LOAD, {"r0": 0, "r1": 0}, {"sc": False, "tso": False, "arm": True}),
+    ("atomic_set; smp_mb then load", SET_MB_THEN_LOAD, {"r0": 0, "r1": 0}, {"sc": False, "tso": False, "arm": False}),
+]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name,prog,outcome,allowed", EXTRA, ids=[t[0] for t in EXTRA])
+def test_more_litmus(name, prog, outcome, allowed, model):
+    """Further shapes the strategies rely on get the verdict of their architecture."""
+    assert L.allowed(model, prog, **outcome) is allowed[model], (name, model, L.outcomes(model, prog))
+
+
+def test_rmw_is_atomic_on_every_model():
+    """Two concurrent atomic_add never lose an update, whatever the model."""
+    prog = [[("add", "x", 1), ("mb",), ("ld", "x", "r0")], [("add", "x", 1), ("mb",), ("ld", "x", "r1")]]
+    for model in MODELS:
+        outs = L.outcomes(model, prog)
+        assert all(max(o) == 2 for o in outs), (model, outs)
+
+
+def test_exchange_returns_previous_value():
+    """atomic_xchg returns the old value and the loser of two exchanges sees the winner's value."""
+    prog = [[("xchg", "x", 1, "r0")], [("xchg", "x", 2, "r1")]]
+    for model in MODELS:
+        assert L.outcomes(model, prog) == {(0, 1), (2, 0)}, model
+
+
+def test_litmus_table_in_module_matches_design():
+    """The table the litmus module documents is DESIGN.md's, outcome for outcome."""
+    mine = {name: (outcome, allowed) for name, _, outcome, allowed in DESIGN_TABLE}
+    theirs = {name: (outcome, allowed) for name, (_, outcome, allowed) in L.TABLE.items()}
+    assert mine == theirs
