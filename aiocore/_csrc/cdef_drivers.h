@@ -1,1 +1,48 @@
 /* cffi declarations of aio_drivers.c (plain C declarations only: cffi cdef). */
+typedef struct { uint64_t v; ...; } aio_drv_line;
+typedef struct { uint64_t sent; int64_t est_ns; uint64_t measured, aimed, early; uint64_t acked; ...; } AioDrvPP;
+typedef struct { uint64_t req; uint64_t done; uint64_t acked; ...; } AioDrvPool;
+typedef struct AioDrvArea {
+    uint32_t magic, size;
+    uint32_t n_pp, n_pool;
+    uint64_t seed;
+    uint32_t jitter_ns;
+    uint32_t quiet_period_us;
+    uint32_t quiet_len_us;
+    uint32_t tx_burst;
+    uint32_t foreign_away_min_us, foreign_away_max_us, foreign_burst_max;
+    uint32_t timer_min_us, timer_max_us, timer_idle_pct;
+    uint32_t work_ns;
+    uint32_t race_pct;
+    int32_t bh_pp[32];
+    int32_t bh_tx, bh_pool;
+    int32_t n_timers, n_fds;
+    int32_t timer[16];
+    int32_t fd[8];
+    aio_drv_line stop, go, ready;
+    aio_drv_line streak, streak_seq0, max_streak, owner_iters, timer_fires, fd_bytes_read;
+    aio_drv_line fd_bytes_written, dup, tx_packets, tx_bad, pool_completions, bare_notifies;
+    aio_drv_line head, tail;
+    AioDrvPP pp[32];
+    AioDrvPool pool[32];
+    ...;
+} AioDrvArea;
+
+size_t aio_drv_area_size(void);
+int aio_drv_area_map(AioContext *ctx, int fd, int init);
+int aio_drv_area_unmap(AioContext *ctx);
+AioDrvArea *aio_drv_area(AioContext *ctx);
+int aio_drv_proc_claim(AioContext *ctx, uint32_t role);
+int aio_drv_proc_set_pos(AioContext *ctx, int slot, uint32_t pos);
+int aio_drv_proc_get(AioContext *ctx, int i, int64_t *out6);
+int aio_drv_pending(AioContext *ctx, int32_t *ids, int max);
+int aio_drv_sample(AioContext *ctx, int64_t *out, int n);
+int aio_drv_drain_notifier(AioContext *ctx);
+int aio_drv_owner_run(AioContext *ctx, int gsource, int slot);
+int aio_drv_owner_drain(AioContext *ctx, int max_rounds);
+int aio_drv_pingpong(AioContext *ctx, int w, int slot);
+int aio_drv_timer_racer(AioContext *ctx, int w, int slot);
+int aio_drv_pool_worker(AioContext *ctx, int w, int slot);
+int aio_drv_virtio_guest(AioContext *ctx, int w, int slot);
+int aio_drv_fd_writer(AioContext *ctx, int w, int slot, const int *fds, int nfds);
+int aio_drv_foreign(AioContext *ctx, int w, int slot);

@@ -1,0 +1,111 @@
+# What a workload is: a named composition of native drivers.
+#
+# A workload does not run Python inside the protocol.  It says which
+# processes to start and with which parameters (a Plan); the runner
+# (_runner.py) starts them as unrelated processes that attach to the context
+# by name, and each runs one C loop of aiocore/_csrc/aio_drivers.c until the
+# run stops.  The owner's loop (blocking aio_poll, or the GSource path) runs
+# in C too, with the bottom halves' work done by native actions.
+#
+# Third-party workloads subclass Workload and register it under the
+# entry-point group "aiocore.workloads" (the entry-point name is the
+# workload's name), exactly as the built-ins in builtin.py are registered in
+# aiocore's pyproject.toml.
+from __future__ import annotations
+
+import attrs
+
+#: The process kinds a plan can ask for (each is one C loop).
+ROLES = ("pingpong", "timer-racer", "pool-worker", "guest", "fd-writer", "foreign")
+
+
+@attrs.define
+class Plan:
+    """What to start for one run, and the drivers' parameters.
+
+    Counts are numbers of processes (each an unrelated process attaching by
+    name), except ``timers`` (owner timers re-armed with jitter in C),
+    ``pipes`` (pipes whose read ends are the owner's fd handlers) and
+    ``filler_bhs`` (allocated bottom halves that are never scheduled: they
+    lengthen every scan of the BH flags, as a busy QEMU context does)."""
+
+    gsource: bool = False
+    pingpong: int = 0
+    timer_racers: int = 0
+    pool_workers: int = 0
+    guests: int = 0
+    fd_writers: int = 0
+    foreign: int = 0
+    timers: int = 0
+    pipes: int = 0
+    filler_bhs: int = 0
+    # driver parameters (see AioDrvArea in aio_drivers.h)
+    jitter_ns: int = 2000
+    race_pct: int = 60
+    quiet_period_us: int = 50_000
+    quiet_len_us: int = 6_000
+    tx_burst: int = 64
+    foreign_away_min_us: int = 15_000
+    foreign_away_max_us: int = 40_000
+    foreign_burst_max: int = 64
+    timer_min_us: int = 30
+    timer_max_us: int = 2_000
+    timer_idle_pct: int = 30
+    work_ns: int = 3_000
+    # CPU placement: "split" pins the owner to one CPU and everybody else to
+    # the others; "foreign-with-owner" also puts a foreign poller on the
+    # owner's CPU (the owner mostly sleeps there), so that it races the
+    # notifiers instead of taking turns with them; "none" pins nobody.
+    pin: str = "split"
+
+    def children(self) -> list[tuple[str, int]]:
+        """(role, index) of every process to start besides the owner."""
+        out = []
+        for role, n in (
+            ("pingpong", self.pingpong),
+            ("timer-racer", self.timer_racers),
+            ("pool-worker", self.pool_workers),
+            ("guest", self.guests),
+            ("fd-writer", self.fd_writers),
+            ("foreign", self.foreign),
+        ):
+            out += [(role, i) for i in range(n)]
+        return out
+
+
+class Workload:
+    """Base class of workloads.
+
+    Subclasses set ``name`` (the entry-point name), ``description``,
+    ``config`` -- which of a strategy's expected verdicts applies: "home"
+    (one home poller), "foreign" (plus a temporary poller in another
+    process) or "gsource" (the glib path) -- and ``needs_foreign_pollers``;
+    and implement ``plan(procs)``, where ``procs`` is the number of
+    processes the user asked for (``--procs``)."""
+
+    name: str = ""
+    description: str = ""
+    config: str = "home"
+    needs_foreign_pollers: bool = False
+
+    def applies_to(self, info) -> bool:
+        """Whether this workload can run a strategy (a StrategyInfo)."""
+        return not self.needs_foreign_pollers or allows_foreign_pollers(info)
+
+    def plan(self, procs: int) -> Plan:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<workload {self.name}>"
+
+
+def allows_foreign_pollers(info) -> bool:
+    """Whether a strategy's compiled module lets other processes poll (what
+    the C says wins over what the description or the registry says)."""
+    try:
+        from aiocore._plugins import load_strategy
+
+        _info, _ffi, lib = load_strategy(info.name)
+        return bool(lib.aio_strategy_foreign_pollers())
+    except Exception:
+        return bool(getattr(info, "foreign_pollers", False))
