@@ -1,0 +1,256 @@
+# `aiocore bench`: strategies side by side, against floors and peers measured
+# in the same run.  The engine is aiocore/_bench.py; this module parses
+# arguments and renders (rich table, --json, --plot).
+#
+#   aiocore bench [--strategy S ...] [--json] [--plot FILE.png] [--quick] [--no-pin]
+#
+# Exit status: 0 when the run completed (missed targets are reported, not
+# failures), 1 when a measurement could not run, 2 for a usage error (such as
+# --plot without matplotlib).
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub):
+    p = sub.add_parser(
+        "bench",
+        help="benchmark strategies against floors and peers (median of repeats, ratios in-run)",
+    )
+    p.add_argument("--strategy", "-s", action="append", metavar="S",
+                   help="a strategy to measure (repeatable; default: the seed's six + unconditional-c)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (machine, floors, peers, strategies, targets)")
+    p.add_argument("--plot", metavar="FILE.png", help="also write a PNG plot (needs the 'plot' extra: matplotlib)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats and shorter runs (~30 s)")
+    p.add_argument("--no-pin", action="store_true",
+                   help="do not pin the two processes of cross-process runs to different CPUs")
+    p.set_defaults(func=cmd_bench)
+
+
+def _check_plot_available():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return (
+            "aiocore bench --plot needs matplotlib, which is not installed: "
+            "pip install 'aiocore[plot]' (or pip install matplotlib)"
+        )
+    return None
+
+
+def cmd_bench(args) -> int:
+    from . import _bench as B
+
+    if args.plot:
+        err = _check_plot_available()
+        if err:
+            print(err, file=sys.stderr)
+            return 2
+    B.PIN = not args.no_pin
+    from ._errors import AioError
+
+    progress = None
+    if not args.json:
+        def progress(msg):
+            print(f"  … {msg}", file=sys.stderr, flush=True)
+    try:
+        res = B.run(args.strategy, quick=args.quick, progress=progress)
+    except (B.BenchError, AioError) as e:
+        print(f"aiocore bench: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(res, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render(res)
+    if args.plot:
+        plot(res, args.plot)
+        if not args.json:
+            print(f"plot written to {args.plot}")
+    return 0
+
+
+# --- rendering -------------------------------------------------------------------
+
+
+def _ns(f, digits=1):
+    if not f or f.get("value") is None:
+        return "?"
+    v = f["value"]
+    lo, hi = f.get("min"), f.get("max")
+    unit = f.get("unit", "")
+    if unit == "ns" and v >= 10_000:
+        s = f"{v / 1000:.1f} µs"
+        if lo is not None:
+            s += f" [{lo / 1000:.1f}–{hi / 1000:.1f}]"
+        return s
+    s = f"{v:.{digits}f}"
+    if lo is not None and hi is not None and f.get("n", 0) > 1:
+        s += f" [{lo:.{digits}f}–{hi:.{digits}f}]"
+    return s
+
+
+def _rate(f):
+    if not f or f.get("value") is None:
+        return "?"
+    v = f["value"]
+
+    def k(x):
+        return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.1f}k"
+
+    s = k(v)
+    if f.get("min") is not None and f.get("n", 0) > 1:
+        s += f" [{k(f['min'])}–{k(f['max'])}]"
+    return s
+
+
+def _x(r):
+    if not r or r.get("value") is None:
+        return "?"
+    return f"{r['value']:.2f}×"
+
+
+def render(res, console=None):
+    from rich.console import Console
+    from rich.table import Table
+
+    con = console or Console()
+    if not con.is_terminal:
+        con = Console(width=max(con.width, 190))
+    m = res["machine"]
+    con.print(
+        f"[bold]aiocore bench[/bold] — {m['cpu']} ×{m['cpus']} ({m['virtualization']}), "
+        f"Linux {m['kernel']}, Python {m['python']}, {m['compiler']}; "
+        f"{m['repeats']} repeats, median [min–max]; load {m['loadavg_start'][0]:.2f}→{m['loadavg_end'][0]:.2f}; "
+        f"{m['seconds']} s"
+    )
+    fl = res["floors"]
+    t = Table(title="floors (same run)", title_justify="left")
+    t.add_column("floor")
+    t.add_column("value", justify="right")
+    t.add_column("unit")
+    for k, f in fl.items():
+        t.add_row(f.get("what", k), _ns(f, 2 if (f.get("value") or 0) < 100 else 0), "ns" if f.get("value", 0) < 10_000 else "")
+    con.print(t)
+
+    pe = res["peers"]
+    t = Table(title="peers: cross-process / cross-thread wake-up, per wake-up (ping-pong RT/2)", title_justify="left")
+    t.add_column("peer")
+    t.add_column("p50", justify="right")
+    t.add_column("p99", justify="right")
+    t.add_column("p50 / C eventfd floor", justify="right")
+    for k, d in pe.items():
+        if "p50" in d:
+            t.add_row(d["what"], _ns(d["p50"], 0), _ns(d["p99"], 0), _x(d["p50_vs_eventfd_floor"]))
+    d = pe["eventfd_py_write_read"]
+    t.add_row(d["what"], _ns(d["cost"], 0) + " ns", "", _x(d["cost_vs_c"]) + " of C")
+    con.print(t)
+
+    st = res["strategies"]
+    t = Table(title="strategies: fast paths (C loops, nobody sleeping) and fences/locked ops (description = compiled)", title_justify="left")
+    for col, j in (("strategy", "left"), ("aio_notify ns", "right"), ("÷ fence+load", "right"),
+                   ("hook ÷ f+l", "right"), ("fences/locked per notify", "center"),
+                   ("poll round ns", "right"), ("fences/locked per poll", "center"),
+                   ("compiled ok", "center"), ("bh_schedule py ns", "right"), ("÷ cffi call", "right")):
+        t.add_column(col, justify=j)
+    for s, d in st.items():
+        chk = d["compiled_check"]
+        ok = "n/a" if not chk["checked"] else ("yes" if chk["match"] else "[red]NO[/red]")
+        t.add_row(
+            s, _ns(d["notify_ns"]), _x(d["notify_vs_fence_load"]), _x(d["notify_hook_vs_fence_load"]),
+            f"{d['fences_per_notify']['value']} / {d['locked_per_notify']['value']}",
+            _ns(d["poll_round_ns"], 0),
+            f"{d['fences_per_poll']['value']} / {d['locked_per_poll']['value']}",
+            ok, _ns(d["py_bh_schedule_ns"]), _x(d["py_bh_schedule_vs_cffi_empty"]),
+        )
+    con.print(t)
+
+    t = Table(title="strategies: wake-ups, syscalls, workloads", title_justify="left")
+    for col in ("strategy", "wake p50", "wake p99", "p50 ÷ C efd", "polls/wake",
+                "set/clr per 1k (poll loop)", "virtio pps", "virtio disp/s", "÷ selfpipe",
+                "set/clr per 1k (virtio)", "pool compl/s", "set/clr per 1k (pool)"):
+        t.add_column(col, justify="left" if col == "strategy" else "right")
+    for s, d in st.items():
+        t.add_row(
+            s, _ns(d["wakeup_p50"], 0), _ns(d["wakeup_p99"], 0), _x(d["wakeup_p50_vs_eventfd_floor"]),
+            _ns(d["wakeup_polls"], 2).split(" ")[0],
+            f"{d['round_event_sets_per_1k']['value']:.0f} / {d['round_event_clears_per_1k']['value']:.0f}",
+            _rate(d["virtio_pps"]), _rate(d["virtio_dispatches_per_s"]),
+            _x(d.get("virtio_dispatch_rate_vs_selfpipe")),
+            f"{d['virtio_event_sets_per_1k']['value']:.0f} / {d['virtio_event_clears_per_1k']['value']:.0f}",
+            _rate(d["pool_completions_per_s"]),
+            f"{d['pool_event_sets_per_1k']['value']:.0f} / {d['pool_event_clears_per_1k']['value']:.0f}",
+        )
+    con.print(t)
+
+    seed = [s for s in st if s != "unconditional-c"]
+    t = Table(title="the seed's question (05e514b1): per dispatch of a self-rescheduling BH, owner awake", title_justify="left")
+    for col in ("strategy", "fences", "locked ops", "event_set+clear syscalls (descr.)",
+                "measured set/clr per 1k", "round ns (C)", "round − unconditional", "virtio pps"):
+        t.add_column(col, justify="left" if col == "strategy" else "right")
+    base = st.get("unconditional", {}).get("poll_round_ns", {}).get("value")
+    for s in seed:
+        d = st[s]
+        pr = d["poll_round_ns"]["value"]
+        t.add_row(
+            s, str(d["fences_per_dispatch"]["value"]), str(d["locked_per_dispatch"]["value"]),
+            str(d["syscalls_per_dispatch_description"]["value"]),
+            f"{d['round_event_sets_per_1k']['value']:.0f} / {d['round_event_clears_per_1k']['value']:.0f}",
+            _ns(d["poll_round_ns"], 0),
+            "?" if base is None or pr is None else f"{pr - base:+.0f} ns",
+            _rate(d["virtio_pps"]),
+        )
+    con.print(t)
+
+    t = Table(title="targets", title_justify="left")
+    for col in ("target", "strategy", "measured", "limit", "result"):
+        t.add_column(col)
+    for x in res["targets"]:
+        v = "?" if x["value"] is None else f"{x['value']:.2f}×"
+        if x["met"] is None:
+            r = "[yellow]?[/yellow]"
+        elif x["met"]:
+            r = "[green]met[/green]"
+        else:
+            r = f"[red]missed[/red] by {x['by']:.2f}×"
+        if x.get("note"):
+            r += f" ({x['note']})"
+        t.add_row(x["target"], x["strategy"], v, f"{x['cmp']} {x['limit']}×", r)
+    con.print(t)
+
+
+def plot(res, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    st = res["strategies"]
+    names = list(st)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+
+    def bars(ax, key, title, scale=1.0, unit=""):
+        vals = [(st[s][key]["value"] or 0) / scale for s in names]
+        lo = [v - (st[s][key].get("min") or 0) / scale for v, s in zip(vals, names)]
+        hi = [(st[s][key].get("max") or 0) / scale - v for v, s in zip(vals, names)]
+        ax.bar(names, vals, yerr=[lo, hi], capsize=3, color="#4a7db3")
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+        ax.tick_params(axis="x", rotation=35)
+
+    bars(axes[0][0], "notify_ns", "aio_notify, nobody sleeping (C loop)", unit="ns")
+    axes[0][0].axhline(res["floors"]["fence_load"]["value"], color="red", ls="--", label="fence+load floor")
+    axes[0][0].legend()
+    bars(axes[0][1], "poll_round_ns", "schedule + aio_poll round, work pending", unit="ns")
+    axes[0][1].axhline(res["floors"]["ppoll_zero_timeout"]["value"], color="red", ls="--", label="ppoll(0) floor")
+    axes[0][1].legend()
+    bars(axes[1][0], "wakeup_p50", "cross-process wake-up p50", scale=1000, unit="µs")
+    axes[1][0].axhline(res["floors"]["eventfd_pingpong"]["value"] / 1000, color="red", ls="--", label="C eventfd floor")
+    axes[1][0].axhline(res["peers"]["mp_event"]["p50"]["value"] / 1000, color="gray", ls=":", label="multiprocessing.Event")
+    axes[1][0].legend()
+    bars(axes[1][1], "virtio_pps", "virtio-net-tx packets/s", scale=1e6, unit="M packets/s")
+    fig.suptitle(f"aiocore bench — {res['machine']['cpu']} ×{res['machine']['cpus']}, median of {res['machine']['repeats']} [min–max]")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,109 @@
+# Fast checks of `aiocore bench`: it runs, its JSON has the promised shape,
+# and the fences/locked ops counted from each strategy's description match
+# its compiled code.  No timing assertions: timings are the benchmark's
+# business, not the tests'.
+import json
+import platform
+import shutil
+
+import pytest
+
+from aiocore import _bench as B
+from aiocore._cli import main
+from aiocore._plugins import load_strategy
+
+x86 = pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64") or not shutil.which("objdump"),
+    reason="counts compiled x86-64 code with objdump",
+)
+
+
+@pytest.fixture(scope="module")
+def quick_json(tmp_path_factory):
+    import io
+    import contextlib
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["bench", "--quick", "--json", "-s", "unconditional-c", "-s", "unconditional",
+                   "-s", "notified", "-s", "selfpipe"])
+    assert rc == 0
+    return json.loads(buf.getvalue())
+
+
+def _figures(obj, path=""):
+    """Every dict that carries a 'value' (a figure), with where it is."""
+    if isinstance(obj, dict):
+        if "value" in obj:
+            yield path, obj
+        for k, v in obj.items():
+            if k not in ("protocol_costs", "compiled_check"):
+                yield from _figures(v, f"{path}.{k}")
+
+
+def test_quick_json_has_the_keys(quick_json):
+    assert {"machine", "floors", "peers", "strategies"} <= set(quick_json)
+    assert {"cpu", "cpus", "kernel", "python"} <= set(quick_json["machine"])
+    assert {"fence_load", "eventfd_pingpong", "cffi_empty_call"} <= set(quick_json["floors"])
+    assert {"asyncio", "mp_event", "mp_condition", "posix_sem", "eventfd_py"} <= set(quick_json["peers"])
+    d = quick_json["strategies"]["notified"]
+    for k in ("notify_ns", "poll_round_ns", "fences_per_notify", "locked_per_notify",
+              "fences_per_poll", "locked_per_poll", "round_event_sets_per_1k",
+              "round_event_clears_per_1k", "wakeup_p50", "wakeup_p99", "virtio_pps",
+              "pool_completions_per_s", "py_bh_schedule_ns"):
+        assert k in d, k
+    assert "notify_vs_handwritten" in quick_json["strategies"]["unconditional"]
+    assert quick_json["targets"], "targets are checked and reported"
+
+
+def test_every_figure_has_a_unit(quick_json):
+    figs = list(_figures({k: quick_json[k] for k in ("floors", "peers", "strategies")}))
+    assert len(figs) > 50
+    for path, f in figs:
+        assert f.get("unit"), path
+        assert f["value"] is None or isinstance(f["value"], (int, float)), path
+
+
+def test_counters_tell_strategies_apart(quick_json):
+    st = quick_json["strategies"]
+    # unconditional clears on every poll, notified never when nobody slept,
+    # selfpipe writes on every schedule.
+    assert st["unconditional"]["round_event_clears_per_1k"]["value"] == pytest.approx(1000)
+    assert st["notified"]["round_event_clears_per_1k"]["value"] == 0
+    assert st["selfpipe"]["round_event_sets_per_1k"]["value"] >= 1000
+
+
+def test_cli_plot_without_matplotlib(monkeypatch, capsys):
+    import aiocore._cli_bench as cb
+
+    monkeypatch.setattr(cb, "_check_plot_available", lambda: "needs matplotlib")
+    assert main(["bench", "--quick", "--plot", "/nonexistent/x.png"]) == 2
+    assert "matplotlib" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["unconditional-c"] + list(B.SEED_STRATEGIES))
+def test_description_counts(name):
+    info, ffi, lib = load_strategy(name)
+    c = B.protocol_costs(info)
+    # The fast path of aio_notify: one full fence, no locked op (selfpipe: a
+    # syscall instead), and only selfpipe writes the notifier when nobody sleeps.
+    if name == "selfpipe":
+        assert c["notify_idle"] == dict(fences=0, locked=0, compiler_barriers=0, event_set=1, event_clear=0)
+    else:
+        assert c["notify_idle"]["fences"] == 1 and c["notify_idle"]["locked"] == 0
+        assert c["notify_idle"]["event_set"] == 0
+    if name in ("notified", "notified-blocking", "explicit-mb"):
+        # 05e514b1's atomic_mb_set: one more fence when the owner sleeps.
+        assert c["notify_sleeping"]["fences"] == 2
+        assert c["poll_round"]["event_clear"] == 0
+    if name in ("unconditional", "unconditional-c"):
+        assert c["poll_round"]["event_clear"] == 1
+
+
+@x86
+@pytest.mark.parametrize("name", ["unconditional-c"] + list(B.SEED_STRATEGIES))
+def test_description_matches_compiled_code(name):
+    info, ffi, lib = load_strategy(name)
+    chk = B.compiled_check(info, lib)
+    assert chk["checked"]
+    assert chk["compiled"] == chk["expected"], chk
