@@ -56,6 +56,7 @@ int aio_ctx_attach(AioContext *ctx, int shm_fd, uint64_t actual_size,
 int aio_ctx_fds(AioContext *ctx, int *out);
 int aio_ctx_close(AioContext *ctx);
 int64_t aio_clock_ns(void);
+int aio_check_owner(AioContext *ctx);
 int aio_acquire(AioContext *ctx);
 int aio_release(AioContext *ctx);
 
@@ -86,6 +87,9 @@ int aio_snapshot(AioContext *ctx, int64_t *out8);
 int aio_rescue(AioContext *ctx);
 int aio_last_errno(AioContext *ctx);
 size_t aio_counter_offset(void);
+int64_t aio_handle_base(AioContext *ctx);
+int aio_bh_schedule_h(int64_t h);
+int aio_notify_h(int64_t h);
 int aio_prim(AioContext *ctx, int op, int field, uint32_t a, uint32_t b, uint32_t *out);
 void aio_empty(void);
 int aio_empty2(AioContext *ctx, int id);

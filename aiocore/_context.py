@@ -305,10 +305,13 @@ def _decode(cbuf) -> str:
 class _FdServer:
     """Hands the notifier fds to attaching processes of the same user."""
 
-    def __init__(self, path, fds, fingerprint):
+    def __init__(self, path, fds, fingerprint, ident=(0, 0)):
         self.path = path
         self.fds = fds
-        self.hello = _HELLO + fingerprint.encode().ljust(24, b"\0")
+        # ident: (st_dev, st_ino) of the owner's segment, so that an attacher
+        # can tell the segment it opened by name is the one the owner maps
+        # (not a copy or another context put in its place under that name).
+        self.hello = _HELLO + fingerprint.encode().ljust(24, b"\0") + struct.pack("<QQ", *ident)
         try:
             os.unlink(path)  # stale: our segment name was created O_CREX
         except FileNotFoundError:
@@ -381,11 +384,12 @@ def _receive_fds(name: str, timeout: float = 5.0):
         raise E.OwnerGone(f"the owner of {name!r} did not hand over the notifier within {timeout}s") from None
     finally:
         s.close()
-    if not msg.startswith(_HELLO) or len(fds) != 3:
+    if not msg.startswith(_HELLO) or len(fds) != 3 or len(msg) != len(_HELLO) + 40:
         for fd in fds:
             os.close(fd)
         raise E.BadSegment(f"{path} did not answer like an aiocore owner")
-    return msg[len(_HELLO) :].rstrip(b"\0").decode(), fds
+    fp = msg[len(_HELLO) : len(_HELLO) + 24].rstrip(b"\0").decode()
+    return fp, struct.unpack("<QQ", msg[len(_HELLO) + 24 :]), fds
 
 
 # --- cleanup at exit ----------------------------------------------------------
@@ -480,8 +484,12 @@ class AioContext:
             self._check(r)
             fds = ffi.new("int[3]")
             lib.aio_ctx_fds(self._c, fds)
+            st = os.fstat(shm.fd)
             self._server = _FdServer(
-                socket_path(name), [fds[0], fds[1], fds[2]], _decode(lib.aio_strategy_fingerprint())
+                socket_path(name),
+                [fds[0], fds[1], fds[2]],
+                _decode(lib.aio_strategy_fingerprint()),
+                (st.st_dev, st.st_ino),
             )
         except BaseException:
             lib.aio_ctx_close(self._c)
@@ -528,8 +536,14 @@ class AioContext:
                     f"this process's {seg_strategy!r} has fingerprint {local_fp} "
                     "(different versions of the strategy)"
                 )
-            served_fp, fds = _receive_fds(name, timeout)
+            served_fp, served_ident, fds = _receive_fds(name, timeout)
             try:
+                st = os.fstat(shm.fd)
+                if tuple(served_ident) != (st.st_dev, st.st_ino):
+                    raise E.BadSegment(
+                        f"{name!r} is not the segment its owner (pid {hdr.owner_pid}) created: "
+                        "it was replaced under the same name (a copy, or another context's segment)"
+                    )
                 if served_fp != seg_fp:
                     raise E.StrategyMismatch(
                         f"the owner of {name!r} serves fingerprint {served_fp}, the segment says {seg_fp}"
@@ -558,15 +572,24 @@ class AioContext:
 
     def _bind_fast_paths(self):
         # Per-instance closures: one cffi call plus a test of its result.
-        c, lib, err = self._c, self._lib, self._raise
+        # The call takes a single int64 handle (context slot and key in the
+        # upper bits, see aio_handle_base in aio_core.c): cffi converts one
+        # int argument on its fastest path, while a pointer plus an int
+        # costs about as much again as the call itself.  Measured by
+        # `aiocore bench` (bh_schedule from Python vs an empty cffi call).
+        err = self._raise
+        base = self._lib.aio_handle_base(self._c)
+        if base < 0:
+            raise E.Full("too many AioContext objects in this process (4096)")
+        schedule_h, notify_h = self._lib.aio_bh_schedule_h, self._lib.aio_notify_h
 
         def bh_schedule(bh_id):
-            r = lib.aio_bh_schedule(c, bh_id)
+            r = schedule_h(base + bh_id)
             if r:
                 err(r, bh=bh_id)
 
         def notify():
-            r = lib.aio_notify(c)
+            r = notify_h(base)
             if r:
                 err(r)
 
@@ -598,12 +621,19 @@ class AioContext:
         if r == -5:
             raise E.BadTimer(f"timer {timer!r} is out of range or freed in {self._name!r}")
         if r == -7:
-            raise E.OwnerGone(f"the owner of {self._name!r} is gone")
+            raise E.OwnerGone(
+                f"the owner of {self._name!r} is gone (it closed the context or exited); "
+                "`aiocore gc` reclaims the segment of an owner that died"
+            )
         if r == -13:
             raise E.AioError(f"fd {fd!r} is not an open file descriptor")
         if r == -12:
             raise E.StrategyMismatch(f"{self._name!r}: strategy fingerprint mismatch")
-        if r in (-8, -9, -10, -11):
+        if r == -11:
+            raise E.CorruptSegment(
+                f"{self._name!r}: corrupt shared state (a field holds a value no aiocore process writes)"
+            )
+        if r in (-8, -9, -10):
             raise E.BadSegment(f"{self._name!r}: bad segment (code {r})")
         if r == -14:
             raise E.AioError(f"context lock of {self._name!r}: not held by this process")
@@ -845,6 +875,13 @@ class AioContext:
             poll_seq=int(s[6]),
             bh_hwm=int(s[7]),
         )
+
+    def check_owner(self) -> None:
+        """Raise OwnerGone if the owner closed the context or exited (one
+        non-blocking poll of its pidfd).  Attached processes also check this
+        every 256 bh_schedule/notify calls, and while waiting in acquire()
+        or a foreign aio_poll."""
+        self._raise(self._lib.aio_check_owner(self._c))
 
     def rescue(self) -> None:
         """Wake the owner through a channel outside the protocol (watchdog)."""

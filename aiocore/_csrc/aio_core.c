@@ -184,9 +184,12 @@ static void aio_release_resources(AioContext *ctx)
     ctx->proc = NULL;
 }
 
+static void aio_handle_drop(AioContext *ctx);
+
 void aio_ctx_free(AioContext *ctx)
 {
     if (ctx) {
+        aio_handle_drop(ctx);
         aio_release_resources(ctx);
         free(ctx);
     }
@@ -407,17 +410,109 @@ int64_t aio_clock_ns(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Is the owner still there? (attached processes)                     */
+/* ------------------------------------------------------------------ */
+
+/* An attached process checks the owner every this many schedules/notifies
+ * (one poll() of its pidfd), so that a notifier loop notices a kill -9 of
+ * the owner within a bounded number of calls at ~1 ns per call. */
+#define AIO_OWNER_CHECK_EVERY 256
+
+/* 1 if the owner closed the context or exited (kill -9 included): its
+ * pidfd is readable once it has exited; without a pidfd, kill(pid, 0). */
+static int aio_owner_gone(AioContext *ctx)
+{
+    if (ctx->is_owner && (uint32_t)getpid() == ctx->owner_pid) {
+        return 0;
+    }
+    if (RAW_READ(&ctx->shm->h.state) != AIO_STATE_LIVE) {
+        return 1;
+    }
+    if (ctx->owner_pidfd >= 0) {
+        struct pollfd p = { .fd = ctx->owner_pidfd, .events = POLLIN };
+        return poll(&p, 1, 0) > 0;
+    }
+    return kill((pid_t)ctx->owner_pid, 0) < 0 && errno == ESRCH;
+}
+
+/* aio_owner_gone, waiting up to ms for an exit in progress: the kernel
+ * releases a dying process's robust locks before its pidfd turns readable. */
+static int aio_owner_gone_wait(AioContext *ctx, int ms)
+{
+    if (!aio_owner_gone(ctx) && ctx->owner_pidfd >= 0) {
+        struct pollfd p = { .fd = ctx->owner_pidfd, .events = POLLIN };
+        (void)poll(&p, 1, ms);
+    }
+    return aio_owner_gone(ctx);
+}
+
+/* The amortized check of the hot paths (attached processes only). */
+static inline int aio_owner_tick(AioContext *ctx)
+{
+    if (ctx->is_owner || ++ctx->owner_check_ops < AIO_OWNER_CHECK_EVERY) {
+        return 0;
+    }
+    ctx->owner_check_ops = 0;
+    return aio_owner_gone(ctx);
+}
+
+int aio_check_owner(AioContext *ctx)
+{
+    CHECK_OPEN(ctx);
+    return aio_owner_gone(ctx) ? AIO_E_OWNER_GONE : AIO_OK;
+}
+
+/* ------------------------------------------------------------------ */
 /* The context lock                                                    */
 /* ------------------------------------------------------------------ */
+
+/* How often a process waiting for the lock checks that the owner lives. */
+#define AIO_LOCK_CHECK_NS 100000000ll
 
 int aio_acquire(AioContext *ctx)
 {
     CHECK_OPEN(ctx);
-    int r = pthread_mutex_lock(&ctx->shm->lock.mutex);
+    int home = ctx->is_owner && (uint32_t)getpid() == ctx->owner_pid;
+    int r;
+    if (home) {
+        r = pthread_mutex_lock(&ctx->shm->lock.mutex);
+    } else {
+        /* An attached process never waits forever: if the owner dies
+         * while somebody else holds the lock, it gets OWNER_GONE.  The
+         * uncontended path is one trylock, as pthread_mutex_lock's. */
+        r = pthread_mutex_trylock(&ctx->shm->lock.mutex);
+        for (int waited = 0; r == EBUSY || waited; waited = 1) {
+            if (waited && r != ETIMEDOUT) {
+                /* Got it after a wait: the holder may have been a process
+                 * that gave up because the owner is gone. */
+                if (r == 0 && aio_owner_gone(ctx)) {
+                    pthread_mutex_unlock(&ctx->shm->lock.mutex);
+                    return AIO_E_OWNER_GONE;
+                }
+                break;
+            }
+            if (waited && aio_owner_gone(ctx)) {
+                return AIO_E_OWNER_GONE;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += AIO_LOCK_CHECK_NS;
+            if (ts.tv_nsec >= 1000000000l) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000l;
+            }
+            r = pthread_mutex_clocklock(&ctx->shm->lock.mutex, CLOCK_MONOTONIC, &ts);
+        }
+    }
     if (r == EOWNERDEAD) {
         /* The holder died mid-section.  The lock protects no invariant of
-         * its own (the protocol state is lock-free), so carry on. */
+         * its own (the protocol state is lock-free), so carry on -- unless
+         * the holder was the owner: then the context is gone. */
         pthread_mutex_consistent(&ctx->shm->lock.mutex);
+        if (!home && aio_owner_gone_wait(ctx, 200)) {
+            pthread_mutex_unlock(&ctx->shm->lock.mutex);
+            return AIO_E_OWNER_GONE;
+        }
         r = 0;
     }
     if (r != 0) {
@@ -505,7 +600,7 @@ int aio_bh_schedule(AioContext *ctx, int id)
     if (!bh) {
         return AIO_E_BAD_BH;
     }
-    if (RAW_READ(&ctx->shm->h.state) != AIO_STATE_LIVE) {
+    if (RAW_READ(&ctx->shm->h.state) != AIO_STATE_LIVE || aio_owner_tick(ctx)) {
         return AIO_E_OWNER_GONE;
     }
     strategy_schedule(ctx, bh);
@@ -560,8 +655,14 @@ int aio_notify(AioContext *ctx)
     if (ctx->closed) {
         return AIO_E_CLOSED;
     }
+    if (aio_owner_tick(ctx)) {
+        return AIO_E_OWNER_GONE;
+    }
     strategy_notify(ctx);
-    AIO_COUNTER_ADD(ctx, AIO_C_NOTIFIES, 1);
+    /* Diagnostic, so a plain (unlocked) increment: a lock add here would
+     * cost as much as the whole fast path (one fence plus one load).
+     * Concurrent notifiers may lose counts. */
+    RAW_SET(&ctx->shm->counter[AIO_C_NOTIFIES].v, RAW_READ(&ctx->shm->counter[AIO_C_NOTIFIES].v) + 1);
     return AIO_OK;
 }
 
@@ -916,7 +1017,10 @@ int aio_poll(AioContext *ctx, int blocking, int *progress)
     }
     r = aio_wait(ctx, pfd, npfd, timeout);
     if (foreign) {
-        aio_acquire(ctx);
+        int r2 = aio_acquire(ctx);
+        if (r2 != AIO_OK) {
+            return r2;   /* e.g. the owner died while we slept */
+        }
     }
     aio_set_pos(ctx, AIO_POS_POLL_END, 0);
 
@@ -1073,7 +1177,10 @@ int aio_bh_stat(AioContext *ctx, int id, uint64_t *out4)
     out4[1] = RAW_READ(&bh->dispatches);
     out4[2] = RAW_READ(&bh->cancels);
     out4[3] = RAW_READ(&bh->scheduled);
-    return (int)RAW_READ(&bh->state);
+    /* The state comes from shared memory: garbage must not pass for an
+     * error code of ours (or a valid state). */
+    uint32_t st = RAW_READ(&bh->state);
+    return st <= AIO_BH_DELETED ? (int)st : AIO_E_CORRUPT;
 }
 
 /* A snapshot of the protocol state, for the watchdog and `aiocore info`. */
@@ -1176,6 +1283,80 @@ int aio_prim(AioContext *ctx, int op, int field, uint32_t a, uint32_t b, uint32_
  * aio_bh_schedule (a context and an int). */
 void aio_empty(void) {}
 int aio_empty2(AioContext *ctx, int id) { (void)ctx; return id & 0; }
+
+/* ------------------------------------------------------------------ */
+/* Handles: the one-argument fast path from Python                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * cffi converts a single int argument on its fastest path (METH_O); a
+ * pointer plus an int costs about as much again as the call itself.  So
+ * bh_schedule and notify from Python pass one int64 "handle":
+ *     slot << 48 | key << 32 | bh_id
+ * where slot indexes this process's table of contexts and key is a random
+ * 16-bit tag, so that a garbage bh_id that spills into the upper bits lands
+ * on a mismatching key (BAD_BH), never on another context's bottom half.
+ * Slots are freed only when the AioContext is freed (Python's GC), so a
+ * stale handle of a closed context still finds it and gets AIO_E_CLOSED.
+ */
+#define AIO_HANDLES 4096
+static AioContext *aio_handle_ctx[AIO_HANDLES];
+static uint32_t aio_handle_key[AIO_HANDLES];
+
+int64_t aio_handle_base(AioContext *ctx)
+{
+    static uint32_t seq;
+    for (int i = 0; i < AIO_HANDLES; i++) {
+        if (!aio_handle_ctx[i]) {
+            uint32_t k = ((uint32_t)getpid() * 2654435761u) ^ (uint32_t)aio_clock_ns() ^ (++seq * 40503u);
+            k = 1 + (k % 0xfffe);             /* 1..0xfffe: never 0 or 0xffff */
+            aio_handle_ctx[i] = ctx;
+            aio_handle_key[i] = k;
+            return ((int64_t)i << 48) | ((int64_t)k << 32);
+        }
+    }
+    return -1;
+}
+
+static void aio_handle_drop(AioContext *ctx)
+{
+    for (int i = 0; i < AIO_HANDLES; i++) {
+        if (aio_handle_ctx[i] == ctx) {
+            aio_handle_ctx[i] = NULL;
+        }
+    }
+}
+
+static AioContext *aio_handle_get(int64_t h)
+{
+    if (h < 0) {
+        return NULL;
+    }
+    uint64_t slot = (uint64_t)h >> 48, key = ((uint64_t)h >> 32) & 0xffff;
+    if (slot >= AIO_HANDLES || key != aio_handle_key[slot]) {
+        return NULL;
+    }
+    return aio_handle_ctx[slot];
+}
+
+int aio_bh_schedule_h(int64_t h)
+{
+    AioContext *ctx = aio_handle_get(h);
+    uint64_t id = (uint64_t)h & 0xffffffffu;
+    if (!ctx || id > 0x7fffffffu) {
+        return AIO_E_BAD_BH;
+    }
+    return aio_bh_schedule(ctx, (int)id);
+}
+
+int aio_notify_h(int64_t h)
+{
+    AioContext *ctx = aio_handle_get(h);
+    if (!ctx || (h & 0xffffffff)) {
+        return AIO_E_INVAL;
+    }
+    return aio_notify(ctx);
+}
 
 #include "aio_drivers.c"
 #include "aio_bench.c"

@@ -184,6 +184,7 @@ typedef struct AioContext {
     int rescue_fd;               /* owner: eventfd outside the protocol */
     int owner_pidfd;             /* attached: readable when the owner exits */
     uint32_t owner_pid;
+    uint32_t owner_check_ops;    /* attached: schedules/notifies since the last owner check */
     int lock_depth;              /* this process's recursion on the lock */
     int last_errno;
     int nfds;                    /* the owner's fd handlers */
