@@ -16,6 +16,7 @@ def register(sub):
 
     p = sub.add_parser("gc", help="unlink segments whose owner is gone")
     p.add_argument("--dry-run", action="store_true", help="only list what would go")
+    p.add_argument("--prefix", help="only segments whose name starts with this")
     p.set_defaults(func=cmd_gc)
 
 
@@ -75,7 +76,7 @@ def cmd_info(args) -> int:
 def cmd_gc(args) -> int:
     from . import _context as C
 
-    done = C.gc_segments(dry_run=args.dry_run)
+    done = C.gc_segments(dry_run=args.dry_run, prefix=args.prefix)
     verb = "would unlink" if args.dry_run else "unlinked"
     for name, why in done:
         print(f"{verb} {name}: {why}")

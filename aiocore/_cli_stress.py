@@ -123,6 +123,11 @@ def cmd_stress(args) -> int:
         stop["sig"] = signum
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # If we are killed with -9, nobody runs our cleanup: the janitor, a
+    # process outside our session, unlinks what we leave (aiocore/_janitor.py).
+    from . import _janitor
+
+    janitor = _janitor.start()
     results = []
     total = args.duration * len(pairs)
     try:
@@ -176,6 +181,8 @@ def cmd_stress(args) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        if janitor is not None:
+            janitor.close()
 
     if args.json:
         print(json.dumps([r.row() for r in results], indent=2))

@@ -392,6 +392,31 @@ def _receive_fds(name: str, timeout: float = 5.0):
     return fp, struct.unpack("<QQ", msg[len(_HELLO) + 24 :]), fds
 
 
+# --- owner hooks (the janitor) ---------------------------------------------------
+
+_owner_hooks: list = []
+
+
+def add_owner_hook(fn) -> None:
+    """Call fn("create"|"close", name) as this process creates/closes contexts."""
+    _owner_hooks.append(fn)
+
+
+def remove_owner_hook(fn) -> None:
+    try:
+        _owner_hooks.remove(fn)
+    except ValueError:
+        pass
+
+
+def _tell_hooks(event, name):
+    for fn in list(_owner_hooks):
+        try:
+            fn(event, name)
+        except Exception:
+            pass
+
+
 # --- cleanup at exit ----------------------------------------------------------
 
 _live: "weakref.WeakSet[AioContext]" = weakref.WeakSet()
@@ -503,6 +528,7 @@ class AioContext:
         self._shm = shm
         self._bind_fast_paths()
         _live.add(self)
+        _tell_hooks("create", name)
         return self
 
     @classmethod
@@ -936,6 +962,7 @@ class AioContext:
             except posix_ipc.ExistentialError:
                 pass
             self._shm = None
+            _tell_hooks("close", self._name)
 
     def __enter__(self):
         return self
@@ -1015,10 +1042,15 @@ def list_segments() -> list[str]:
     return out
 
 
-def gc_segments(dry_run: bool = False) -> list[tuple[str, str]]:
-    """Unlink segments whose owner is dead (or that it closed); returns (name, why)."""
+def gc_segments(dry_run: bool = False, prefix: str | None = None) -> list[tuple[str, str]]:
+    """Unlink segments whose owner is dead (or that it closed); returns (name, why).
+
+    ``prefix`` limits it to names starting with it (with or without '/')."""
     done = []
+    want = None if prefix is None else "/" + prefix.lstrip("/")
     for name in list_segments():
+        if want is not None and not name.startswith(want):
+            continue
         try:
             info = segment_info(name)
         except E.SegmentNotFound:

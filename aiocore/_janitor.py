@@ -73,25 +73,32 @@ def _main(argv) -> int:
             names.add(line[1:])
         elif line.startswith("-"):
             names.discard(line[1:])
-    # End of file: the parent is gone, or closed us after cleaning up.
+    # End of file: the parent is exiting (its fds are closed before it is
+    # reaped, so kill(pid, 0) would still find it), or it closed us on
+    # purpose.  Its pidfd becomes readable when it has exited.
+    if not names:
+        return 0
+    exited = True
+    try:
+        pidfd = os.pidfd_open(parent)
+    except OSError:
+        pidfd = -1  # already reaped: gone
+    if pidfd >= 0:
+        import select
+
+        exited = bool(select.select([pidfd], [], [], 5.0)[0])
+        os.close(pidfd)
     for name in sorted(names):
         try:
             info = _context.segment_info(name)
         except Exception:
             continue  # already gone, or not ours to judge
-        if info.owner_pid == parent or not info.owner_alive:
-            if info.owner_pid == parent:
-                try:
-                    os.kill(parent, 0)
-                    continue  # the parent lives: it only closed the pipe
-                except ProcessLookupError:
-                    pass
-                except PermissionError:
-                    continue
+        mine_and_dead = info.owner_pid == parent and exited
+        if mine_and_dead or not info.owner_alive:
             _context._unlink(name)
             try:
                 os.unlink(_context.socket_path(name))
-            except (OSError, Exception):
+            except Exception:
                 pass
     return 0
 

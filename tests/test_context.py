@@ -11,7 +11,7 @@ import pytest
 
 import aiocore
 from aiocore import _context as C
-from conftest import poll_until
+from conftest import PREFIX, poll_until
 
 ATTACH = """
 import sys, aiocore
@@ -646,7 +646,7 @@ def test_gc_reclaims_segment_of_dead_owner(procs):
     with pytest.raises(aiocore.OwnerGone, match="has exited"):
         aiocore.AioContext.attach(name)
     assert aiocore.segment_info(name).owner_alive is False
-    done = dict(aiocore.gc_segments())
+    done = dict(aiocore.gc_segments(prefix=PREFIX))
     assert name in done and "gone" in done[name]
     assert not os.path.exists("/dev/shm" + name)
 
@@ -654,7 +654,7 @@ def test_gc_reclaims_segment_of_dead_owner(procs):
 def test_gc_leaves_live_segments_alone():
     """gc never touches a segment whose owner is alive."""
     with aiocore.AioContext.create("unconditional-c") as ctx:
-        assert ctx.name not in dict(aiocore.gc_segments())
+        assert ctx.name not in dict(aiocore.gc_segments(prefix=PREFIX))
         assert os.path.exists("/dev/shm" + ctx.name)
 
 

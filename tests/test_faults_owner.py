@@ -11,6 +11,7 @@ import pytest
 
 import aiocore
 from aiocore import _context as C
+from conftest import PREFIX
 
 #: Every attached process must see OwnerGone within this many seconds of the kill.
 BOUND_S = 3.0
@@ -108,7 +109,7 @@ def test_owner_kill9_gives_every_attached_process_owner_gone(procs, lock_holder)
     with pytest.raises(aiocore.OwnerGone, match="has exited"):
         aiocore.AioContext.attach(name)
     r = subprocess.run(
-        [sys.executable, "-m", "aiocore._cli", "gc"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "aiocore._cli", "gc", "--prefix", PREFIX], capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 0, r.stderr
     assert name in r.stdout
@@ -135,7 +136,7 @@ def test_attached_scheduler_notices_owner_death_within_256_calls(procs):
         with pytest.raises(aiocore.OwnerGone):
             for _ in range(300):
                 ctx.notify()
-    assert dict(aiocore.gc_segments()).get(name, "").endswith("is gone")
+    assert dict(aiocore.gc_segments(prefix=PREFIX)).get(name, "").endswith("is gone")
 
 
 def test_owner_check_costs_nothing_for_the_owner():

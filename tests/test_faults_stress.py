@@ -56,17 +56,9 @@ def _children_of(pid: int) -> list[int]:
     return kids
 
 
-RUNNER_GAP = (
-    "the runner owns the segment and its workload processes die with it (PR_SET_PDEATHSIG), "
-    "so nobody unlinks the segment of a runner killed with -9 (`aiocore gc` does): "
-    "workloads/_runner.py needs a reaper that outlives the runner"
-)
-
-
 @pytest.mark.parametrize(
     "victim",
-    [pytest.param("runner", marks=pytest.mark.xfail(reason=RUNNER_GAP, strict=False)),
-     "child", "any-but-runner"],
+    ["runner", "child", "any-but-runner"],
 )
 def test_kill9_of_any_stress_process_leaves_no_process_or_segment(victim, tmp_path):
     """kill -9 of the stress runner or one of its workload processes: no stray process, nothing left in /dev/shm."""

@@ -309,6 +309,6 @@ def test_runner_killed_children_die_and_gc_reclaims():
     # The owner died with -9: its segment is reclaimable.
     from aiocore._context import gc_segments
 
-    gc_segments()
+    gc_segments(prefix=PREFIX)
     left = [e for e in os.listdir("/dev/shm") if e.startswith(PREFIX)]
     assert not left

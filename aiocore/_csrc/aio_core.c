@@ -387,11 +387,37 @@ int aio_ctx_close(AioContext *ctx)
 
 #define CHECK_OPEN(ctx) do { if ((ctx)->closed) return AIO_E_CLOSED; } while (0)
 
+/*
+ * This process's pid, cached.  glibc no longer caches getpid() (a real
+ * system call, ~110 ns here), and the home-process test runs several times
+ * per aio_poll.  A fork child refreshes the cache in its atfork handler
+ * (Python's os.fork runs them); subprocess children exec and start afresh.
+ */
+static uint32_t aio_self_pid;
+static pthread_once_t aio_pid_once = PTHREAD_ONCE_INIT;
+
+static void aio_pid_refresh(void)
+{
+    __atomic_store_n(&aio_self_pid, (uint32_t)getpid(), __ATOMIC_RELAXED);
+}
+
+static void aio_pid_init(void)
+{
+    aio_pid_refresh();
+    pthread_atfork(NULL, NULL, aio_pid_refresh);
+}
+
+static inline uint32_t aio_getpid(void)
+{
+    pthread_once(&aio_pid_once, aio_pid_init);
+    return __atomic_load_n(&aio_self_pid, __ATOMIC_RELAXED);
+}
+
 /* Polling is the home process's job (QEMU asserts in_aio_context_home_thread),
  * unless the strategy comes from the era of foreign pollers. */
 static int aio_may_poll(AioContext *ctx)
 {
-    if (ctx->is_owner && (uint32_t)getpid() == ctx->owner_pid) {
+    if (ctx->is_owner && aio_getpid() == ctx->owner_pid) {
         return AIO_OK;
     }
     return AIO_STRATEGY_FOREIGN_POLLERS ? AIO_OK : AIO_E_NOT_HOME;
@@ -399,7 +425,7 @@ static int aio_may_poll(AioContext *ctx)
 
 static int aio_is_home(AioContext *ctx)
 {
-    return ctx->is_owner && (uint32_t)getpid() == ctx->owner_pid;
+    return ctx->is_owner && aio_getpid() == ctx->owner_pid;
 }
 
 int64_t aio_clock_ns(void)
@@ -422,7 +448,7 @@ int64_t aio_clock_ns(void)
  * pidfd is readable once it has exited; without a pidfd, kill(pid, 0). */
 static int aio_owner_gone(AioContext *ctx)
 {
-    if (ctx->is_owner && (uint32_t)getpid() == ctx->owner_pid) {
+    if (ctx->is_owner && aio_getpid() == ctx->owner_pid) {
         return 0;
     }
     if (RAW_READ(&ctx->shm->h.state) != AIO_STATE_LIVE) {
@@ -472,7 +498,7 @@ int aio_check_owner(AioContext *ctx)
 int aio_acquire(AioContext *ctx)
 {
     CHECK_OPEN(ctx);
-    int home = ctx->is_owner && (uint32_t)getpid() == ctx->owner_pid;
+    int home = ctx->is_owner && aio_getpid() == ctx->owner_pid;
     int r;
     if (home) {
         r = pthread_mutex_lock(&ctx->shm->lock.mutex);
