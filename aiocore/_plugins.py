@@ -62,11 +62,17 @@ def source_of(ep) -> str:
     return f"{_dist_name(ep)}[{ep.name}]"
 
 
-def entry_points() -> list:
-    """Every entry point of the group, sorted by name then distribution
-    (reads metadata only; imports nothing)."""
-    eps = importlib.metadata.entry_points(group=GROUP)
+def sorted_entry_points(group: str) -> list:
+    """Every entry point of a group, sorted by name, aiocore's own first
+    among equal names, then distribution (reads metadata; imports nothing).
+    Shared with the workload registry (aiocore_workloads._registry)."""
+    eps = importlib.metadata.entry_points(group=group)
     return sorted(eps, key=lambda ep: (ep.name, _dist_name(ep) != BUILTIN_DIST, _dist_name(ep)))
+
+
+def entry_points() -> list:
+    """Every strategy entry point (see sorted_entry_points)."""
+    return sorted_entry_points(GROUP)
 
 
 def names() -> list[str]:

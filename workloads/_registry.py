@@ -33,18 +33,14 @@ class WorkloadInfo:
         return f"WorkloadInfo({self.name!r}, {self.source!r}, {self.status!r})"
 
 
-def _dist_name(ep) -> str:
-    d = getattr(ep, "dist", None)
-    return d.name if d is not None and d.name else "?"
-
-
-def source_of(ep) -> str:
-    return f"{_dist_name(ep)}[{ep.name}]"
+# Entry points are found, named and ordered exactly as strategies are.
+from aiocore._plugins import _dist_name, source_of  # noqa: E402,F401
 
 
 def entry_points() -> list:
-    eps = importlib.metadata.entry_points(group=GROUP)
-    return sorted(eps, key=lambda ep: (ep.name, _dist_name(ep) != BUILTIN_DIST, _dist_name(ep)))
+    from aiocore._plugins import sorted_entry_points
+
+    return sorted_entry_points(GROUP)
 
 
 def names() -> list[str]:
