@@ -506,7 +506,7 @@ class AioContext:
                 raise ValueError(
                     f"n_bh={n_bh}, n_timers={n_timers} do not fit in a 1 MiB segment"
                 )
-            self._check(r)
+            self._raise(r)
             fds = ffi.new("int[3]")
             lib.aio_ctx_fds(self._c, fds)
             st = os.fstat(shm.fd)
@@ -585,7 +585,7 @@ class AioContext:
                         os.close(pidfd)
                     if r in (-8, -9, -10, -11):
                         raise _segment_error(name, r, hdr, size)
-                    self._check(r)
+                    self._raise(r)
             except BaseException:
                 for fd in fds:
                     os.close(fd)
@@ -667,8 +667,6 @@ class AioContext:
             en = self._lib.aio_last_errno(self._c)
             raise OSError(en, f"{os.strerror(en)} (in {self._name!r})")
         raise E.AioError(f"{self._name!r}: error {r}")
-
-    _check = _raise
 
     def _owner_pid(self):
         try:
@@ -864,9 +862,6 @@ class AioContext:
         self.wait(0 if ready or not may_block else timeout)
         self.check()
         return self.dispatch()
-
-    def fileno(self) -> int:
-        raise NotImplementedError
 
     # -- the context lock --
 
@@ -1065,13 +1060,18 @@ def gc_segments(dry_run: bool = False, prefix: str | None = None) -> list[tuple[
             continue
         why = "owner closed it" if info.state == "closed" else f"owner pid {info.owner_pid} is gone"
         if not dry_run:
-            _unlink(name)
-            try:
-                os.unlink(socket_path(name))
-            except (FileNotFoundError, E.AioError):
-                pass
+            reclaim(name)
         done.append((name, why))
     return done
+
+
+def reclaim(name):
+    """Unlink a segment and its owner's socket (the owner must be gone)."""
+    _unlink(name)
+    try:
+        os.unlink(socket_path(name))
+    except (FileNotFoundError, E.AioError):
+        pass
 
 
 def _unlink(name):

@@ -95,11 +95,7 @@ def _main(argv) -> int:
             continue  # already gone, or not ours to judge
         mine_and_dead = info.owner_pid == parent and exited
         if mine_and_dead or not info.owner_alive:
-            _context._unlink(name)
-            try:
-                os.unlink(_context.socket_path(name))
-            except Exception:
-                pass
+            _context.reclaim(name)
     return 0
 
 

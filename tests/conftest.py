@@ -197,13 +197,13 @@ def _passing_native():
 PASSING = _passing_native()
 # tox's {strategy}-native environments restrict the run to one strategy
 # (see tox.ini and tests/test_stress.py).
-_ONLY = {
+ONLY_STRATEGIES = {
     x.removesuffix("-native")
     for x in os.environ.get("AIOCORE_STRESS_STRATEGY", "").replace(" ", "").split(",")
     if x
 }
-if _ONLY:
-    PASSING = [s for s in PASSING if s in _ONLY]
+if ONLY_STRATEGIES:
+    PASSING = [s for s in PASSING if s in ONLY_STRATEGIES]
 
 
 @pytest.fixture(params=PASSING)

@@ -37,11 +37,7 @@ BUILTIN_WORKLOADS = {
 #: (tox's {strategy}-native environments; -k substrings are ambiguous:
 #: "notified-" also matches "notified-blocking-").
 #: A "-native" suffix is dropped, so tox can pass {envname} as it is.
-ONLY = {
-    x.removesuffix("-native")
-    for x in os.environ.get("AIOCORE_STRESS_STRATEGY", "").replace(" ", "").split(",")
-    if x
-}
+from conftest import ONLY_STRATEGIES as ONLY  # noqa: E402
 
 
 def _strategies():

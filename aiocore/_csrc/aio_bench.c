@@ -307,6 +307,21 @@ uint64_t aio_bench_stat(void *mem, int i)
 #define LD(p)         __atomic_load_n((p), __ATOMIC_RELAXED)
 #define ST(p, v)      __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
+/* The consumer side's results of one run (virtio-net-tx, thread-pool);
+ * t1 == 0 means the run ended without reaching its duration: stamp now. */
+static void bench_publish(BenchShared *s, uint64_t consumed, uint64_t dispatches,
+                          uint64_t sum, int64_t t0, int64_t t1)
+{
+    if (!t1) {
+        t1 = aio_clock_ns();
+    }
+    ST(&s->stats[BS_CONSUMED].v, consumed);
+    ST(&s->stats[BS_DISPATCHES].v, dispatches);
+    ST(&s->stats[BS_SUM].v, sum);
+    ST(&s->stats[BS_T0].v, (uint64_t)t0);
+    ST(&s->stats[BS_T1].v, (uint64_t)t1);
+}
+
 /*
  * The guest: fills every free slot of the ring, publishes the avail index
  * once per batch, and kicks the device -- virtio_net_handle_tx_bh: if the
@@ -424,15 +439,8 @@ int64_t aio_bench_virtio_host(AioContext *ctx, int bh, void *mem, uint64_t burst
             break;
         }
     }
-    if (!t1) {
-        t1 = aio_clock_ns();
-    }
-    ST(&s->stats[BS_CONSUMED].v, consumed);
-    ST(&s->stats[BS_DISPATCHES].v, dispatches);
+    bench_publish(s, consumed, dispatches, sum, t0, t1);
     ST(&s->stats[BS_RESCHEDULES].v, resched);
-    ST(&s->stats[BS_SUM].v, sum);
-    ST(&s->stats[BS_T0].v, (uint64_t)t0);
-    ST(&s->stats[BS_T1].v, (uint64_t)t1);
     return (int64_t)consumed;
 }
 
@@ -533,14 +541,7 @@ int64_t aio_bench_pool_owner(AioContext *ctx, int bh, void *mem, int efd, int de
             break;
         }
     }
-    if (!t1) {
-        t1 = aio_clock_ns();
-    }
-    ST(&s->stats[BS_CONSUMED].v, completed);
-    ST(&s->stats[BS_DISPATCHES].v, dispatches);
-    ST(&s->stats[BS_SUM].v, sum);
-    ST(&s->stats[BS_T0].v, (uint64_t)t0);
-    ST(&s->stats[BS_T1].v, (uint64_t)t1);
+    bench_publish(s, completed, dispatches, sum, t0, t1);
     return (int64_t)completed;
 }
 
