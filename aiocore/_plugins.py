@@ -149,6 +149,8 @@ def inspect_entry_point(ep, eps=None) -> StrategyInfo:
                     ir=ir,
                     expected_configs={k: dict(v) for k, v in (obj.expected_configs or {}).items()},
                     foreign_pollers=bool(obj.foreign_pollers),
+                    skeletons=tuple(obj.skeletons),
+                    expected_skeletons={k: dict(v) for k, v in (obj.expected_skeletons or {}).items()},
                 )
     with _lock:
         _infos.setdefault(src, info)
@@ -268,8 +270,11 @@ def forget() -> None:
     importlib.invalidate_caches()
 
 
-def expected_verdict(info: StrategyInfo, model: str, config: str | None = None) -> str | None:
-    """The declared verdict of a strategy for a model (and config)."""
+def expected_verdict(info: StrategyInfo, model: str, config: str | None = None,
+                     skeleton: str = "2015") -> str | None:
+    """The declared verdict of a strategy for a model (and config, skeleton)."""
+    if skeleton != "2015":
+        return (info.expected_skeletons or {}).get(skeleton, {}).get(model)
     if config is not None:
         v = (info.expected_configs or {}).get(config, {}).get(model)
         if v is not None:

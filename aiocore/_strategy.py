@@ -51,6 +51,13 @@ class Strategy:
                            b37548fc).  A blocking poll calls whatever
                            ``poll_end`` calls.
     ``shared``             up to four extra 32-bit shared fields, by name
+    ``skeletons``          the aio_poll skeletons it declares (aiocore._skeleton):
+                           "2015" (a ppoll on every aio_poll) and/or "polling"
+                           (QEMU's polling mode); the native core refuses the
+                           others, the checker explores any
+    ``expected_skeletons`` {skeleton: {model: verdict}} for skeletons other than
+                           "2015" (whose verdicts are ``expected``), worst
+                           over the configs of that skeleton
 
     Hooks (all optional except ``notify``), written over the builder ``s``:
     notify, accept, poll_begin, poll_end, prepare, check, on_event, schedule,
@@ -66,6 +73,8 @@ class Strategy:
     foreign_pollers: bool = False
     accept_nonblocking: bool = False
     shared: tuple = ()
+    skeletons: tuple = ("2015",)
+    expected_skeletons: dict = {}
 
     def schedule(s):
         if s.atomic_xchg(s.bh_scheduled, 1) == 0:
@@ -502,6 +511,25 @@ def _validate_meta(cls):
         for m, v in per.items():
             if m not in MODELS or v not in VERDICTS:
                 raise StrategyError(f"{name}: expected_configs[{c!r}] has a bad entry {m!r}: {v!r}")
+    from ._skeleton import SKELETONS
+
+    sks = getattr(cls, "skeletons", ("2015",))
+    if isinstance(sks, str) or not isinstance(sks, (tuple, list)) or not sks:
+        raise StrategyError(f"{name}: skeletons must be a non-empty tuple of names ({', '.join(SKELETONS)})")
+    for sk in sks:
+        if sk not in SKELETONS:
+            raise StrategyError(f"{name}: skeletons names unknown skeleton {sk!r} (skeletons: {', '.join(SKELETONS)})")
+    esk = getattr(cls, "expected_skeletons", {}) or {}
+    if not isinstance(esk, dict):
+        raise StrategyError(f"{name}: expected_skeletons must be a dict {{skeleton: {{model: verdict}}}}")
+    for sk, per in esk.items():
+        if sk not in SKELETONS:
+            raise StrategyError(f"{name}: expected_skeletons names unknown skeleton {sk!r}")
+        if not isinstance(per, dict):
+            raise StrategyError(f"{name}: expected_skeletons[{sk!r}] must be a dict {{model: verdict}}")
+        for m, v in per.items():
+            if m not in MODELS or v not in VERDICTS:
+                raise StrategyError(f"{name}: expected_skeletons[{sk!r}] has a bad entry {m!r}: {v!r}")
     shared = tuple(getattr(cls, "shared", ()) or ())
     if len(shared) > _ir.MAX_STRATEGY_FIELDS:
         raise StrategyError(f"{name}: at most {_ir.MAX_STRATEGY_FIELDS} shared fields")
@@ -641,6 +669,8 @@ class StrategyInfo:
     ir: _ir.StrategyIR | None = None
     expected_configs: dict = attrs.field(factory=dict)
     foreign_pollers: bool = False
+    skeletons: tuple = ("2015",)
+    expected_skeletons: dict = attrs.field(factory=dict)
 
 
 # Code objects new_tmp() looks through to find the hook's own frame.
