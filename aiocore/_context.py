@@ -39,6 +39,7 @@ import attrs
 import posix_ipc
 
 from . import _errors as E
+from . import _skeleton as SK
 from ._plugins import load_strategy
 
 DEFAULT_STRATEGY = "unconditional"
@@ -63,6 +64,11 @@ COUNTER_NAMES = (
     "gsource_iterations",
     "rescues",
     "foreign_polls",
+    "recoveries",
+    "polls_no_syscall",
+    "poll_successes",
+    "poll_grows",
+    "poll_shrinks",
 )
 
 POSITIONS = (
@@ -75,6 +81,7 @@ POSITIONS = (
     "dispatch",
     "prepare",
     "check",
+    "polling",
 )
 
 #: aio_prim op numbers (see aio_core.c), by primitive name.
@@ -125,6 +132,11 @@ class Counters:
     gsource_iterations: int
     rescues: int
     foreign_polls: int
+    recoveries: int  # a dead process's traces undone (aio_recovery.h)
+    polls_no_syscall: int  # polling skeleton: aio_poll calls that made no ppoll
+    poll_successes: int  # polling skeleton: busy-poll phases that found work
+    poll_grows: int  # adjust_polling_time grew poll_ns
+    poll_shrinks: int  # adjust_polling_time shrank poll_ns
     bh_schedules: int  # 0->1 transitions, summed over bottom halves
     bh_cancels: int  # 0->1 schedules undone by bh_cancel/bh_delete
     bh_pending: int  # bottom halves scheduled right now
@@ -151,6 +163,20 @@ class SegmentInfo:
     n_bh: int
     n_timers: int
     notifier: str
+    skeleton: str = SK.DEFAULT_SKELETON
+    poll_max_ns: int = 0
+    poll_grow: int = 0
+    poll_shrink: int = 0
+
+
+@attrs.frozen
+class PollState:
+    """The polling skeleton's adaptive state (owner block of the segment)."""
+
+    skeleton: str
+    poll_max_ns: int
+    poll_ns: int  # the current busy-poll time, adjusted after every aio_poll
+    need_wait: bool  # an fd handler has no poll handler: every aio_poll makes a syscall
 
 
 @attrs.frozen
@@ -277,7 +303,7 @@ def _segment_error(name, r, info, size):
         )
     if r == -9:
         return E.LayoutMismatch(
-            f"{name!r} has layout version {info.layout_version}; this aiocore reads version 1"
+            f"{name!r} has layout version {info.layout_version}; this aiocore reads version 2"
         )
     if r == -10:
         return E.TruncatedSegment(
@@ -431,6 +457,70 @@ def _close_all():
             pass
 
 
+# --- skeletons and builds -------------------------------------------------------
+
+N_POLL_WORDS = 16  # AIO_NPOLL_WORDS
+
+
+def _check_skeleton(skeleton) -> int:
+    try:
+        return SK.SKELETONS.index(SK.check_skeleton(skeleton))
+    except ValueError as e:
+        raise E.SkeletonError(str(e)) from None
+
+
+def _check_poll_params(skeleton, poll_max_ns, grow, shrink):
+    """(skeleton id, poll_max_ns) or SkeletonError naming the bad value."""
+    sid = _check_skeleton(skeleton)
+    if skeleton != "polling":
+        if poll_max_ns is not None:
+            raise E.SkeletonError(
+                f"poll_max_ns applies to the 'polling' skeleton only (skeleton={skeleton!r})")
+        return sid, 0
+    if poll_max_ns is None:
+        poll_max_ns = SK.DEFAULT_POLL_MAX_NS
+    if isinstance(poll_max_ns, bool) or not isinstance(poll_max_ns, int):
+        raise E.SkeletonError(f"poll_max_ns must be an int (ns), not {poll_max_ns!r}")
+    if poll_max_ns < 0:
+        raise E.SkeletonError(f"poll_max_ns must be >= 0 (0 disables polling), not {poll_max_ns}")
+    if poll_max_ns > SK.MAX_POLL_MAX_NS:
+        raise E.SkeletonError(
+            f"poll_max_ns={poll_max_ns} is absurd: at most {SK.MAX_POLL_MAX_NS} ns "
+            "(a poller spinning a second per aio_poll is a configuration mistake)")
+    for what, v in (("poll_grow", grow), ("poll_shrink", shrink)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1024:
+            raise E.SkeletonError(f"{what} must be an int in [0, 1024] (0 = QEMU's default), not {v!r}")
+    if grow == 1:
+        raise E.SkeletonError("poll_grow=1 would never grow poll_ns (use 0 for QEMU's default of 2)")
+    return sid, poll_max_ns
+
+
+def _poll_word_of(poll_cb) -> int:
+    if poll_cb is None:
+        return -1
+    if (isinstance(poll_cb, tuple) and len(poll_cb) == 2 and poll_cb[0] == "word"
+            and isinstance(poll_cb[1], int) and 0 <= poll_cb[1] < N_POLL_WORDS):
+        return poll_cb[1]
+    if callable(poll_cb):
+        raise TypeError(
+            "poll_cb must be a native poll handler, e.g. ('word', i): a Python callable "
+            "would run Python in every round of the busy-poll loop")
+    raise ValueError(f"poll_cb must be None or ('word', i) with 0 <= i < {N_POLL_WORDS}, not {poll_cb!r}")
+
+
+def _load_build(strategy, step_log):
+    """(info, ffi, lib): the strategy's module, or its step-log build."""
+    if not step_log:
+        return load_strategy(strategy)
+    from ._build import load_cached
+    from ._plugins import c_source
+
+    info = load_strategy(strategy)[0]
+    fp = info.ir.fingerprint if info.ir is not None else "handwritten"
+    ffi, lib = load_cached(f"{info.name}-{fp}", c_source(info), extra_cflags=("-DAIO_STEP_LOG",))
+    return info, ffi, lib
+
+
 # --- AioContext ----------------------------------------------------------------
 
 
@@ -481,18 +571,36 @@ class AioContext:
         n_bh: int = DEFAULT_N_BH,
         n_timers: int = DEFAULT_N_TIMERS,
         notifier: str = "eventfd",
+        skeleton: str = SK.DEFAULT_SKELETON,
+        poll_max_ns: int | None = None,
+        poll_grow: int = SK.DEFAULT_POLL_GROW,
+        poll_shrink: int = SK.DEFAULT_POLL_SHRINK,
+        _step_log: bool = False,
+        _undeclared_ok: bool = False,
     ) -> "AioContext":
         """Create a context (this process becomes its owner).
 
         ``name`` defaults to an unguessable one; ``notifier`` is "eventfd" or
-        "pipe" (the fallback where eventfd is missing)."""
+        "pipe" (the fallback where eventfd is missing).  ``skeleton`` is the
+        aio_poll skeleton ("2015": a ppoll every aio_poll; "polling": QEMU's
+        polling mode, busy-polling up to an adaptive poll_ns capped by
+        ``poll_max_ns`` (default QEMU's 32768 ns; 0 disables polling) and
+        adjusted by ``poll_grow`` / ``poll_shrink`` as QEMU's poll-grow /
+        poll-shrink).  The strategy must declare the skeleton."""
         name = _new_name() if name is None else _check_name(name)
         if notifier not in ("eventfd", "pipe"):
             raise ValueError(f"notifier must be 'eventfd' or 'pipe', not {notifier!r}")
         for what, v, hi in (("n_bh", n_bh, 8192), ("n_timers", n_timers, 2048)):
             if not isinstance(v, int) or not (1 if what == "n_bh" else 0) <= v <= hi:
                 raise ValueError(f"{what} must be an int in [{1 if what == 'n_bh' else 0}, {hi}], not {v!r}")
-        info, ffi, lib = load_strategy(strategy)
+        skel_id, poll_max_ns = _check_poll_params(skeleton, poll_max_ns, poll_grow, poll_shrink)
+        info, ffi, lib = _load_build(strategy, _step_log)
+        if skeleton not in info.skeletons and not _undeclared_ok:
+            raise E.SkeletonError(
+                f"strategy {info.name!r} does not declare the {skeleton!r} skeleton "
+                f"(it declares: {', '.join(info.skeletons)}); `aiocore check --skeleton {skeleton}` "
+                "shows why a strategy breaks there"
+            )
         self = cls._new(name, info, ffi, lib, owner=True)
         try:
             shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600)
@@ -501,7 +609,8 @@ class AioContext:
         try:
             kind = NOTIFIER_EVENTFD if notifier == "eventfd" else NOTIFIER_PIPE
             start = process_start_time(os.getpid()) or 0
-            r = lib.aio_ctx_create(self._c, shm.fd, n_bh, n_timers, start, kind)
+            r = lib.aio_ctx_create(self._c, shm.fd, n_bh, n_timers, start, kind,
+                                   skel_id, poll_max_ns, poll_grow, poll_shrink)
             if r == -15:
                 raise ValueError(
                     f"n_bh={n_bh}, n_timers={n_timers} do not fit in a 1 MiB segment"
@@ -532,20 +641,29 @@ class AioContext:
         return self
 
     @classmethod
-    def attach(cls, name: str, *, strategy: str | None = None, timeout: float = 5.0) -> "AioContext":
+    def attach(cls, name: str, *, strategy: str | None = None, skeleton: str | None = None,
+               timeout: float = 5.0, _step_log: bool = False) -> "AioContext":
         """Attach to a context another process created.
 
         The strategy is read from the segment's header and loaded here; its
-        fingerprint must match the owner's.  ``strategy``, if given, must be
-        the segment's."""
+        fingerprint must match the owner's.  ``strategy`` and ``skeleton``,
+        if given, must be the segment's."""
         name = _check_name(name)
+        if skeleton is not None:
+            _check_skeleton(skeleton)
         shm, size, hdr = _peek(name)
         try:
             seg_strategy = _decode(hdr.strategy)
             seg_fp = _decode(hdr.fingerprint)
+            seg_skel = SK.SKELETONS[hdr.skeleton]
             if strategy is not None and strategy != seg_strategy:
                 raise E.StrategyMismatch(
                     f"{name!r} runs strategy {seg_strategy!r}, not {strategy!r}"
+                )
+            if skeleton is not None and skeleton != seg_skel:
+                raise E.SkeletonMismatch(
+                    f"{name!r} runs the {seg_skel!r} skeleton, not {skeleton!r} "
+                    "(the skeleton is fixed when the owner creates the context)"
                 )
             if hdr.state != 1:
                 raise E.OwnerGone(f"the owner of {name!r} closed it")
@@ -554,7 +672,12 @@ class AioContext:
                     f"the owner of {name!r} (pid {hdr.owner_pid}) has exited; "
                     "`aiocore gc` reclaims the segment"
                 )
-            info, ffi, lib = load_strategy(seg_strategy)
+            info, ffi, lib = _load_build(seg_strategy, _step_log)
+            if seg_skel not in info.skeletons:
+                raise E.SkeletonMismatch(
+                    f"{name!r} runs strategy {seg_strategy!r} on the {seg_skel!r} skeleton, which "
+                    f"this process's {seg_strategy!r} does not declare ({', '.join(info.skeletons)})"
+                )
             local_fp = _decode(lib.aio_strategy_fingerprint())
             if local_fp != seg_fp:
                 raise E.StrategyMismatch(
@@ -579,7 +702,8 @@ class AioContext:
                 except (OSError, AttributeError):
                     pidfd = -1
                 self = cls._new(name, info, ffi, lib, owner=False)
-                r = lib.aio_ctx_attach(self._c, shm.fd, size, fds[0], fds[1], fds[2], pidfd)
+                r = lib.aio_ctx_attach(self._c, shm.fd, size, fds[0], fds[1], fds[2], pidfd,
+                                       hdr.skeleton)
                 if r != 0:
                     if pidfd >= 0:
                         os.close(pidfd)
@@ -655,6 +779,8 @@ class AioContext:
             raise E.AioError(f"fd {fd!r} is not an open file descriptor")
         if r == -12:
             raise E.StrategyMismatch(f"{self._name!r}: strategy fingerprint mismatch")
+        if r == -16:
+            raise E.SkeletonMismatch(f"{self._name!r}: the segment runs another skeleton")
         if r == -11:
             raise E.CorruptSegment(
                 f"{self._name!r}: corrupt shared state (a field holds a value no aiocore process writes)"
@@ -774,16 +900,55 @@ class AioContext:
 
     # -- fd handlers --
 
-    def set_fd_handler(self, fd: int, read_cb=None, write_cb=None) -> None:
-        """Watch fd in aio_poll (owner only); both callbacks None removes it."""
+    def set_fd_handler(self, fd: int, read_cb=None, write_cb=None, poll_cb=None) -> None:
+        """Watch fd in aio_poll (owner only); both callbacks None removes it.
+
+        ``poll_cb`` is the fd's poll handler for the polling skeleton, and it
+        must be native, so that the busy-poll loop stays in C: ``("word", i)``
+        watches readiness word i of the segment (0 <= i < 16; producers call
+        ``poll_word_add(i)`` after publishing their data, then wake the fd as
+        usual).  An fd without a poll handler makes every aio_poll of the
+        polling skeleton a system call (QEMU's need_wait).  A Python callable
+        is refused: it would put Python (~80 ns a call, and a store-buffer
+        drain) in every round of the poll loop."""
         if hasattr(fd, "fileno"):
             fd = fd.fileno()
+        word = _poll_word_of(poll_cb)
         events = (1 if read_cb else 0) | (4 if write_cb else 0)
-        self._raise(self._lib.aio_set_fd_handler(self._c, fd, events), fd=fd)
+        if word >= 0 and not read_cb:
+            raise ValueError("a poll_cb needs a read_cb: it is what runs when the poll handler is ready")
+        self._raise(self._lib.aio_set_fd_handler(self._c, fd, events, word if events else -1), fd=fd)
         if events:
             self._fd_cb[fd] = (read_cb, write_cb)
         else:
             self._fd_cb.pop(fd, None)
+
+    def poll_word_add(self, word: int, n: int = 1) -> None:
+        """Post n to readiness word ``word`` (any process; release order)."""
+        if not isinstance(word, int) or not 0 <= word < N_POLL_WORDS:
+            raise ValueError(f"poll word must be an int in [0, {N_POLL_WORDS}), not {word!r}")
+        self._raise(self._lib.aio_poll_word_add(self._c, word, n & 0xFFFFFFFF))
+
+    def poll_state(self) -> PollState:
+        """The skeleton, poll_max_ns and the current adaptive poll_ns."""
+        s = self._i64
+        self._raise(self._lib.aio_poll_state(self._c, s))
+        return PollState(skeleton=SK.SKELETONS[int(s[0])], poll_max_ns=int(s[1]),
+                         poll_ns=int(s[2]), need_wait=bool(s[3]))
+
+    @property
+    def skeleton(self) -> str:
+        return self.poll_state().skeleton
+
+    def _steps(self) -> list[str]:
+        """The named steps the C skeleton passed since the last call (a
+        context created with _step_log=True; the log is per process)."""
+        buf = self._ffi.new("int[4096]")
+        n = self._lib.aio_step_log_read(buf, 4096)
+        if n < 0:
+            raise E.AioError("this context was not created from a step-log build (_step_log=True)")
+        names = {v: k for k, v in SK.STEP_IDS.items()}
+        return [names.get(buf[i], f"?{buf[i]}") for i in range(n)]
 
     # -- polling --
 
@@ -992,6 +1157,10 @@ def segment_info(name: str) -> SegmentInfo:
         n_bh=h.n_bh,
         n_timers=h.n_timers,
         notifier={1: "eventfd", 2: "pipe"}.get(h.notifier_kind, "?"),
+        skeleton=SK.SKELETONS[h.skeleton] if h.skeleton < len(SK.SKELETONS) else str(h.skeleton),
+        poll_max_ns=h.poll_max_ns,
+        poll_grow=h.poll_grow,
+        poll_shrink=h.poll_shrink,
     )
 
 
@@ -1010,6 +1179,7 @@ def read_counters(name: str) -> dict:
         vals = {}
         for i, n in enumerate(COUNTER_NAMES):
             (vals[n],) = struct.unpack_from("<Q", m, base + 64 * i)
+        (vals["poll_ns"],) = struct.unpack_from("<q", m, _core()[1].aio_poll_ns_offset())
         return vals
     finally:
         m.close()
