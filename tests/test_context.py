@@ -43,7 +43,8 @@ def test_header_records_owner_strategy_and_layout(shm_name):
         assert info.name == shm_name
         assert info.owner_pid == os.getpid() and info.owner_alive
         assert info.strategy == "unconditional-c" and info.fingerprint == ctx.fingerprint
-        assert info.layout_version == 1 and info.state == "live"
+        assert info.layout_version == 2 and info.state == "live"
+        assert info.skeleton == "2015" and info.poll_max_ns == 0
         assert abs(info.created_ns / 1e9 - time.time()) < 60
         assert info.size == os.stat("/dev/shm" + shm_name).st_size
 
@@ -484,7 +485,9 @@ def _fnv(data: bytes) -> int:
     return x
 
 
-CHECKSUM_AT = 4 * 6 + 8 * 2 + 4 * 8 + 32 + 24  # offsetof(AioHeader, checksum)
+FINGERPRINT_AT = 4 * 6 + 8 * 2 + 4 * 8 + 32  # offsetof(AioHeader, fingerprint)
+SKELETON_AT = FINGERPRINT_AT + 24  # offsetof(AioHeader, skeleton)
+CHECKSUM_AT = SKELETON_AT + 4 * 4 + 8  # offsetof(AioHeader, checksum)
 
 
 def _resum(seg: bytearray):
@@ -535,7 +538,7 @@ def test_attach_truncated(shm_name, keep):
 def test_attach_garbage_with_magic(shm_name, seed):
     """Random bytes behind a valid magic are refused as CorruptSegment, not a crash."""
     rnd = random.Random(seed)
-    data = b"AIOC" + (1).to_bytes(4, "little") + bytes(rnd.getrandbits(8) for _ in range(8184))
+    data = b"AIOC" + (2).to_bytes(4, "little") + bytes(rnd.getrandbits(8) for _ in range(8184))
     _raw_segment(shm_name, data)
     try:
         with pytest.raises(aiocore.CorruptSegment, match="corrupt header"):
@@ -560,7 +563,7 @@ def test_attach_with_other_fingerprint(shm_name):
     """A segment whose strategy fingerprint differs from ours is refused."""
     with aiocore.AioContext.create("unconditional-c") as ctx:
         seg = _header_of(ctx)
-    fp_at = CHECKSUM_AT - 24
+    fp_at = FINGERPRINT_AT
     seg[fp_at : fp_at + 24] = b"0123456789abcdef".ljust(24, b"\0")
     _resum(seg)
     _raw_segment(shm_name, bytes(seg))
