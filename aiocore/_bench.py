@@ -567,12 +567,12 @@ def efd_pingpong_c(lib, ffi, n, timeout):
 # --- per strategy ----------------------------------------------------------------------
 
 
-def aio_pingpong(strategy, n, timeout):
+def aio_pingpong(strategy, n, timeout, **create_kw):
     """Two owners, each sleeping in aio_poll, wake each other through BHs:
-    per-wake-up latencies (RT/2), ns."""
+    per-wake-up latencies (RT/2), ns.  create_kw: e.g. skeleton="polling"."""
     from ._context import AioContext
 
-    a = AioContext.create(strategy=strategy, n_bh=8, n_timers=1)
+    a = AioContext.create(strategy=strategy, n_bh=8, n_timers=1, **create_kw)
     try:
         ffi, lib = a._ffi, a._lib
         bh_a = a.bh_new(lambda: None)
@@ -583,7 +583,7 @@ def aio_pingpong(strategy, n, timeout):
         def child():
             os.close(r)
             os.close(w2)
-            b = AioContext.create(strategy=strategy, n_bh=8, n_timers=1)
+            b = AioContext.create(strategy=strategy, n_bh=8, n_timers=1, **create_kw)
             bh_b = b.bh_new(lambda: None)
             os.write(w, f"{b.name} {bh_b}\n".encode())
             os.read(r2, 1)
@@ -631,12 +631,12 @@ def aio_pingpong(strategy, n, timeout):
         a.close()
 
 
-def virtio_tx(strategy, duration, timeout):
+def virtio_tx(strategy, duration, timeout, **create_kw):
     """virtio-net-tx: a guest process fills a ring and kicks; the owner's tx
     BH drains bursts and reschedules itself.  Returns a dict of rates."""
     from ._context import AioContext
 
-    ctx = AioContext.create(strategy=strategy, n_bh=8, n_timers=1)
+    ctx = AioContext.create(strategy=strategy, n_bh=8, n_timers=1, **create_kw)
     try:
         ffi, lib = ctx._ffi, ctx._lib
         bh = ctx.bh_new(lambda: None)
@@ -663,6 +663,7 @@ def virtio_tx(strategy, duration, timeout):
             event_clears_per_1k=1000.0 * (c1.event_clear_calls - c0.event_clear_calls) / max(1, d_disp),
             wakeups_per_1k=1000.0 * (c1.wakeups - c0.wakeups) / max(1, d_disp),
             polls_per_dispatch=(c1.polls - c0.polls) / max(1, d_disp),
+            no_syscall_polls_fraction=(c1.polls_no_syscall - c0.polls_no_syscall) / max(1, c1.polls - c0.polls),
         )
     finally:
         ctx.close()
@@ -977,6 +978,7 @@ def eventfd_py_local(n):
 
 def run(strategies=None, quick=False, progress=None) -> dict:
     """Run everything; returns the JSON-able result (figures with units)."""
+    from . import _bench_polling
     from ._plugins import get, load_strategy
 
     P = dict(QUICK if quick else FULL)
@@ -1054,6 +1056,7 @@ def run(strategies=None, quick=False, progress=None) -> dict:
             tp = thread_pool(s, P["duration"], P["timeout"])
             for k, x in tp.items():
                 col.add((s, "pool_" + k), x)
+        _bench_polling.measure_repeat(strategies, infos, P, col, say, clib, cffi_)
 
     # --- assemble ---
     F = col.fig
@@ -1163,6 +1166,7 @@ def run(strategies=None, quick=False, progress=None) -> dict:
     m["quick"] = bool(quick)
     m["seconds"] = round(time.monotonic() - t_start, 1)
     res = dict(machine=m, floors=floors, peers=peers, strategies=out_s)
+    _bench_polling.assemble(col, res, strategies, infos)
     res["targets"] = check_targets(res)
     return strip_private(res)
 
@@ -1173,6 +1177,7 @@ def _fmt_ratio(r):
 
 def check_targets(res) -> list:
     """The issue's targets, met or missed, with by how much."""
+    from . import _bench_polling
     T = []
     fl, pe, st = res["floors"], res["peers"], res["strategies"]
 
@@ -1194,6 +1199,7 @@ def check_targets(res) -> list:
         skips = costs["notify_idle"]["event_set"] == 0
         if "virtio_dispatch_rate_vs_selfpipe" in d and skips and s != "selfpipe":
             add("virtio-net-tx dispatch rate >= 10x selfpipe", s, d["virtio_dispatch_rate_vs_selfpipe"], 10.0, ">=")
+    _bench_polling.targets(res, add)
     if "unconditional" in st and "notify_vs_handwritten" in st["unconditional"]:
         add("generated unconditional aio_notify <= 1.2x hand-written (issue 3)", "unconditional",
             st["unconditional"]["notify_vs_handwritten"], 1.2, "<=")
