@@ -222,6 +222,7 @@ typedef struct AioContext {
     int skeleton;                /* AIO_SKEL_*, copied from the header */
     int64_t poll_max_ns;         /* copied from the header */
     uint32_t poll_grow, poll_shrink;
+    int64_t now_hint;            /* a fresh clock reading for aio_dispatch, or 0 */
     aio_event *events;           /* dispatch list, capacity events_cap */
     int events_cap;
     int poll_progress;           /* set by native BH actions */

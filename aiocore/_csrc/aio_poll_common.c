@@ -49,16 +49,24 @@ static int64_t aio_compute_timeout(AioContext *ctx)
     return deadline <= now ? 0 : deadline - now;
 }
 
-static void aio_set_pos(AioContext *ctx, uint32_t pos, int64_t timeout)
+/* The owner's position since `now` (a clock reading the caller already
+ * has: the polling skeleton reuses its own, a vDSO clock_gettime is ~20 ns
+ * and a polling wake-up is a few hundred). */
+static void aio_set_pos_at(AioContext *ctx, uint32_t pos, int64_t timeout, int64_t now)
 {
     if (aio_is_home(ctx)) {
         /* Relaxed, diagnostic only (read by the watchdog): a plain store,
          * which on x86 does not drain the store buffer, so it cannot hide a
          * missing barrier in the hooks around it. */
         RAW_SET(&ctx->shm->owner.wait_timeout_ns, timeout);
-        RAW_SET(&ctx->shm->owner.since_ns, aio_clock_ns());
+        RAW_SET(&ctx->shm->owner.since_ns, now);
         RAW_SET(&ctx->shm->owner.pos, pos);
     }
+}
+
+static void aio_set_pos(AioContext *ctx, uint32_t pos, int64_t timeout)
+{
+    aio_set_pos_at(ctx, pos, timeout, aio_clock_ns());
 }
 
 /* pollfd slots: 0 notifier, 1 rescue (owner) or owner pidfd (attached),
@@ -135,7 +143,10 @@ static int aio_dispatch(AioContext *ctx, struct pollfd *pfd, int npfd, int *prog
         hwm = ctx->n_bh;
     }
 
-    aio_set_pos(ctx, AIO_POS_DISPATCH, 0);
+    /* now_hint: a clock reading of the caller's (polling skeleton), or 0. */
+    int64_t now0 = ctx->now_hint ? ctx->now_hint : aio_clock_ns();
+    ctx->now_hint = 0;
+    aio_set_pos_at(ctx, AIO_POS_DISPATCH, 0, now0);
     ctx->poll_progress = 0;
     for (uint32_t i = 0; i < hwm; i++) {
         AioBHSlot *bh = &ctx->bh[i];
@@ -178,12 +189,12 @@ static int aio_dispatch(AioContext *ctx, struct pollfd *pfd, int npfd, int *prog
     }
 
     if (home) {
-        int64_t now = aio_clock_ns();
+        int64_t now = 0;   /* read once, and only if a timer is armed */
         int first_timer = n;
         for (uint32_t i = 0; i < ctx->n_timers; i++) {
             AioTimerSlot *t = &ctx->timer[i];
             if (RAW_READ(&t->state) == 1 && RAW_READ(&t->armed) &&
-                RAW_READ(&t->deadline_ns) <= now) {
+                RAW_READ(&t->deadline_ns) <= (now ? now : (now = aio_clock_ns()))) {
                 RAW_SET(&t->armed, 0);
                 RAW_ADD(&t->fires, 1);
                 AIO_COUNTER_ADD(ctx, AIO_C_TIMER_FIRES, 1);

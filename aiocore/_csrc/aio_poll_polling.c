@@ -103,13 +103,15 @@ static int aio_run_poll_handlers_once(AioContext *ctx, int64_t *timeout)
 /* run_poll_handlers: poll until a handler is ready or max_ns has passed;
  * then "if time has passed with no successful polling, adjust *timeout to
  * keep the same ending time". */
-static int aio_run_poll_handlers(AioContext *ctx, int64_t max_ns, int64_t *timeout)
+static int aio_run_poll_handlers(AioContext *ctx, int64_t max_ns, int64_t *timeout,
+                                 int64_t start, int64_t *now)
 {
     int ready;
-    int64_t start = aio_clock_ns(), elapsed;
+    int64_t elapsed;
     do {
         ready = aio_run_poll_handlers_once(ctx, timeout);
-        elapsed = aio_clock_ns() - start;
+        *now = aio_clock_ns();
+        elapsed = *now - start;
         max_ns = aio_soonest(*timeout, max_ns);
     } while (elapsed < max_ns && !aio_need_wait(ctx));
     if (*timeout != -1) {
@@ -147,7 +149,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
 {
     struct pollfd pfd[AIO_PFD_CAP];
     int npfd, ncore, r = 0, foreign, use_notify_me, waited = 0, polled = 0;
-    int64_t timeout, start = 0, max_ns, poll_ns;
+    int64_t timeout, start, now, max_ns, poll_ns;
 
     foreign = !aio_is_home(ctx);
     if (foreign) {
@@ -165,14 +167,13 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     }
     npfd = ncore = aio_build_pollfds(ctx, pfd);
     aio_recovery_pollfds(ctx, pfd, &npfd);
-    /* Only the home process polls adaptively: poll_ns is the owner's. */
-    if (ctx->poll_max_ns && !foreign) {
-        start = aio_clock_ns();
-    }
+    /* One clock reading per phase, reused for the owner's position (the
+     * watchdog's since_ns) and for adjust_polling_time's block_ns. */
+    start = now = aio_clock_ns();
 
     /* compute_timeout -- aio_poll: timeout = blocking ? aio_compute_timeout(ctx) : 0 */
     AIO_STEP(AIO_STEP_COMPUTE_TIMEOUT);
-    aio_set_pos(ctx, AIO_POS_COMPUTE_TIMEOUT, 0);
+    aio_set_pos_at(ctx, AIO_POS_COMPUTE_TIMEOUT, 0, now);
     timeout = blocking ? aio_compute_timeout(ctx) : 0;
 
     /* poll_handlers -- try_poll_mode: max_ns = qemu_soonest_timeout(*timeout,
@@ -181,8 +182,8 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     poll_ns = foreign ? 0 : RAW_READ(&ctx->shm->owner.poll_ns);
     max_ns = aio_soonest(timeout, poll_ns);
     if (max_ns && !aio_need_wait(ctx)) {
-        aio_set_pos(ctx, AIO_POS_POLLING, max_ns);
-        polled = aio_run_poll_handlers(ctx, max_ns, &timeout);
+        aio_set_pos_at(ctx, AIO_POS_POLLING, max_ns, now);
+        polled = aio_run_poll_handlers(ctx, max_ns, &timeout, start, &now);
         if (polled) {
             AIO_COUNTER_ADD(ctx, AIO_C_POLL_SUCCESSES, 1);
         }
@@ -192,7 +193,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
      * notify_me += 2 and smp_mb (pairs with smp_mb in aio_notify): the hook. */
     AIO_STEP(AIO_STEP_POLL_BEGIN);
     use_notify_me = timeout != 0;
-    aio_set_pos(ctx, AIO_POS_POLL_BEGIN, 0);   /* relaxed stores only */
+    aio_set_pos_at(ctx, AIO_POS_POLL_BEGIN, 0, now);   /* relaxed stores only */
     if (use_notify_me) {
         strategy_poll_begin(ctx);
     }
@@ -208,12 +209,13 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
      * ctx->fdmon_ops->wait(ctx, &ready_list, timeout); */
     AIO_STEP(AIO_STEP_WAIT);
     if (timeout || aio_need_wait(ctx)) {
-        aio_set_pos(ctx, timeout < 0 ? AIO_POS_WAIT_INFINITE : AIO_POS_WAIT_TIMED, timeout);
+        aio_set_pos_at(ctx, timeout < 0 ? AIO_POS_WAIT_INFINITE : AIO_POS_WAIT_TIMED, timeout, now);
         if (foreign) {
             aio_release(ctx);
         }
         r = aio_wait(ctx, pfd, npfd, timeout);
         waited = 1;
+        now = aio_clock_ns();
         aio_recovery_after_wait(ctx, pfd, npfd);
         if (foreign) {
             int r2 = aio_acquire(ctx);
@@ -227,7 +229,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
      * &ctx->notify_me, notify_me - 2); aio_notify_accept(ctx): the
      * strategy's poll_end (which calls accept), else accept alone. */
     AIO_STEP(AIO_STEP_POLL_END);
-    aio_set_pos(ctx, AIO_POS_POLL_END, 0);
+    aio_set_pos_at(ctx, AIO_POS_POLL_END, 0, now);
     if (use_notify_me) {
         strategy_poll_end(ctx);
     } else {
@@ -244,8 +246,9 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     /* adjust -- aio_poll: if (ctx->poll_max_ns) { block_ns = now - start;
      * adjust_polling_time(ctx, &ctx->poll, block_ns); } */
     AIO_STEP(AIO_STEP_ADJUST);
+    now = aio_clock_ns();
     if (ctx->poll_max_ns && !foreign) {
-        aio_adjust_polling_time(ctx, aio_clock_ns() - start);
+        aio_adjust_polling_time(ctx, now - start);
     }
 
     /* dispatch -- aio_bh_poll, aio_dispatch_ready_handlers (an fd whose poll
@@ -264,6 +267,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
             }
         }
     }
+    ctx->now_hint = now;
     r = aio_dispatch(ctx, pfd, ncore, progress);
     if (!waited) {
         AIO_COUNTER_ADD(ctx, AIO_C_POLLS_NO_SYSCALL, 1);
@@ -278,7 +282,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
         }
     }
     RAW_ADD(&ctx->shm->owner.poll_seq, 1);
-    aio_set_pos(ctx, AIO_POS_IDLE, 0);
+    aio_set_pos_at(ctx, AIO_POS_IDLE, 0, now);
     if (foreign) {
         aio_release(ctx);
     }
