@@ -47,7 +47,9 @@ def cmd_bench(args) -> int:
         if err:
             print(err, file=sys.stderr)
             return 2
-    B.PIN = not args.no_pin
+    from . import _bench_base
+
+    _bench_base.PIN = not args.no_pin
     from ._errors import AioError
 
     progress = None

@@ -99,3 +99,4 @@ static inline void aio_recovery_after_wait(AioContext *ctx, struct pollfd *pfd, 
 #include "aio_gsource.c"      /* GSource path, state, prims, handles */
 #include "aio_drivers.c"
 #include "aio_bench.c"
+#include "aio_bench_polling.c"
