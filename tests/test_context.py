@@ -133,6 +133,43 @@ ctx.close()
         assert 1 <= runs["work"] <= 100_000
 
 
+def _declared_pairs():
+    """(strategy, skeleton) for every skeleton other than 2015 that a
+    natively-passing strategy declares -- the shape of the skeleton
+    parameter conformance-style tests take."""
+    from conftest import PASSING
+
+    from aiocore._plugins import get
+
+    return [(s, sk) for s in PASSING for sk in get(s).skeletons if sk != "2015"]
+
+
+@pytest.mark.parametrize("strategy, skeleton", _declared_pairs())
+def test_100k_schedules_exactly_once_on_other_skeletons(procs, strategy, skeleton):
+    """The 100k exactly-once test above, on each other skeleton a strategy declares."""
+    with aiocore.AioContext.create(strategy, skeleton=skeleton) as ctx:
+        runs = {"work": 0, "done": 0}
+        work = ctx.bh_new(lambda: runs.__setitem__("work", runs["work"] + 1))
+        done = [ctx.bh_new(lambda: runs.__setitem__("done", runs["done"] + 1)) for _ in range(2)]
+        code = ATTACH + """
+work, done = int(sys.argv[2]), int(sys.argv[3])
+s = ctx.bh_schedule
+for _ in range(50_000):
+    s(work)
+s(done)
+ctx.close()
+"""
+        ps = [procs.start(code, ctx.name, work, d) for d in done]
+        poll_until(ctx, lambda: runs["done"] == 2, timeout=120)
+        for p in ps:
+            procs.finish(p)
+        poll_until(ctx, lambda: ctx.counters().bh_pending == 0, blocking=False)
+        c = ctx.counters()
+        assert ctx.info().skeleton == skeleton
+        assert c.bh_schedules == c.bh_dispatches == runs["work"] + runs["done"]
+        assert c.lost_work == 0 and c.bh_pending == 0
+
+
 def test_blocking_poll_wakes_on_cross_process_schedule(procs, passing_strategy):
     """A sleeping owner (infinite timeout) wakes promptly when another process schedules."""
     with aiocore.AioContext.create(passing_strategy) as ctx:
