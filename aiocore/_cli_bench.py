@@ -217,12 +217,12 @@ def render(res, console=None):
     sp = res.get("seed_polling")
     if sp:
         t = Table(title="the seed's question on the polling skeleton (no ppoll; owner awake)")
-        for col in ("strategy", "round ns", "read()/poll", "virtio disp/s"):
+        for col in ("strategy", "round ns", "read()/poll", "no-syscall polls"):
             t.column(col, key=True, justify="left" if col == "strategy" else "right")
         for s in ("unconditional", "notified"):
             d = sp[s]
             t.row(s, _ns(d["round_ns"], 0), _ns(d["event_clear_calls_per_poll"], 2).split(" ")[0],
-                  _rate(d["virtio_dispatches_per_s"]))
+                  _ns(d["no_syscall_polls"], 2).split(" ")[0])
         t.print(con)
         bf = sp.get("barrier_fraction_of_notified_round", {}).get("value")
         con.print(f"notified round ÷ unconditional round: {_x(sp['notified_round_vs_unconditional'])}; "
