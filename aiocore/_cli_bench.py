@@ -93,6 +93,16 @@ def _ns(f, digits=1):
     return s
 
 
+def _m(f, digits=1):
+    """The median alone (the spread is in --json)."""
+    if not f or f.get("value") is None:
+        return "?"
+    v = f["value"]
+    if f.get("unit") == "ns" and v >= 10_000:
+        return f"{v / 1000:.1f} µs"
+    return f"{v:.{digits}f}"
+
+
 def _rate(f):
     if not f or f.get("value") is None:
         return "?"
@@ -154,76 +164,66 @@ def render(res, console=None):
     t.print(con)
 
     st = res["strategies"]
-    t = Table(title="fast paths (C loops, nobody sleeping); fences/locked from the description")
-    for col in ("strategy", "notify ns", "÷ f+l", "hook ÷ f+l", "f/l notify", "round ns", "f/l poll"):
-        t.column(col, key=True, justify="left" if col == "strategy" else "right")
-    for s, d in st.items():
-        t.row(s, _ns(d["notify_ns"]), _x(d["notify_vs_fence_load"]), _x(d["notify_hook_vs_fence_load"]),
-              f"{d['fences_per_notify']['value']}/{d['locked_per_notify']['value']}",
-              _ns(d["poll_round_ns"], 0), f"{d['fences_per_poll']['value']}/{d['locked_per_poll']['value']}")
-    t.print(con)
-    t = Table(title="compiled code and Python calls")
-    for col in ("strategy", "compiled = descr.", "bh_schedule py ns", "÷ cffi call"):
-        t.column(col, key=True, justify="left" if col == "strategy" else "right")
-    for s, d in st.items():
-        chk = d["compiled_check"]
-        ok = "n/a" if not chk["checked"] else ("yes" if chk["match"] else "[red]NO[/red]")
-        t.row(s, ok, _ns(d["py_bh_schedule_ns"]), _x(d["py_bh_schedule_vs_cffi_empty"]))
-    t.print(con)
 
-    t = Table(title="2015 skeleton: wake-ups (sleeping owner) and syscalls per 1k dispatches")
-    for col in ("strategy", "wake p50", "wake p99", "÷ C efd", "polls/wake", "set/clr (loop)"):
-        t.column(col, key=True, justify="left" if col == "strategy" else "right")
-    for s, d in st.items():
-        t.row(s, _ns(d["wakeup_p50"], 0), _ns(d["wakeup_p99"], 0), _x(d["wakeup_p50_vs_eventfd_floor"]),
-              _ns(d["wakeup_polls"], 2).split(" ")[0], _sc(d, "round_event_{}_per_1k"))
-    t.print(con)
-    t = Table(title="2015 skeleton: workloads")
-    for col in ("strategy", "virtio pps", "virtio disp/s", "÷ selfpipe", "set/clr (virtio)", "pool compl/s", "set/clr (pool)"):
-        t.column(col, key=True, justify="left" if col == "strategy" else "right")
-    for s, d in st.items():
-        t.row(s, _rate(d["virtio_pps"]), _rate(d["virtio_dispatches_per_s"]),
-              _x(d.get("virtio_dispatch_rate_vs_selfpipe")), _sc(d, "virtio_event_{}_per_1k"),
-              _rate(d["pool_completions_per_s"]), _sc(d, "pool_event_{}_per_1k"))
-    t.print(con)
+    def table(title, cols, rows):
+        """A strategy table: names and medians are key columns (never cut);
+        at most five columns, so it fits 80; spreads are in --json."""
+        t = Table(title=title)
+        for c in cols:
+            t.column(c, key=True, justify="left" if c == "strategy" else "right")
+        for r in rows:
+            t.row(*r)
+        t.print(con)
 
+    m = _m
+    table("fast paths, C loops, nobody sleeping (ns; f+l = fence+load floor)",
+          ("strategy", "notify", "÷ f+l", "hook ÷ f+l", "round"),
+          [(s, m(d["notify_ns"]), _x(d["notify_vs_fence_load"]), _x(d["notify_hook_vs_fence_load"]),
+            m(d["poll_round_ns"], 0)) for s, d in st.items()])
+    table("fences / locked ops (description; compiled = checked with objdump)",
+          ("strategy", "notify", "poll", "compiled", "py bh_schedule"),
+          [(s, f"{d['fences_per_notify']['value']}/{d['locked_per_notify']['value']}",
+            f"{d['fences_per_poll']['value']}/{d['locked_per_poll']['value']}",
+            "n/a" if not d["compiled_check"]["checked"] else ("yes" if d["compiled_check"]["match"] else "[red]NO[/red]"),
+            f"{m(d['py_bh_schedule_ns'])} ({_x(d['py_bh_schedule_vs_cffi_empty'])})") for s, d in st.items()])
+    table("2015 skeleton: wake-up of a sleeping owner (ns), syscalls per 1k",
+          ("strategy", "p50", "p99", "÷ C efd", "set/clr"),
+          [(s, m(d["wakeup_p50"], 0), m(d["wakeup_p99"], 0), _x(d["wakeup_p50_vs_eventfd_floor"]),
+            _sc(d, "round_event_{}_per_1k")) for s, d in st.items()])
+    table("2015 skeleton: virtio-net-tx and thread-pool",
+          ("strategy", "virtio disp/s", "÷ selfpipe", "set/clr", "pool compl/s"),
+          [(s, _rate(d["virtio_dispatches_per_s"]).split(" ")[0], _x(d.get("virtio_dispatch_rate_vs_selfpipe")),
+            _sc(d, "virtio_event_{}_per_1k"), _rate(d["pool_completions_per_s"]).split(" ")[0])
+           for s, d in st.items()])
     pol = [s for s, d in st.items() if "wakeup_polling_p50" in d]
     if pol:
-        t = Table(title="polling skeleton: wake-up in the busy-poll phase, virtio-net-tx, idle owner")
-        for col in ("strategy", "wake p50", "wake p99", "÷ spin", "÷ C efd", "virtio disp/s", "÷ selfpipe", "idle CPU"):
-            t.column(col, key=True, justify="left" if col == "strategy" else "right")
-        for s in pol:
-            d = st[s]
-            idle = d["idle_cpu_fraction"].get("value")
-            t.row(s, _ns(d["wakeup_polling_p50"], 0), _ns(d["wakeup_polling_p99"], 0),
-                  _x(d["wakeup_polling_p50_vs_spin"]), _x(d["wakeup_polling_p50_vs_eventfd_floor"]),
-                  _rate(d["virtio_polling_dispatches_per_s"]), _x(d.get("virtio_polling_dispatch_rate_vs_selfpipe")),
-                  "?" if idle is None else f"{100 * idle:.1f}%")
-        t.print(con)
+        table("polling skeleton: wake-up in the busy-poll phase (ns)",
+              ("strategy", "p50", "p99", "÷ spin", "÷ C efd"),
+              [(s, m(st[s]["wakeup_polling_p50"], 0), m(st[s]["wakeup_polling_p99"], 0),
+                _x(st[s]["wakeup_polling_p50_vs_spin"]), _x(st[s]["wakeup_polling_p50_vs_eventfd_floor"]))
+               for s in pol])
+        table("polling skeleton: virtio-net-tx, idle owner",
+              ("strategy", "virtio disp/s", "÷ selfpipe", "no-syscall", "idle CPU"),
+              [(s, _rate(st[s]["virtio_polling_dispatches_per_s"]).split(" ")[0],
+                _x(st[s].get("virtio_polling_dispatch_rate_vs_selfpipe")),
+                m(st[s]["virtio_polling_no_syscall_fraction"], 3),
+                "?" if st[s]["idle_cpu_fraction"].get("value") is None else f"{100 * st[s]['idle_cpu_fraction']['value']:.1f}%")
+               for s in pol])
 
     seed = [s for s in st if s != "unconditional-c"]
-    t = Table(title="the seed's question (05e514b1), 2015 skeleton: per dispatch, owner awake")
-    for col in ("strategy", "fences", "locked", "syscalls (descr.)", "set/clr per 1k", "round ns", "− uncond.", "virtio pps"):
-        t.column(col, key=True, justify="left" if col == "strategy" else "right")
     base = st.get("unconditional", {}).get("poll_round_ns", {}).get("value")
-    for s in seed:
-        d = st[s]
-        pr = d["poll_round_ns"]["value"]
-        t.row(s, d["fences_per_dispatch"]["value"], d["locked_per_dispatch"]["value"],
-              d["syscalls_per_dispatch_description"]["value"], _sc(d, "round_event_{}_per_1k"),
-              _ns(d["poll_round_ns"], 0), "?" if base is None or pr is None else f"{pr - base:+.0f} ns",
-              _rate(d["virtio_pps"]))
-    t.print(con)
+    table("the seed's question (05e514b1), 2015 skeleton, per dispatch, owner awake",
+          ("strategy", "fences/locked", "set/clr", "round ns", "− uncond."),
+          [(s, f"{st[s]['fences_per_dispatch']['value']}/{st[s]['locked_per_dispatch']['value']}",
+            _sc(st[s], "round_event_{}_per_1k"), m(st[s]["poll_round_ns"], 0),
+            "?" if base is None or st[s]["poll_round_ns"]["value"] is None
+            else f"{st[s]['poll_round_ns']['value'] - base:+.0f}") for s in seed])
     sp = res.get("seed_polling")
     if sp:
-        t = Table(title="the seed's question on the polling skeleton (no ppoll; owner awake)")
-        for col in ("strategy", "round ns", "read()/poll", "no-syscall polls"):
-            t.column(col, key=True, justify="left" if col == "strategy" else "right")
-        for s in ("unconditional", "notified"):
-            d = sp[s]
-            t.row(s, _ns(d["round_ns"], 0), _ns(d["event_clear_calls_per_poll"], 2).split(" ")[0],
-                  _ns(d["no_syscall_polls"], 2).split(" ")[0])
-        t.print(con)
+        table("the seed's question on the polling skeleton (no ppoll; owner awake)",
+              ("strategy", "round ns", "read()/poll", "no-syscall"),
+              [(s, m(sp[s]["round_ns"], 0), m(sp[s]["event_clear_calls_per_poll"], 2),
+                m(sp[s]["no_syscall_polls"], 2)) for s in ("unconditional", "notified")])
         bf = sp.get("barrier_fraction_of_notified_round", {}).get("value")
         con.print(f"notified round ÷ unconditional round: {_x(sp['notified_round_vs_unconditional'])}; "
                   f"05e514b1's xchg ÷ notified round: {'?' if bf is None else f'{100 * bf:.1f}%'}")
