@@ -1,5 +1,6 @@
 /*
- * aio_gsource.c -- the GSource path, reading state, primitives on named fields and the one-argument handles.
+ * aio_gsource.c -- the GSource path, reading state, primitives on named
+ * fields and the one-argument handles.
  *
  * Part of the core template: #included by aio_core.c into one translation
  * unit per strategy (see aio_core.c), never compiled alone.

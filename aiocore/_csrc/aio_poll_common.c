@@ -1,5 +1,6 @@
 /*
- * aio_poll_common.c -- what both aio_poll skeletons share: compute_timeout, the owner's position, pollfds, the wait, and the dispatch phase.
+ * aio_poll_common.c -- what both aio_poll skeletons share: compute_timeout,
+ * the owner's position, pollfds, the wait, and the dispatch phase.
  *
  * Part of the core template: #included by aio_core.c into one translation
  * unit per strategy (see aio_core.c), never compiled alone.

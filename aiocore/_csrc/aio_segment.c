@@ -1,5 +1,7 @@
 /*
- * aio_segment.c -- the segment: layout, header validation, create / attach / close, the home-process test, the owner-liveness check and the context lock.
+ * aio_segment.c -- the segment: layout, header validation, create / attach /
+ * close, the home-process test, the owner-liveness check and the context
+ * lock.
  *
  * Part of the core template: #included by aio_core.c into one translation
  * unit per strategy (see aio_core.c), never compiled alone.
