@@ -8,6 +8,12 @@
 # the strategy comes from the era of foreign pollers (then the context lock
 # serializes them, as QEMU's RFifoLock did).
 #
+# The aio_poll skeleton ("2015", or QEMU's "polling" mode with its adaptive
+# poll_ns) is chosen at create() and recorded in the segment header; an
+# attacher must agree with it (SkeletonMismatch).  Rooms: _segment.py (the
+# header, names, info, gc), _fdpass.py (fd passing), _context_state.py (the
+# GSource path, the lock, reading state), this module (the context).
+#
 # Python sets things up, runs callbacks and reports; every protocol sequence
 # is one call into the strategy's compiled module (see _csrc/aio_core.c).
 # The hot calls (bh_schedule, notify) are bound per instance to closures over
