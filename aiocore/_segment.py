@@ -108,7 +108,7 @@ class Counters:
     rescues: int
     foreign_polls: int
     recoveries: int  # a dead process's traces undone (aio_recovery.h)
-    polls_no_syscall: int  # polling skeleton: aio_poll calls that made no ppoll
+    polls_no_syscall: int  # polling skeleton: aio_poll calls that made no ppoll (hooks may: selfpipe)
     poll_successes: int  # polling skeleton: busy-poll phases that found work
     poll_grows: int  # adjust_polling_time grew poll_ns
     poll_shrinks: int  # adjust_polling_time shrank poll_ns

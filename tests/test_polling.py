@@ -374,3 +374,31 @@ def test_step_ids_match_aio_steps_h():
     text = (Path(aiocore.__file__).parent / "_csrc" / "aio_steps.h").read_text()
     ids = {m[0].lower(): int(m[1]) for m in re.findall(r"AIO_STEP_([A-Z_]+) = (\d+)", text)}
     assert ids == SK.STEP_IDS
+
+
+def test_aiocore_info_shows_skeleton_and_poll_ns(capsys):
+    from aiocore._cli import main
+
+    with _polling(poll_max_ns=20_000) as ctx:
+        bh = ctx.bh_new(lambda: None)
+        while not ctx.poll_state().poll_ns:
+            ctx.bh_schedule(bh)
+            ctx.aio_poll(True)
+        assert main(["info", ctx.name]) == 0
+        out = capsys.readouterr().out
+        assert "polling" in out and "poll_max_ns" in out and "20000" in out
+        assert f"poll_ns (now)" in out and str(ctx.poll_state().poll_ns) in out
+        assert "polls_no_syscall" in out and "poll_grows" in out
+
+
+def test_gsource_path_works_on_the_polling_skeleton():
+    """The GSource path (glib's prepare/check) is the same on both skeletons."""
+    with _polling() as ctx:
+        hits = []
+        bh = ctx.bh_new(lambda: hits.append(1))
+        ctx.bh_schedule(bh)
+        assert ctx.gsource_iteration() is True and hits == [1]
+        ready, timeout = ctx.prepare()
+        assert not ready and timeout is None
+        ctx.check()
+        assert ctx.dispatch() is False

@@ -66,7 +66,8 @@ enum {
     AIO_C_TIMER_FIRES, AIO_C_FD_DISPATCHES, AIO_C_GSOURCE_ITERATIONS,
     AIO_C_RESCUES, AIO_C_FOREIGN_POLLS,
     AIO_C_RECOVERIES,        /* aio_recovery.h (crash helper): a dead process's traces undone */
-    AIO_C_POLLS_NO_SYSCALL,  /* polling skeleton: aio_poll calls that made no ppoll */
+    AIO_C_POLLS_NO_SYSCALL,  /* polling skeleton: aio_poll calls that made no ppoll (a hook may
+                              * still make one: selfpipe's accept drains with read()) */
     AIO_C_POLL_SUCCESSES,    /* polling skeleton: busy-poll phases ended by a ready handler */
     AIO_C_POLL_GROWS,        /* adjust_polling_time grew poll_ns */
     AIO_C_POLL_SHRINKS,      /* adjust_polling_time shrank poll_ns */
