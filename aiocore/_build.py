@@ -40,6 +40,8 @@ typedef struct aio_info {
     uint32_t n_bh, n_timers, n_procs, notifier_kind;
     char strategy[32];
     char fingerprint[24];
+    uint32_t skeleton, poll_grow, poll_shrink;
+    int64_t poll_max_ns;
 } aio_info;
 
 const char *aio_strategy_name(void);
@@ -50,9 +52,11 @@ int aio_peek(const void *buf, size_t len, uint64_t actual_size, aio_info *out);
 AioContext *aio_ctx_new(void);
 void aio_ctx_free(AioContext *ctx);
 int aio_ctx_create(AioContext *ctx, int shm_fd, uint32_t n_bh, uint32_t n_timers,
-                   uint64_t owner_start, int notifier_kind);
+                   uint64_t owner_start, int notifier_kind, int skeleton,
+                   int64_t poll_max_ns, uint32_t poll_grow, uint32_t poll_shrink);
 int aio_ctx_attach(AioContext *ctx, int shm_fd, uint64_t actual_size,
-                   int notifier_rfd, int notifier_wfd, int rescue_fd, int owner_pidfd);
+                   int notifier_rfd, int notifier_wfd, int rescue_fd, int owner_pidfd,
+                   int skeleton);
 int aio_ctx_fds(AioContext *ctx, int *out);
 int aio_ctx_close(AioContext *ctx);
 int64_t aio_clock_ns(void);
@@ -71,7 +75,11 @@ int aio_timer_new(AioContext *ctx);
 int aio_timer_mod_ns(AioContext *ctx, int id, int64_t deadline_ns);
 int aio_timer_del(AioContext *ctx, int id);
 int aio_timer_free(AioContext *ctx, int id);
-int aio_set_fd_handler(AioContext *ctx, int fd, uint32_t events);
+int aio_set_fd_handler(AioContext *ctx, int fd, uint32_t events, int poll_word);
+int aio_poll_word_add(AioContext *ctx, int word, uint32_t n);
+int aio_poll_state(AioContext *ctx, int64_t *out4);
+int aio_step_log_read(int *out, int max);
+size_t aio_poll_ns_offset(void);
 
 int aio_poll(AioContext *ctx, int blocking, int *progress);
 aio_event *aio_events(AioContext *ctx);

@@ -47,7 +47,9 @@ def cmd_bench(args) -> int:
         if err:
             print(err, file=sys.stderr)
             return 2
-    B.PIN = not args.no_pin
+    from . import _bench_base
+
+    _bench_base.PIN = not args.no_pin
     from ._errors import AioError
 
     progress = None
@@ -91,6 +93,16 @@ def _ns(f, digits=1):
     return s
 
 
+def _m(f, digits=1):
+    """The median alone (the spread is in --json)."""
+    if not f or f.get("value") is None:
+        return "?"
+    v = f["value"]
+    if f.get("unit") == "ns" and v >= 10_000:
+        return f"{v / 1000:.1f} µs"
+    return f"{v:.{digits}f}"
+
+
 def _rate(f):
     if not f or f.get("value") is None:
         return "?"
@@ -111,13 +123,22 @@ def _x(r):
     return f"{r['value']:.2f}×"
 
 
-def render(res, console=None):
-    from rich.console import Console
-    from rich.table import Table
+def _sc(d, k):
+    """'sets / clears' of two per-1k figures."""
+    a, b = d.get(k.format("sets")), d.get(k.format("clears"))
+    if not a or not b or a.get("value") is None or b.get("value") is None:
+        return "?"
+    return f"{a['value']:.0f} / {b['value']:.0f}"
 
-    con = console or Console()
-    if not con.is_terminal:
-        con = Console(width=max(con.width, 190))
+
+def render(res, console=None):
+    """The bench result as tables (aiocore._tables: key columns -- names and
+    figures -- are never truncated, descriptions fold; readable at 80 columns)."""
+    from rich.console import Console
+
+    from ._tables import Table
+
+    con = console or Console(highlight=False)
     m = res["machine"]
     con.print(
         f"[bold]aiocore bench[/bold] — {m['cpu']} ×{m['cpus']} ({m['virtualization']}), "
@@ -126,86 +147,89 @@ def render(res, console=None):
         f"{m['seconds']} s"
     )
     fl = res["floors"]
-    t = Table(title="floors (same run)", title_justify="left")
-    t.add_column("floor")
-    t.add_column("value", justify="right")
-    t.add_column("unit")
+    t = Table(title="floors (same run)").column("floor", key=True).column("value", key=True, justify="right").column("what")
     for k, f in fl.items():
-        t.add_row(f.get("what", k), _ns(f, 2 if (f.get("value") or 0) < 100 else 0), "ns" if f.get("value", 0) < 10_000 else "")
-    con.print(t)
+        t.row(k, _ns(f, 2 if (f.get("value") or 0) < 100 else 0), f.get("what", ""))
+    t.print(con)
 
     pe = res["peers"]
-    t = Table(title="peers: cross-process / cross-thread wake-up, per wake-up (ping-pong RT/2)", title_justify="left")
-    t.add_column("peer")
-    t.add_column("p50", justify="right")
-    t.add_column("p99", justify="right")
-    t.add_column("p50 / C eventfd floor", justify="right")
+    t = (Table(title="peers: wake-up per ping-pong RT/2").column("peer", key=True)
+         .column("p50", key=True, justify="right").column("p99", key=True, justify="right")
+         .column("p50 ÷ C efd", key=True, justify="right").column("what"))
     for k, d in pe.items():
         if "p50" in d:
-            t.add_row(d["what"], _ns(d["p50"], 0), _ns(d["p99"], 0), _x(d["p50_vs_eventfd_floor"]))
+            t.row(k, _ns(d["p50"], 0), _ns(d["p99"], 0), _x(d["p50_vs_eventfd_floor"]), d["what"])
     d = pe["eventfd_py_write_read"]
-    t.add_row(d["what"], _ns(d["cost"], 0) + " ns", "", _x(d["cost_vs_c"]) + " of C")
-    con.print(t)
+    t.row("eventfd_py_write_read", _ns(d["cost"], 0) + " ns", "", _x(d["cost_vs_c"]) + " of C", d["what"])
+    t.print(con)
 
     st = res["strategies"]
-    t = Table(title="strategies: fast paths (C loops, nobody sleeping) and fences/locked ops (description = compiled)", title_justify="left")
-    for col, j in (("strategy", "left"), ("aio_notify ns", "right"), ("÷ fence+load", "right"),
-                   ("hook ÷ f+l", "right"), ("fences/locked per notify", "center"),
-                   ("poll round ns", "right"), ("fences/locked per poll", "center"),
-                   ("compiled ok", "center"), ("bh_schedule py ns", "right"), ("÷ cffi call", "right")):
-        t.add_column(col, justify=j)
-    for s, d in st.items():
-        chk = d["compiled_check"]
-        ok = "n/a" if not chk["checked"] else ("yes" if chk["match"] else "[red]NO[/red]")
-        t.add_row(
-            s, _ns(d["notify_ns"]), _x(d["notify_vs_fence_load"]), _x(d["notify_hook_vs_fence_load"]),
-            f"{d['fences_per_notify']['value']} / {d['locked_per_notify']['value']}",
-            _ns(d["poll_round_ns"], 0),
-            f"{d['fences_per_poll']['value']} / {d['locked_per_poll']['value']}",
-            ok, _ns(d["py_bh_schedule_ns"]), _x(d["py_bh_schedule_vs_cffi_empty"]),
-        )
-    con.print(t)
 
-    t = Table(title="strategies: wake-ups, syscalls, workloads", title_justify="left")
-    for col in ("strategy", "wake p50", "wake p99", "p50 ÷ C efd", "polls/wake",
-                "set/clr per 1k (poll loop)", "virtio pps", "virtio disp/s", "÷ selfpipe",
-                "set/clr per 1k (virtio)", "pool compl/s", "set/clr per 1k (pool)"):
-        t.add_column(col, justify="left" if col == "strategy" else "right")
-    for s, d in st.items():
-        t.add_row(
-            s, _ns(d["wakeup_p50"], 0), _ns(d["wakeup_p99"], 0), _x(d["wakeup_p50_vs_eventfd_floor"]),
-            _ns(d["wakeup_polls"], 2).split(" ")[0],
-            f"{d['round_event_sets_per_1k']['value']:.0f} / {d['round_event_clears_per_1k']['value']:.0f}",
-            _rate(d["virtio_pps"]), _rate(d["virtio_dispatches_per_s"]),
-            _x(d.get("virtio_dispatch_rate_vs_selfpipe")),
-            f"{d['virtio_event_sets_per_1k']['value']:.0f} / {d['virtio_event_clears_per_1k']['value']:.0f}",
-            _rate(d["pool_completions_per_s"]),
-            f"{d['pool_event_sets_per_1k']['value']:.0f} / {d['pool_event_clears_per_1k']['value']:.0f}",
-        )
-    con.print(t)
+    def table(title, cols, rows):
+        """A strategy table: names and medians are key columns (never cut);
+        at most five columns, so it fits 80; spreads are in --json."""
+        t = Table(title=title)
+        for c in cols:
+            t.column(c, key=True, justify="left" if c == "strategy" else "right")
+        for r in rows:
+            t.row(*r)
+        t.print(con)
+
+    m = _m
+    table("fast paths, C loops, nobody sleeping (ns; f+l = fence+load floor)",
+          ("strategy", "notify", "÷ f+l", "hook ÷ f+l", "round"),
+          [(s, m(d["notify_ns"]), _x(d["notify_vs_fence_load"]), _x(d["notify_hook_vs_fence_load"]),
+            m(d["poll_round_ns"], 0)) for s, d in st.items()])
+    table("fences / locked ops (description; compiled = checked with objdump)",
+          ("strategy", "notify", "poll", "compiled", "py bh_schedule"),
+          [(s, f"{d['fences_per_notify']['value']}/{d['locked_per_notify']['value']}",
+            f"{d['fences_per_poll']['value']}/{d['locked_per_poll']['value']}",
+            "n/a" if not d["compiled_check"]["checked"] else ("yes" if d["compiled_check"]["match"] else "[red]NO[/red]"),
+            f"{m(d['py_bh_schedule_ns'])} ({_x(d['py_bh_schedule_vs_cffi_empty'])})") for s, d in st.items()])
+    table("2015 skeleton: wake-up of a sleeping owner (ns), syscalls per 1k",
+          ("strategy", "p50", "p99", "÷ C efd", "set/clr"),
+          [(s, m(d["wakeup_p50"], 0), m(d["wakeup_p99"], 0), _x(d["wakeup_p50_vs_eventfd_floor"]),
+            _sc(d, "round_event_{}_per_1k")) for s, d in st.items()])
+    table("2015 skeleton: virtio-net-tx and thread-pool",
+          ("strategy", "virtio disp/s", "÷ selfpipe", "set/clr", "pool compl/s"),
+          [(s, _rate(d["virtio_dispatches_per_s"]).split(" ")[0], _x(d.get("virtio_dispatch_rate_vs_selfpipe")),
+            _sc(d, "virtio_event_{}_per_1k"), _rate(d["pool_completions_per_s"]).split(" ")[0])
+           for s, d in st.items()])
+    pol = [s for s, d in st.items() if "wakeup_polling_p50" in d]
+    if pol:
+        table("polling skeleton: wake-up in the busy-poll phase (ns)",
+              ("strategy", "p50", "p99", "÷ spin", "÷ C efd"),
+              [(s, m(st[s]["wakeup_polling_p50"], 0), m(st[s]["wakeup_polling_p99"], 0),
+                _x(st[s]["wakeup_polling_p50_vs_spin"]), _x(st[s]["wakeup_polling_p50_vs_eventfd_floor"]))
+               for s in pol])
+        table("polling skeleton: virtio-net-tx, idle owner",
+              ("strategy", "virtio disp/s", "÷ selfpipe", "no-syscall", "idle CPU"),
+              [(s, _rate(st[s]["virtio_polling_dispatches_per_s"]).split(" ")[0],
+                _x(st[s].get("virtio_polling_dispatch_rate_vs_selfpipe")),
+                m(st[s]["virtio_polling_no_syscall_fraction"], 3),
+                "?" if st[s]["idle_cpu_fraction"].get("value") is None else f"{100 * st[s]['idle_cpu_fraction']['value']:.1f}%")
+               for s in pol])
 
     seed = [s for s in st if s != "unconditional-c"]
-    t = Table(title="the seed's question (05e514b1): per dispatch of a self-rescheduling BH, owner awake", title_justify="left")
-    for col in ("strategy", "fences", "locked ops", "event_set+clear syscalls (descr.)",
-                "measured set/clr per 1k", "round ns (C)", "round − unconditional", "virtio pps"):
-        t.add_column(col, justify="left" if col == "strategy" else "right")
     base = st.get("unconditional", {}).get("poll_round_ns", {}).get("value")
-    for s in seed:
-        d = st[s]
-        pr = d["poll_round_ns"]["value"]
-        t.add_row(
-            s, str(d["fences_per_dispatch"]["value"]), str(d["locked_per_dispatch"]["value"]),
-            str(d["syscalls_per_dispatch_description"]["value"]),
-            f"{d['round_event_sets_per_1k']['value']:.0f} / {d['round_event_clears_per_1k']['value']:.0f}",
-            _ns(d["poll_round_ns"], 0),
-            "?" if base is None or pr is None else f"{pr - base:+.0f} ns",
-            _rate(d["virtio_pps"]),
-        )
-    con.print(t)
+    table("the seed's question (05e514b1), 2015 skeleton, per dispatch, owner awake",
+          ("strategy", "fences/locked", "set/clr", "round ns", "− uncond."),
+          [(s, f"{st[s]['fences_per_dispatch']['value']}/{st[s]['locked_per_dispatch']['value']}",
+            _sc(st[s], "round_event_{}_per_1k"), m(st[s]["poll_round_ns"], 0),
+            "?" if base is None or st[s]["poll_round_ns"]["value"] is None
+            else f"{st[s]['poll_round_ns']['value'] - base:+.0f}") for s in seed])
+    sp = res.get("seed_polling")
+    if sp:
+        table("the seed's question on the polling skeleton (no ppoll; owner awake)",
+              ("strategy", "round ns", "read()/poll", "no-syscall"),
+              [(s, m(sp[s]["round_ns"], 0), m(sp[s]["event_clear_calls_per_poll"], 2),
+                m(sp[s]["no_syscall_polls"], 2)) for s in ("unconditional", "notified")])
+        bf = sp.get("barrier_fraction_of_notified_round", {}).get("value")
+        con.print(f"notified round ÷ unconditional round: {_x(sp['notified_round_vs_unconditional'])}; "
+                  f"05e514b1's xchg ÷ notified round: {'?' if bf is None else f'{100 * bf:.1f}%'}")
 
-    t = Table(title="targets", title_justify="left")
-    for col in ("target", "strategy", "measured", "limit", "result"):
-        t.add_column(col)
+    t = (Table(title="targets").column("target").column("strategy", key=True)
+         .column("measured", key=True, justify="right").column("limit", key=True).column("result"))
     for x in res["targets"]:
         v = "?" if x["value"] is None else f"{x['value']:.2f}×"
         if x["met"] is None:
@@ -216,8 +240,8 @@ def render(res, console=None):
             r = f"[red]missed[/red] by {x['by']:.2f}×"
         if x.get("note"):
             r += f" ({x['note']})"
-        t.add_row(x["target"], x["strategy"], v, f"{x['cmp']} {x['limit']}×", r)
-    con.print(t)
+        t.row(x["target"], x["strategy"], v, f"{x['cmp']} {x['limit']}", r)
+    t.print(con)
 
 
 def plot(res, path):

@@ -22,9 +22,9 @@ def register(sub):
 
 def cmd_info(args) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from . import _context as C
+    from ._tables import Table
     from ._errors import AioError
 
     if not args.name:
@@ -42,13 +42,15 @@ def cmd_info(args) -> int:
         if not rows:
             print("no aiocore segments in /dev/shm")
             return 0
-        t = Table("name", "strategy", "owner pid", "alive", "state")
+        t = Table()
+        for h in ("name", "strategy", "skeleton", "owner pid", "alive", "state"):
+            t.column(h, key=h != "name")
         for r in rows:
             if "error" in r:
-                t.add_row(r["name"], f"[red]{r['error']}[/red]", "", "", "")
+                t.row(r["name"], f"[red]{r['error']}[/red]", "", "", "", "")
             else:
-                t.add_row(r["name"], r["strategy"], str(r["owner_pid"]), str(r["owner_alive"]), r["state"])
-        Console().print(t)
+                t.row(r["name"], r["strategy"], r["skeleton"], r["owner_pid"], r["owner_alive"], r["state"])
+        t.print()
         return 0
     try:
         info = C.segment_info(args.name)
@@ -59,17 +61,20 @@ def cmd_info(args) -> int:
     if args.json:
         print(json.dumps({"header": attrs.asdict(info), "counters": counters}, indent=2))
         return 0
-    con = Console()
-    t = Table("field", "value", title=f"segment {info.name}")
+    con = Console(highlight=False)
+    t = Table(title=f"segment {info.name}").column("field", key=True).column("value")
     for k, v in attrs.asdict(info).items():
         if k == "created_ns":
             v = f"{v} ({datetime.datetime.fromtimestamp(v / 1e9).isoformat(timespec='seconds')})"
-        t.add_row(k, str(v))
-    con.print(t)
-    t = Table("counter", "value", title="counters")
+        t.row(k, v)
+    if info.skeleton == "polling":
+        t.row("poll_ns (now)", counters.get("poll_ns"))
+    t.print(con)
+    t = Table(title="counters").column("counter", key=True).column("value", key=True, justify="right")
     for k, v in counters.items():
-        t.add_row(k, str(v))
-    con.print(t)
+        if k != "poll_ns":
+            t.row(k, v)
+    t.print(con)
     return 0
 
 

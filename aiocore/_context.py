@@ -8,6 +8,12 @@
 # the strategy comes from the era of foreign pollers (then the context lock
 # serializes them, as QEMU's RFifoLock did).
 #
+# The aio_poll skeleton ("2015", or QEMU's "polling" mode with its adaptive
+# poll_ns) is chosen at create() and recorded in the segment header; an
+# attacher must agree with it (SkeletonMismatch).  Rooms: _segment.py (the
+# header, names, info, gc), _fdpass.py (fd passing), _context_state.py (the
+# GSource path, the lock, reading state), this module (the context).
+#
 # Python sets things up, runs callbacks and reports; every protocol sequence
 # is one call into the strategy's compiled module (see _csrc/aio_core.c).
 # The hot calls (bh_schedule, notify) are bound per instance to closures over
@@ -23,15 +29,9 @@
 # without validation (letters, digits, '.', '_', '-').
 from __future__ import annotations
 
-import array
 import atexit
-import errno
 import os
-import re
-import secrets
 import socket
-import stat
-import struct
 import threading
 import weakref
 
@@ -39,357 +39,15 @@ import attrs
 import posix_ipc
 
 from . import _errors as E
+from . import _skeleton as SK
 from ._plugins import load_strategy
 
-DEFAULT_STRATEGY = "unconditional"
-DEFAULT_N_BH = 1024
-DEFAULT_N_TIMERS = 256
-NOTIFIER_EVENTFD = 1
-NOTIFIER_PIPE = 2
-
-COUNTER_NAMES = (
-    "polls",
-    "blocking_polls",
-    "wakeups",
-    "event_sets",
-    "event_clear_calls",
-    "event_clears",
-    "bh_dispatches",
-    "spurious_wakeups",
-    "notifies",
-    "infinite_waits",
-    "timer_fires",
-    "fd_dispatches",
-    "gsource_iterations",
-    "rescues",
-    "foreign_polls",
-)
-
-POSITIONS = (
-    "idle",
-    "poll_begin",
-    "compute_timeout",
-    "wait_timed",
-    "wait_infinite",
-    "poll_end",
-    "dispatch",
-    "prepare",
-    "check",
-)
-
-#: aio_prim op numbers (see aio_core.c), by primitive name.
-PRIM_OPS = {
-    "atomic_read": 0,
-    "atomic_set": 1,
-    "atomic_load_acquire": 2,
-    "atomic_store_release": 3,
-    "atomic_xchg": 4,
-    "atomic_cmpxchg": 5,
-    "atomic_fetch_add": 6,
-    "atomic_fetch_sub": 7,
-    "atomic_fetch_or": 8,
-    "atomic_fetch_and": 9,
-    "atomic_add": 10,
-    "atomic_sub": 11,
-    "atomic_or": 12,
-    "atomic_and": 13,
-    "atomic_mb_set": 14,
-    "smp_mb": 15,
-    "smp_wmb": 16,
-    "smp_rmb": 17,
-}
-
-_NAME_RE = re.compile(r"^/?[A-Za-z0-9._-]{1,200}$")
-_HEADER_BYTES = 256
-_HELLO = b"AIOC1"
-
-_EV_BH, _EV_FD, _EV_TIMER = 1, 2, 3
-
-
-@attrs.frozen
-class Counters:
-    """A snapshot of a context's counters (kept in C, in the segment)."""
-
-    polls: int
-    blocking_polls: int
-    wakeups: int
-    event_sets: int
-    event_clear_calls: int
-    event_clears: int
-    bh_dispatches: int
-    spurious_wakeups: int
-    notifies: int
-    infinite_waits: int
-    timer_fires: int
-    fd_dispatches: int
-    gsource_iterations: int
-    rescues: int
-    foreign_polls: int
-    bh_schedules: int  # 0->1 transitions, summed over bottom halves
-    bh_cancels: int  # 0->1 schedules undone by bh_cancel/bh_delete
-    bh_pending: int  # bottom halves scheduled right now
-
-    @property
-    def lost_work(self) -> int:
-        """0->1 schedules neither dispatched, cancelled nor still pending."""
-        return self.bh_schedules - self.bh_dispatches - self.bh_cancels - self.bh_pending
-
-
-@attrs.frozen
-class SegmentInfo:
-    """What a segment's header says (see `aiocore info`)."""
-
-    name: str
-    size: int
-    layout_version: int
-    owner_pid: int
-    owner_alive: bool
-    state: str
-    created_ns: int
-    strategy: str
-    fingerprint: str
-    n_bh: int
-    n_timers: int
-    notifier: str
-
-
-@attrs.frozen
-class Snapshot:
-    """The protocol state at one instant (for the watchdog and reports)."""
-
-    notify_me: int
-    notified: int
-    notifier_readable: bool
-    position: str
-    since_ns: int
-    wait_timeout_ns: int
-    poll_seq: int
-    bh_hwm: int
-
-
-# --- names, paths, processes ------------------------------------------------
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name.strip("/") in (".", ".."):
-        raise ValueError(
-            f"bad context name {name!r}: use 1-200 letters, digits, '.', '_' or '-' "
-            "(an optional leading '/')"
-        )
-    return name if name.startswith("/") else "/" + name
-
-
-def _new_name() -> str:
-    # AIOCORE_NAME_PREFIX lets a test run (one per xdist worker) recognise
-    # its own segments; the random part keeps names unguessable.
-    prefix = os.environ.get("AIOCORE_NAME_PREFIX", "aiocore-")
-    return _check_name("/" + prefix.strip("/") + secrets.token_hex(10))
-
-
-def socket_dir() -> str:
-    """The private directory holding the owners' fd-passing sockets."""
-    uid = os.getuid()
-    run = os.environ.get("XDG_RUNTIME_DIR")
-    if run and os.path.isdir(run) and os.access(run, os.W_OK):
-        d = os.path.join(run, "aiocore")
-    else:
-        d = f"/tmp/aiocore-{uid}"
-    try:
-        os.mkdir(d, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(d)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
-        raise E.AioError(
-            f"refusing to use {d} for aiocore's sockets: it must be a real directory "
-            f"owned by uid {uid} with mode 0700 (is {oct(st.st_mode & 0o777)}, uid {st.st_uid})"
-        )
-    return d
-
-
-def socket_path(name: str) -> str:
-    return os.path.join(socket_dir(), name.lstrip("/") + ".sock")
-
-
-def process_start_time(pid: int) -> int | None:
-    """The kernel's start time of pid (clock ticks since boot), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # The command name may contain spaces and parentheses: split after the last ')'.
-    fields = data[data.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def owner_alive(pid: int, start: int) -> bool:
-    """Is the process that created a segment still running (not a reused pid)?"""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    st = process_start_time(pid)
-    return st is None or start == 0 or st == start
-
-
-def _core():
-    from . import _core
-
-    return _core.ffi, _core.lib
-
-
-def _peek(name: str):
-    """Open a segment read-only enough to validate its header.
-
-    Returns (shm, size, info) with shm open; raises a specific error."""
-    try:
-        shm = posix_ipc.SharedMemory(name)
-    except posix_ipc.ExistentialError:
-        raise E.SegmentNotFound(f"no aiocore context named {name!r} (no such shared memory segment)") from None
-    except posix_ipc.PermissionsError as e:
-        raise E.AioError(f"cannot open context {name!r}: {e} (segments are private to their user)") from None
-    try:
-        size = os.fstat(shm.fd).st_size
-        buf = os.pread(shm.fd, _HEADER_BYTES, 0)
-        ffi, lib = _core()
-        info = ffi.new("aio_info *")
-        r = lib.aio_peek(buf, len(buf), size, info)
-        if r != 0:
-            raise _segment_error(name, r, info, size)
-        return shm, size, info
-    except BaseException:
-        shm.close_fd()
-        raise
-
-
-def _segment_error(name, r, info, size):
-    if r == -8:
-        return E.BadMagic(
-            f"{name!r} is not an aiocore context (magic {info.magic:#010x}, expected 0x434f4941)"
-        )
-    if r == -9:
-        return E.LayoutMismatch(
-            f"{name!r} has layout version {info.layout_version}; this aiocore reads version 1"
-        )
-    if r == -10:
-        return E.TruncatedSegment(
-            f"{name!r} is truncated: {size} bytes, its header says {info.size}"
-            if info.size
-            else f"{name!r} is truncated: {size} bytes, too small for a header"
-        )
-    if r == -11:
-        return E.CorruptSegment(
-            f"{name!r} has a corrupt header (checksum, layout or sizes do not add up; "
-            f"segment is {size} bytes)"
-        )
-    return E.BadSegment(f"{name!r}: header rejected (code {r})")
-
-
-def _decode(cbuf) -> str:
-    from . import _core
-
-    return _core.ffi.string(cbuf).decode("ascii", "replace")
-
-
-# --- the fd server (owner side) ----------------------------------------------
-
-
-class _FdServer:
-    """Hands the notifier fds to attaching processes of the same user."""
-
-    def __init__(self, path, fds, fingerprint, ident=(0, 0)):
-        self.path = path
-        self.fds = fds
-        # ident: (st_dev, st_ino) of the owner's segment, so that an attacher
-        # can tell the segment it opened by name is the one the owner maps
-        # (not a copy or another context put in its place under that name).
-        self.hello = _HELLO + fingerprint.encode().ljust(24, b"\0") + struct.pack("<QQ", *ident)
-        try:
-            os.unlink(path)  # stale: our segment name was created O_CREX
-        except FileNotFoundError:
-            pass
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        old = os.umask(0o177)
-        try:
-            self.sock.bind(path)
-        finally:
-            os.umask(old)
-        os.chmod(path, 0o600)
-        self.sock.listen(64)
-        self.stop_r, self.stop_w = os.pipe2(os.O_CLOEXEC)
-        self.thread = threading.Thread(target=self._serve, name=f"aiocore-fds {path}", daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        import select
-
-        uid = os.getuid()
-        while True:
-            try:
-                r, _, _ = select.select([self.sock, self.stop_r], [], [])
-            except (OSError, ValueError):
-                return
-            if self.stop_r in r:
-                return
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                try:
-                    cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-                    _pid, peer_uid, _gid = struct.unpack("3i", cred)
-                    if peer_uid != uid:
-                        continue
-                    socket.send_fds(conn, [self.hello], self.fds)
-                except OSError:
-                    continue
-
-    def close(self):
-        try:
-            os.write(self.stop_w, b"x")
-        except OSError:
-            pass
-        self.thread.join(timeout=5)
-        self.sock.close()
-        os.close(self.stop_r)
-        os.close(self.stop_w)
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-
-
-def _receive_fds(name: str, timeout: float = 5.0):
-    path = socket_path(name)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    s.settimeout(timeout)
-    try:
-        try:
-            s.connect(path)
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise E.OwnerGone(
-                f"the owner of {name!r} does not answer on {path}: it has exited or closed the context"
-            ) from None
-        msg, fds, _flags, _addr = socket.recv_fds(s, 64, 4)
-    except socket.timeout:
-        raise E.OwnerGone(f"the owner of {name!r} did not hand over the notifier within {timeout}s") from None
-    finally:
-        s.close()
-    if not msg.startswith(_HELLO) or len(fds) != 3 or len(msg) != len(_HELLO) + 40:
-        for fd in fds:
-            os.close(fd)
-        raise E.BadSegment(f"{path} did not answer like an aiocore owner")
-    fp = msg[len(_HELLO) : len(_HELLO) + 24].rstrip(b"\0").decode()
-    return fp, struct.unpack("<QQ", msg[len(_HELLO) + 24 :]), fds
+from ._context_state import _ContextState
+from ._fdpass import _FdServer, _receive_fds
+from ._segment import *  # noqa: F401,F403  (re-exported: aiocore._context.X)
+from ._segment import (_EV_BH, _EV_FD, _EV_TIMER, _HEADER_BYTES, _check_name,  # noqa: F401
+                       _check_poll_params, _check_skeleton, _core, _decode, _new_name, _peek,
+                       _poll_word_of, _segment_error, _unlink)
 
 
 # --- owner hooks (the janitor) ---------------------------------------------------
@@ -431,10 +89,26 @@ def _close_all():
             pass
 
 
+# --- builds ---------------------------------------------------------------------
+
+
+def _load_build(strategy, step_log):
+    """(info, ffi, lib): the strategy's module, or its step-log build."""
+    if not step_log:
+        return load_strategy(strategy)
+    from ._build import load_cached
+    from ._plugins import c_source
+
+    info = load_strategy(strategy)[0]
+    fp = info.ir.fingerprint if info.ir is not None else "handwritten"
+    ffi, lib = load_cached(f"{info.name}-{fp}", c_source(info), extra_cflags=("-DAIO_STEP_LOG",))
+    return info, ffi, lib
+
+
 # --- AioContext ----------------------------------------------------------------
 
 
-class AioContext:
+class AioContext(_ContextState):
     """An AioContext in a POSIX shared-memory segment.
 
     Create one with AioContext.create() (the owner: the one process that
@@ -481,18 +155,36 @@ class AioContext:
         n_bh: int = DEFAULT_N_BH,
         n_timers: int = DEFAULT_N_TIMERS,
         notifier: str = "eventfd",
+        skeleton: str = SK.DEFAULT_SKELETON,
+        poll_max_ns: int | None = None,
+        poll_grow: int = SK.DEFAULT_POLL_GROW,
+        poll_shrink: int = SK.DEFAULT_POLL_SHRINK,
+        _step_log: bool = False,
+        _undeclared_ok: bool = False,
     ) -> "AioContext":
         """Create a context (this process becomes its owner).
 
         ``name`` defaults to an unguessable one; ``notifier`` is "eventfd" or
-        "pipe" (the fallback where eventfd is missing)."""
+        "pipe" (the fallback where eventfd is missing).  ``skeleton`` is the
+        aio_poll skeleton ("2015": a ppoll every aio_poll; "polling": QEMU's
+        polling mode, busy-polling up to an adaptive poll_ns capped by
+        ``poll_max_ns`` (default QEMU's 32768 ns; 0 disables polling) and
+        adjusted by ``poll_grow`` / ``poll_shrink`` as QEMU's poll-grow /
+        poll-shrink).  The strategy must declare the skeleton."""
         name = _new_name() if name is None else _check_name(name)
         if notifier not in ("eventfd", "pipe"):
             raise ValueError(f"notifier must be 'eventfd' or 'pipe', not {notifier!r}")
         for what, v, hi in (("n_bh", n_bh, 8192), ("n_timers", n_timers, 2048)):
             if not isinstance(v, int) or not (1 if what == "n_bh" else 0) <= v <= hi:
                 raise ValueError(f"{what} must be an int in [{1 if what == 'n_bh' else 0}, {hi}], not {v!r}")
-        info, ffi, lib = load_strategy(strategy)
+        skel_id, poll_max_ns = _check_poll_params(skeleton, poll_max_ns, poll_grow, poll_shrink)
+        info, ffi, lib = _load_build(strategy, _step_log)
+        if skeleton not in info.skeletons and not _undeclared_ok:
+            raise E.SkeletonError(
+                f"strategy {info.name!r} does not declare the {skeleton!r} skeleton "
+                f"(it declares: {', '.join(info.skeletons)}); `aiocore check --skeleton {skeleton}` "
+                "shows why a strategy breaks there"
+            )
         self = cls._new(name, info, ffi, lib, owner=True)
         try:
             shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600)
@@ -501,7 +193,8 @@ class AioContext:
         try:
             kind = NOTIFIER_EVENTFD if notifier == "eventfd" else NOTIFIER_PIPE
             start = process_start_time(os.getpid()) or 0
-            r = lib.aio_ctx_create(self._c, shm.fd, n_bh, n_timers, start, kind)
+            r = lib.aio_ctx_create(self._c, shm.fd, n_bh, n_timers, start, kind,
+                                   skel_id, poll_max_ns, poll_grow, poll_shrink)
             if r == -15:
                 raise ValueError(
                     f"n_bh={n_bh}, n_timers={n_timers} do not fit in a 1 MiB segment"
@@ -532,20 +225,29 @@ class AioContext:
         return self
 
     @classmethod
-    def attach(cls, name: str, *, strategy: str | None = None, timeout: float = 5.0) -> "AioContext":
+    def attach(cls, name: str, *, strategy: str | None = None, skeleton: str | None = None,
+               timeout: float = 5.0, _step_log: bool = False) -> "AioContext":
         """Attach to a context another process created.
 
         The strategy is read from the segment's header and loaded here; its
-        fingerprint must match the owner's.  ``strategy``, if given, must be
-        the segment's."""
+        fingerprint must match the owner's.  ``strategy`` and ``skeleton``,
+        if given, must be the segment's."""
         name = _check_name(name)
+        if skeleton is not None:
+            _check_skeleton(skeleton)
         shm, size, hdr = _peek(name)
         try:
             seg_strategy = _decode(hdr.strategy)
             seg_fp = _decode(hdr.fingerprint)
+            seg_skel = SK.SKELETONS[hdr.skeleton]
             if strategy is not None and strategy != seg_strategy:
                 raise E.StrategyMismatch(
                     f"{name!r} runs strategy {seg_strategy!r}, not {strategy!r}"
+                )
+            if skeleton is not None and skeleton != seg_skel:
+                raise E.SkeletonMismatch(
+                    f"{name!r} runs the {seg_skel!r} skeleton, not {skeleton!r} "
+                    "(the skeleton is fixed when the owner creates the context)"
                 )
             if hdr.state != 1:
                 raise E.OwnerGone(f"the owner of {name!r} closed it")
@@ -554,7 +256,12 @@ class AioContext:
                     f"the owner of {name!r} (pid {hdr.owner_pid}) has exited; "
                     "`aiocore gc` reclaims the segment"
                 )
-            info, ffi, lib = load_strategy(seg_strategy)
+            info, ffi, lib = _load_build(seg_strategy, _step_log)
+            if seg_skel not in info.skeletons:
+                raise E.SkeletonMismatch(
+                    f"{name!r} runs strategy {seg_strategy!r} on the {seg_skel!r} skeleton, which "
+                    f"this process's {seg_strategy!r} does not declare ({', '.join(info.skeletons)})"
+                )
             local_fp = _decode(lib.aio_strategy_fingerprint())
             if local_fp != seg_fp:
                 raise E.StrategyMismatch(
@@ -579,7 +286,8 @@ class AioContext:
                 except (OSError, AttributeError):
                     pidfd = -1
                 self = cls._new(name, info, ffi, lib, owner=False)
-                r = lib.aio_ctx_attach(self._c, shm.fd, size, fds[0], fds[1], fds[2], pidfd)
+                r = lib.aio_ctx_attach(self._c, shm.fd, size, fds[0], fds[1], fds[2], pidfd,
+                                       hdr.skeleton)
                 if r != 0:
                     if pidfd >= 0:
                         os.close(pidfd)
@@ -655,6 +363,8 @@ class AioContext:
             raise E.AioError(f"fd {fd!r} is not an open file descriptor")
         if r == -12:
             raise E.StrategyMismatch(f"{self._name!r}: strategy fingerprint mismatch")
+        if r == -16:
+            raise E.SkeletonMismatch(f"{self._name!r}: the segment runs another skeleton")
         if r == -11:
             raise E.CorruptSegment(
                 f"{self._name!r}: corrupt shared state (a field holds a value no aiocore process writes)"
@@ -774,12 +484,24 @@ class AioContext:
 
     # -- fd handlers --
 
-    def set_fd_handler(self, fd: int, read_cb=None, write_cb=None) -> None:
-        """Watch fd in aio_poll (owner only); both callbacks None removes it."""
+    def set_fd_handler(self, fd: int, read_cb=None, write_cb=None, poll_cb=None) -> None:
+        """Watch fd in aio_poll (owner only); both callbacks None removes it.
+
+        ``poll_cb`` is the fd's poll handler for the polling skeleton, and it
+        must be native, so that the busy-poll loop stays in C: ``("word", i)``
+        watches readiness word i of the segment (0 <= i < 16; producers call
+        ``poll_word_add(i)`` after publishing their data, then wake the fd as
+        usual).  An fd without a poll handler makes every aio_poll of the
+        polling skeleton a system call (QEMU's need_wait).  A Python callable
+        is refused: it would put Python (~80 ns a call, and a store-buffer
+        drain) in every round of the poll loop."""
         if hasattr(fd, "fileno"):
             fd = fd.fileno()
+        word = _poll_word_of(poll_cb)
         events = (1 if read_cb else 0) | (4 if write_cb else 0)
-        self._raise(self._lib.aio_set_fd_handler(self._c, fd, events), fd=fd)
+        if word >= 0 and not read_cb:
+            raise ValueError("a poll_cb needs a read_cb: it is what runs when the poll handler is ready")
+        self._raise(self._lib.aio_set_fd_handler(self._c, fd, events, word if events else -1), fd=fd)
         if events:
             self._fd_cb[fd] = (read_cb, write_cb)
         else:
@@ -826,114 +548,6 @@ class AioContext:
         if first_exc is not None:
             raise first_exc
 
-    # -- the GSource path --
-
-    def prepare(self) -> tuple[bool, int | None]:
-        """glib's prepare: (ready, timeout in ns or None for infinite)."""
-        t = self._i64
-        r = self._lib.aio_gsource_prepare(self._c, t)
-        self._raise(r)
-        return bool(r), (None if t[0] < 0 else int(t[0]))
-
-    def wait(self, timeout_ns: int | None) -> None:
-        """The wait glib does between prepare and check, on this context's fds."""
-        r = self._lib.aio_gsource_wait(self._c, -1 if timeout_ns is None else timeout_ns)
-        self._raise(r)
-
-    def check(self) -> bool:
-        """glib's check: is anything ready to dispatch?"""
-        r = self._lib.aio_gsource_check(self._c)
-        self._raise(r)
-        return bool(r)
-
-    def dispatch(self) -> bool:
-        """glib's dispatch: run what is ready; True if progress."""
-        n = self._lib.aio_gsource_dispatch(self._c, self._progress)
-        if n < 0:
-            self._raise(n)
-        progress = bool(self._progress[0])
-        if n:
-            self._run_events(n)
-        return progress
-
-    def gsource_iteration(self, may_block: bool = True) -> bool:
-        """prepare, wait, check, dispatch: one g_main_context_iteration."""
-        ready, timeout = self.prepare()
-        self.wait(0 if ready or not may_block else timeout)
-        self.check()
-        return self.dispatch()
-
-    # -- the context lock --
-
-    def acquire(self) -> None:
-        """Take the recursive cross-process context lock (QEMU's RFifoLock)."""
-        self._raise(self._lib.aio_acquire(self._c))
-
-    def release(self) -> None:
-        self._raise(self._lib.aio_release(self._c))
-
-    # -- state --
-
-    def counters(self) -> Counters:
-        """The counters, from the segment (any attached process)."""
-        u = self._u64
-        self._raise(self._lib.aio_counters(self._c, u, len(COUNTER_NAMES)))
-        vals = [int(u[i]) for i in range(len(COUNTER_NAMES))]
-        self._raise(self._lib.aio_bh_totals(self._c, u))
-        return Counters(*vals, bh_schedules=int(u[0]), bh_cancels=int(u[2]), bh_pending=int(u[3]))
-
-    def snapshot(self) -> Snapshot:
-        s = self._i64
-        self._raise(self._lib.aio_snapshot(self._c, s))
-        pos = int(s[3])
-        return Snapshot(
-            notify_me=int(s[0]),
-            notified=int(s[1]),
-            notifier_readable=bool(s[2]),
-            position=POSITIONS[pos] if 0 <= pos < len(POSITIONS) else f"?{pos}",
-            since_ns=int(s[4]),
-            wait_timeout_ns=int(s[5]),
-            poll_seq=int(s[6]),
-            bh_hwm=int(s[7]),
-        )
-
-    def check_owner(self) -> None:
-        """Raise OwnerGone if the owner closed the context or exited (one
-        non-blocking poll of its pidfd).  Attached processes also check this
-        every 256 bh_schedule/notify calls, and while waiting in acquire()
-        or a foreign aio_poll."""
-        self._raise(self._lib.aio_check_owner(self._c))
-
-    def rescue(self) -> None:
-        """Wake the owner through a channel outside the protocol (watchdog)."""
-        self._raise(self._lib.aio_rescue(self._c))
-
-    def prim(self, op: str, field: str | int, a: int = 0, b: int = 0) -> int:
-        """Run one primitive of the vocabulary on a named shared field.
-
-        field: "notify_me", "notified", ("bh", id) or a strategy field index."""
-        if op not in PRIM_OPS:
-            raise ValueError(f"unknown primitive {op!r}; known: {', '.join(PRIM_OPS)}")
-        if field == "notify_me":
-            f = 0
-        elif field == "notified":
-            f = 1
-        elif isinstance(field, tuple) and field[0] == "bh":
-            f = 100 + int(field[1])
-        elif isinstance(field, int):
-            f = 2 + field
-        else:
-            raise ValueError(f"unknown field {field!r}")
-        out = self._ffi.new("uint32_t *")
-        r = self._lib.aio_prim(self._c, PRIM_OPS[op], f, a & 0xFFFFFFFF, b & 0xFFFFFFFF, out)
-        if r == -15:
-            raise ValueError(f"field {field!r} is out of range")
-        self._raise(r)
-        return int(out[0])
-
-    def info(self) -> SegmentInfo:
-        return segment_info(self._name)
-
     # -- closing --
 
     def close(self) -> None:
@@ -969,113 +583,3 @@ class AioContext:
         role = "owner" if self._owner else "attached"
         state = "closed" if self._closed else role
         return f"<AioContext {self._name} strategy={self._info.name} {state}>"
-
-
-# --- segments by name (info, gc) -------------------------------------------------
-
-
-def segment_info(name: str) -> SegmentInfo:
-    """Read and validate a segment's header without attaching."""
-    name = _check_name(name)
-    shm, size, h = _peek(name)
-    shm.close_fd()
-    return SegmentInfo(
-        name=name,
-        size=size,
-        layout_version=h.layout_version,
-        owner_pid=h.owner_pid,
-        owner_alive=owner_alive(h.owner_pid, h.owner_start) and h.state == 1,
-        state={1: "live", 2: "closed"}.get(h.state, str(h.state)),
-        created_ns=h.created_ns,
-        strategy=_decode(h.strategy),
-        fingerprint=_decode(h.fingerprint),
-        n_bh=h.n_bh,
-        n_timers=h.n_timers,
-        notifier={1: "eventfd", 2: "pipe"}.get(h.notifier_kind, "?"),
-    )
-
-
-def read_counters(name: str) -> dict:
-    """Counters of a segment by name, without the notifier (for `aiocore info`)."""
-    import mmap
-
-    name = _check_name(name)
-    shm, size, h = _peek(name)
-    try:
-        m = mmap.mmap(shm.fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
-    finally:
-        shm.close_fd()
-    try:
-        base = _core()[1].aio_counter_offset()
-        vals = {}
-        for i, n in enumerate(COUNTER_NAMES):
-            (vals[n],) = struct.unpack_from("<Q", m, base + 64 * i)
-        return vals
-    finally:
-        m.close()
-
-
-def list_segments() -> list[str]:
-    """Names of the aiocore-looking segments in /dev/shm (by magic)."""
-    out = []
-    try:
-        entries = os.listdir("/dev/shm")
-    except OSError:
-        return out
-    for e in sorted(entries):
-        p = os.path.join("/dev/shm", e)
-        try:
-            st = os.lstat(p)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-                continue
-            with open(p, "rb") as f:
-                magic = f.read(4)
-        except OSError:
-            continue
-        if magic == b"AIOC":
-            out.append("/" + e)
-    return out
-
-
-def gc_segments(dry_run: bool = False, prefix: str | None = None) -> list[tuple[str, str]]:
-    """Unlink segments whose owner is dead (or that it closed); returns (name, why).
-
-    ``prefix`` limits it to names starting with it (with or without '/')."""
-    done = []
-    want = None if prefix is None else "/" + prefix.lstrip("/")
-    for name in list_segments():
-        if want is not None and not name.startswith(want):
-            continue
-        try:
-            info = segment_info(name)
-        except E.SegmentNotFound:
-            continue
-        except E.BadSegment as e:
-            why = f"unreadable header ({e})"
-            if not dry_run:
-                _unlink(name)
-            done.append((name, why))
-            continue
-        if info.owner_alive:
-            continue
-        why = "owner closed it" if info.state == "closed" else f"owner pid {info.owner_pid} is gone"
-        if not dry_run:
-            reclaim(name)
-        done.append((name, why))
-    return done
-
-
-def reclaim(name):
-    """Unlink a segment and its owner's socket (the owner must be gone)."""
-    _unlink(name)
-    try:
-        os.unlink(socket_path(name))
-    except (FileNotFoundError, E.AioError):
-        pass
-
-
-def _unlink(name):
-    try:
-        posix_ipc.unlink_shared_memory(name)
-    except posix_ipc.ExistentialError:
-        pass

@@ -69,3 +69,12 @@ class CompilerMissing(StrategyError):
 
 class UnknownStrategy(AioError, LookupError):
     """No installed strategy has that name."""
+
+
+class SkeletonError(AioError, ValueError):
+    """A skeleton that cannot be used: unknown, not declared by the strategy,
+    or with poll parameters out of range."""
+
+
+class SkeletonMismatch(SkeletonError):
+    """Attaching with another skeleton than the one the segment was created with."""

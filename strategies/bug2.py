@@ -11,6 +11,15 @@
 # an explicit smp_mb, correct on every memory model), so that the only bug is
 # the one named: the verdict is the same under SC, TSO and ARM.  Hence no
 # foreign pollers either (notify_me has a single writer).
+#
+# Skeletons: 2015 only.  Its notify sets notified only when it saw notify_me raised, so on the polling skeleton
+# a notify can leave nothing the poll phase or the last look reads: the
+# polling skeleton computes the timeout (reads the BH flags) *before*
+# raising notify_me, so a bh_schedule whose notify reads notify_me == 0
+# after compute_timeout and the poll phase but before poll_begin is seen
+# by nobody, and the last look (notified) finds 0: the owner blocks with
+# the BH pending (lost wake-up).  `aiocore check --skeleton polling`
+# shows the trace.
 from aiocore._strategy import Strategy
 
 
@@ -19,6 +28,7 @@ class Bug2(Strategy):
 
     name = "bug2"
     origin = "Promela model of qemu 05e514b1, -DBUG2, on 5710a3e0's barriers (known bad)"
+    skeletons = ("2015",)
     foreign_pollers = False
     accept_nonblocking = False
     expected = {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup"}

@@ -9,6 +9,15 @@
 # poller (bdrv_drain from another thread, under the AioContext lock) the
 # handler of one poller can eat a wake-up that was meant for the other: the
 # bug 21a03d17 fixed.  With one poller it is correct under SC and TSO.
+#
+# Skeletons: 2015 only.  Its notify never sets notified, so on the polling skeleton
+# a notify can leave nothing the poll phase or the last look reads: the
+# polling skeleton computes the timeout (reads the BH flags) *before*
+# raising notify_me, so a bh_schedule whose notify reads notify_me == 0
+# after compute_timeout and the poll phase but before poll_begin is seen
+# by nobody, and the last look (notified) finds 0: the owner blocks with
+# the BH pending (lost wake-up).  `aiocore check --skeleton polling`
+# shows the trace.
 from aiocore._strategy import Strategy
 
 
@@ -17,6 +26,7 @@ class LateClear(Strategy):
 
     name = "late-clear"
     origin = "qemu eabc9779 (2015)"
+    skeletons = ("2015",)
     foreign_pollers = True
     accept_nonblocking = False
     expected = {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup"}

@@ -8,6 +8,15 @@
 # home thread (foreign pollers were gone by 2018) -- calls
 # aio_notify_accept.  The hooks are otherwise those of 05e514b1, RMWs on
 # notify_me included, so ARMv8 can still lose the wake-up.
+#
+# Skeletons: 2015 only.  Its notify sets notified only when it saw notify_me raised, so on the polling skeleton
+# a notify can leave nothing the poll phase or the last look reads: the
+# polling skeleton computes the timeout (reads the BH flags) *before*
+# raising notify_me, so a bh_schedule whose notify reads notify_me == 0
+# after compute_timeout and the poll phase but before poll_begin is seen
+# by nobody, and the last look (notified) finds 0: the owner blocks with
+# the BH pending (lost wake-up).  `aiocore check --skeleton polling`
+# shows the trace.
 from aiocore._strategy import Strategy
 
 
@@ -16,6 +25,7 @@ class NotifiedBlocking(Strategy):
 
     name = "notified-blocking"
     origin = "qemu b37548fc (2018)"
+    skeletons = ("2015",)
     foreign_pollers = False
     accept_nonblocking = False
     expected = {"sc": "pass", "tso": "pass", "arm": "lost-wakeup"}

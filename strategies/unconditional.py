@@ -10,6 +10,15 @@
 #
 # The C generated from this description is measured against the hand-written
 # strategy_unconditional.h ("unconditional-c") in the benchmarks.
+#
+# Skeletons: 2015 only.  Its notify never sets notified, so on the polling skeleton
+# a notify can leave nothing the poll phase or the last look reads: the
+# polling skeleton computes the timeout (reads the BH flags) *before*
+# raising notify_me, so a bh_schedule whose notify reads notify_me == 0
+# after compute_timeout and the poll phase but before poll_begin is seen
+# by nobody, and the last look (notified) finds 0: the owner blocks with
+# the BH pending (lost wake-up).  `aiocore check --skeleton polling`
+# shows the trace.
 from aiocore._strategy import Strategy
 
 
@@ -18,6 +27,7 @@ class Unconditional(Strategy):
 
     name = "unconditional"
     origin = "qemu 21a03d17 (2015)"
+    skeletons = ("2015",)
     foreign_pollers = True
     accept_nonblocking = True
     expected = {"sc": "pass", "tso": "pass", "arm": "lost-wakeup"}

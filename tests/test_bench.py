@@ -107,3 +107,41 @@ def test_description_matches_compiled_code(name):
     chk = B.compiled_check(info, lib)
     assert chk["checked"]
     assert chk["compiled"] == chk["expected"], chk
+
+
+def test_polling_figures_and_targets(quick_json):
+    """The polling skeleton's floor, figures, seed question and targets are in the JSON."""
+    assert {"shm_spin_pingpong", "shm_spin_pingpong_p99"} <= set(quick_json["floors"])
+    sp = quick_json["strategies"]["selfpipe"]
+    for k in ("wakeup_polling_p50", "wakeup_polling_p99", "wakeup_polling_p50_vs_spin",
+              "virtio_polling_dispatches_per_s", "idle_cpu_fraction"):
+        assert sp[k]["value"] is not None, k
+    # notified does not declare the polling skeleton: no polling wake-up for it.
+    assert "wakeup_polling_p50" not in quick_json["strategies"]["notified"]
+    assert quick_json["strategies"]["notified"]["skeletons"] == ["2015"]
+    seed = quick_json["seed_polling"]
+    # On the polling skeleton with work pending no ppoll runs: unconditional's
+    # accept is still a read() per aio_poll, notified's never.
+    assert seed["unconditional"]["event_clear_calls_per_poll"]["value"] == pytest.approx(1.0)
+    assert seed["notified"]["event_clear_calls_per_poll"]["value"] == 0
+    assert seed["notified"]["no_syscall_polls"]["value"] == pytest.approx(1.0)
+    names = {t["target"] for t in quick_json["targets"]}
+    assert {"polling wake-up p50 <= 2x shm_spin_pingpong", "polling wake-up p50 >= 20x below eventfd ping-pong",
+            "idle owner <= 5% of one CPU (poll_max_ns set)"} <= names
+    for t in quick_json["targets"]:
+        assert t["met"] in (True, False, None) and (t["met"] is None or t["by"] is not None)
+
+
+def test_render_keeps_names_whole_at_80_columns(quick_json):
+    import io
+
+    from rich.console import Console
+
+    from aiocore._cli_bench import render
+
+    buf = io.StringIO()
+    render(quick_json, Console(file=buf, width=80, highlight=False, color_system=None))
+    out = buf.getvalue()
+    for name in ("unconditional-c", "unconditional", "notified", "selfpipe", "shm_spin_pingpong"):
+        assert name in out, name
+    assert "unconditio…" not in out and "shm_spin_pi…" not in out

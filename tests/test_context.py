@@ -43,7 +43,8 @@ def test_header_records_owner_strategy_and_layout(shm_name):
         assert info.name == shm_name
         assert info.owner_pid == os.getpid() and info.owner_alive
         assert info.strategy == "unconditional-c" and info.fingerprint == ctx.fingerprint
-        assert info.layout_version == 1 and info.state == "live"
+        assert info.layout_version == 2 and info.state == "live"
+        assert info.skeleton == "2015" and info.poll_max_ns == 0
         assert abs(info.created_ns / 1e9 - time.time()) < 60
         assert info.size == os.stat("/dev/shm" + shm_name).st_size
 
@@ -130,6 +131,43 @@ ctx.close()
         # Every schedule either found the flag set (coalesced) or set it: the
         # dispatches can be anywhere in [1, 100000] but never more.
         assert 1 <= runs["work"] <= 100_000
+
+
+def _declared_pairs():
+    """(strategy, skeleton) for every skeleton other than 2015 that a
+    natively-passing strategy declares -- the shape of the skeleton
+    parameter conformance-style tests take."""
+    from conftest import PASSING
+
+    from aiocore._plugins import get
+
+    return [(s, sk) for s in PASSING for sk in get(s).skeletons if sk != "2015"]
+
+
+@pytest.mark.parametrize("strategy, skeleton", _declared_pairs())
+def test_100k_schedules_exactly_once_on_other_skeletons(procs, strategy, skeleton):
+    """The 100k exactly-once test above, on each other skeleton a strategy declares."""
+    with aiocore.AioContext.create(strategy, skeleton=skeleton) as ctx:
+        runs = {"work": 0, "done": 0}
+        work = ctx.bh_new(lambda: runs.__setitem__("work", runs["work"] + 1))
+        done = [ctx.bh_new(lambda: runs.__setitem__("done", runs["done"] + 1)) for _ in range(2)]
+        code = ATTACH + """
+work, done = int(sys.argv[2]), int(sys.argv[3])
+s = ctx.bh_schedule
+for _ in range(50_000):
+    s(work)
+s(done)
+ctx.close()
+"""
+        ps = [procs.start(code, ctx.name, work, d) for d in done]
+        poll_until(ctx, lambda: runs["done"] == 2, timeout=120)
+        for p in ps:
+            procs.finish(p)
+        poll_until(ctx, lambda: ctx.counters().bh_pending == 0, blocking=False)
+        c = ctx.counters()
+        assert ctx.info().skeleton == skeleton
+        assert c.bh_schedules == c.bh_dispatches == runs["work"] + runs["done"]
+        assert c.lost_work == 0 and c.bh_pending == 0
 
 
 def test_blocking_poll_wakes_on_cross_process_schedule(procs, passing_strategy):
@@ -484,7 +522,9 @@ def _fnv(data: bytes) -> int:
     return x
 
 
-CHECKSUM_AT = 4 * 6 + 8 * 2 + 4 * 8 + 32 + 24  # offsetof(AioHeader, checksum)
+FINGERPRINT_AT = 4 * 6 + 8 * 2 + 4 * 8 + 32  # offsetof(AioHeader, fingerprint)
+SKELETON_AT = FINGERPRINT_AT + 24  # offsetof(AioHeader, skeleton)
+CHECKSUM_AT = SKELETON_AT + 4 * 4 + 8  # offsetof(AioHeader, checksum)
 
 
 def _resum(seg: bytearray):
@@ -535,7 +575,7 @@ def test_attach_truncated(shm_name, keep):
 def test_attach_garbage_with_magic(shm_name, seed):
     """Random bytes behind a valid magic are refused as CorruptSegment, not a crash."""
     rnd = random.Random(seed)
-    data = b"AIOC" + (1).to_bytes(4, "little") + bytes(rnd.getrandbits(8) for _ in range(8184))
+    data = b"AIOC" + (2).to_bytes(4, "little") + bytes(rnd.getrandbits(8) for _ in range(8184))
     _raw_segment(shm_name, data)
     try:
         with pytest.raises(aiocore.CorruptSegment, match="corrupt header"):
@@ -560,7 +600,7 @@ def test_attach_with_other_fingerprint(shm_name):
     """A segment whose strategy fingerprint differs from ours is refused."""
     with aiocore.AioContext.create("unconditional-c") as ctx:
         seg = _header_of(ctx)
-    fp_at = CHECKSUM_AT - 24
+    fp_at = FINGERPRINT_AT
     seg[fp_at : fp_at + 24] = b"0123456789abcdef".ljust(24, b"\0")
     _resum(seg)
     _raw_segment(shm_name, bytes(seg))

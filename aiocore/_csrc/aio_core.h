@@ -26,7 +26,7 @@
 #include "aio_prims.h"
 
 #define AIO_MAGIC            0x434f4941u   /* "AIOC" in memory order */
-#define AIO_LAYOUT_VERSION   1u
+#define AIO_LAYOUT_VERSION   2u   /* 2: skeleton and poll parameters in the header */
 #define AIO_CACHELINE        64
 #define AIO_HEADER_SIZE      256
 #define AIO_MAX_SEGMENT      (1u << 20)    /* the segment is small: <= 1 MiB */
@@ -36,6 +36,12 @@
 #define AIO_NCOUNTERS        24
 #define AIO_NSTRATEGY_FIELDS 4
 #define AIO_MAX_FDS          64
+#define AIO_PFD_CAP          (AIO_MAX_FDS + 2 + AIO_NPROCS)  /* + recovery's pidfds */
+#define AIO_NPOLL_WORDS      16    /* readiness words for native poll handlers */
+#define AIO_MAX_POLL_MAX_NS  1000000000ll   /* _skeleton.MAX_POLL_MAX_NS */
+
+/* Skeletons (header.skeleton; aiocore/_skeleton.py SKELETONS). */
+enum { AIO_SKEL_2015 = 0, AIO_SKEL_POLLING = 1 };
 
 
 /* Segment states (header.state). */
@@ -49,6 +55,7 @@ enum {
     AIO_POS_IDLE = 0, AIO_POS_POLL_BEGIN, AIO_POS_COMPUTE_TIMEOUT,
     AIO_POS_WAIT_TIMED, AIO_POS_WAIT_INFINITE, AIO_POS_POLL_END,
     AIO_POS_DISPATCH, AIO_POS_PREPARE, AIO_POS_CHECK,
+    AIO_POS_POLLING,        /* the polling skeleton's busy-poll phase: spinning on purpose */
 };
 
 /* Counter indexes (mirrored in aiocore/_context.py COUNTER_NAMES). */
@@ -58,6 +65,12 @@ enum {
     AIO_C_SPURIOUS_WAKEUPS, AIO_C_NOTIFIES, AIO_C_INFINITE_WAITS,
     AIO_C_TIMER_FIRES, AIO_C_FD_DISPATCHES, AIO_C_GSOURCE_ITERATIONS,
     AIO_C_RESCUES, AIO_C_FOREIGN_POLLS,
+    AIO_C_RECOVERIES,        /* aio_recovery.h (crash helper): a dead process's traces undone */
+    AIO_C_POLLS_NO_SYSCALL,  /* polling skeleton: aio_poll calls that made no ppoll (a hook may
+                              * still make one: selfpipe's accept drains with read()) */
+    AIO_C_POLL_SUCCESSES,    /* polling skeleton: busy-poll phases ended by a ready handler */
+    AIO_C_POLL_GROWS,        /* adjust_polling_time grew poll_ns */
+    AIO_C_POLL_SHRINKS,      /* adjust_polling_time shrank poll_ns */
     AIO_C_USED /* number of counters in use */
 };
 
@@ -69,6 +82,7 @@ enum {
     AIO_E_OWNER_GONE = -7, AIO_E_BAD_MAGIC = -8, AIO_E_LAYOUT = -9,
     AIO_E_TRUNCATED = -10, AIO_E_CORRUPT = -11, AIO_E_STRATEGY = -12,
     AIO_E_BAD_FD = -13, AIO_E_LOCK = -14, AIO_E_INVAL = -15,
+    AIO_E_SKELETON = -16,    /* attach: the segment runs another skeleton */
 };
 
 typedef struct AioHeader {
@@ -90,6 +104,11 @@ typedef struct AioHeader {
     uint32_t notifier_kind;      /* 1 = eventfd, 2 = pipe */
     char strategy[32];           /* NUL-terminated */
     char fingerprint[24];        /* NUL-terminated */
+    uint32_t skeleton;           /* AIO_SKEL_*, fixed at creation */
+    uint32_t poll_grow;          /* polling skeleton: QEMU's poll-grow (0 = 2) */
+    uint32_t poll_shrink;        /* polling skeleton: QEMU's poll-shrink (0 = to 0) */
+    uint32_t _r0;
+    int64_t poll_max_ns;         /* polling skeleton: QEMU's poll-max-ns (0 = no polling) */
     uint32_t checksum;           /* of the fields above, see aio_header_sum */
 } AioHeader;
 
@@ -134,11 +153,17 @@ typedef struct AioShared {
         int64_t since_ns;
         int64_t wait_timeout_ns;       /* -1 = infinite */
         uint64_t poll_seq;
-        char _p[AIO_CACHELINE - 32];
+        int64_t poll_ns;               /* polling skeleton: the adaptive busy-poll time */
+        char _p[AIO_CACHELINE - 40];
     } owner;
     /* The context lock (QEMU's RFifoLock): recursive, robust, shared. */
     union { pthread_mutex_t mutex; char _lpad[2 * AIO_CACHELINE]; } lock;
     struct { uint64_t v; char _p[AIO_CACHELINE - 8]; } counter[AIO_NCOUNTERS];
+    /* Readiness words of native poll handlers (aio_poll_word_add): a
+     * producer bumps one (release), the owner's poll handler compares it
+     * with the value it last consumed (virtio's avail index vs
+     * last_avail_idx), so the poll phase sees work without a system call. */
+    struct { uint32_t v; char _p[AIO_CACHELINE - 4]; } poll_word[AIO_NPOLL_WORDS];
     /* followed, at the offsets in the header, by:
      *   AioBHSlot    bh[n_bh];
      *   AioTimerSlot timer[n_timers];
@@ -163,6 +188,8 @@ typedef struct aio_info {
     uint32_t n_bh, n_timers, n_procs, notifier_kind;
     char strategy[32];
     char fingerprint[24];
+    uint32_t skeleton, poll_grow, poll_shrink;
+    int64_t poll_max_ns;
 } aio_info;
 
 /*
@@ -190,6 +217,13 @@ typedef struct AioContext {
     int nfds;                    /* the owner's fd handlers */
     int fd[AIO_MAX_FDS];
     uint32_t fd_events[AIO_MAX_FDS];
+    int fd_poll[AIO_MAX_FDS];    /* the fd's native poll handler: -1 none, else a poll word */
+    uint32_t fd_poll_seen[AIO_MAX_FDS];  /* the poll word's value last consumed */
+    int n_nopoll_fds;            /* fd handlers without a poll handler: QEMU's need_wait */
+    int skeleton;                /* AIO_SKEL_*, copied from the header */
+    int64_t poll_max_ns;         /* copied from the header */
+    uint32_t poll_grow, poll_shrink;
+    int64_t now_hint;            /* a fresh clock reading for aio_dispatch, or 0 */
     aio_event *events;           /* dispatch list, capacity events_cap */
     int events_cap;
     int poll_progress;           /* set by native BH actions */

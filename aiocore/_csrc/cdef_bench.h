@@ -24,3 +24,7 @@ int64_t aio_bench_virtio_host(AioContext *ctx, int bh, void *mem, uint64_t burst
 int64_t aio_bench_pool_worker(AioContext *ctx, int bh, void *mem, int efd);
 int64_t aio_bench_pool_owner(AioContext *ctx, int bh, void *mem, int efd, int depth,
                              int64_t duration_ns);
+int64_t aio_bench_spin_pingpong(void *mem, int initiator, uint64_t n, int64_t *lat,
+                                uint32_t *stop);
+double aio_bench_idle(AioContext *ctx, int timer, int64_t tick_ns, int64_t duration_ns,
+                      int64_t *out);
