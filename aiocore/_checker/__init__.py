@@ -237,7 +237,8 @@ class CheckResult:
 
 
 def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAULT_BOUNDS,
-             *, want_trace: bool = True) -> CheckResult:
+             *, want_trace: bool = True, skeleton: str = "2015", faults: str = "none",
+             recovery: bool = False) -> CheckResult:
     """Explore one strategy under one memory model and configuration."""
     if model not in MODELS:
         raise ModelError(f"unknown model {model!r} (models: {', '.join(MODELS)})")
@@ -245,7 +246,7 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
         raise ModelError(f"unknown config {config!r} (configs: {', '.join(CONFIGS)})")
     n, k = bounds.for_config(config)
     t0 = time.monotonic()
-    prog = build(ir, model, config, n, k)
+    prog = build(ir, model, config, n, k, skeleton=skeleton, faults=faults, recovery=recovery)
     ex = Explorer(prog, max_states=bounds.max_states)
     r = ex.explore()
     verdict = r.verdict
