@@ -432,6 +432,15 @@ class Explorer:
             pid = self.after(i, pc + 1, tuple(e2), buf, stale, False, log)
             out.append((sh2, pid, None, None, self._info(
                 i, pc, "a death was seen" if ev & 2 else "no death", log) if verbose else None))
+        # --- end skel ---
+        if pc in P.exits:
+            pid = self.ipr((P.exits[pc], (0,) * len(env), buf, self.EMPTY))
+            info = None
+            if verbose:
+                info = {"process": P.name, "where": P.labels[P.exits[pc]][0],
+                        "op": "leaves", "result": "leaves for good", "local": []}
+            out.append((sh_id, pid, None, None, info))
+        # skel: crash-stop fault
         if pc < P.crash and op != DONE:  # faults="crash": it may stop for good here
             clog = [] if verbose else None
             pid = self.after(i, P.crash, (0,) * len(env), buf, self.EMPTY, False, clog)
@@ -441,14 +450,6 @@ class Explorer:
                 info = {"process": P.name, "where": where, "op": f"crashes before {text}",
                         "result": "crashed (stops for good; its store buffer still drains)",
                         "local": self._log_items(i, clog), "crash": True}
-            out.append((sh_id, pid, None, None, info))
-        # --- end skel ---
-        if pc in P.exits:
-            pid = self.ipr((P.exits[pc], (0,) * len(env), buf, self.EMPTY))
-            info = None
-            if verbose:
-                info = {"process": P.name, "where": P.labels[P.exits[pc]][0],
-                        "op": "leaves", "result": "leaves for good", "local": []}
             out.append((sh_id, pid, None, None, info))
         # a DRAIN with a non-empty buffer, DONE: nothing but the buffer's stores
         if buf:

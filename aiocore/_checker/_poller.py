@@ -223,9 +223,9 @@ def polling_poller(b: _Builder, ir, recovery: bool):
     b.emit((SET, rslot, lambda e: 0), "aio_poll", "readable = no ppoll yet")
     _compute_timeout(b, ir, tslot)
     # try_poll_mode: max_ns = min(timeout, poll_ns); nothing if it is 0
-    skip = b.emit(None, "aio_poll", "if timeout != 0 -> try_poll_mode")
+    skip = b.emit(None, "try_poll_mode", "if timeout != 0 -> try_poll_mode")
     b.p.uses[skip] = frozenset({tslot})
-    choose = b.emit(None, "aio_poll", "poll_ns: how long to busy-poll")
+    choose = b.emit(None, "try_poll_mode", "poll_ns: how long to busy-poll")
     entries = []
     for n in range(rounds, 0, -1):
         entries.append(b.step("poll_handlers"))
