@@ -6,10 +6,10 @@
 # Each skeleton step starts with a local no-op labelled with its name
 # (Builder.step), so Proc.steps maps pc -> step, every instruction's `where`
 # names the step it belongs to ("poll_end/accept"), and _steps.py can list the
-# steps a path passes (the drift test against the C's AIO_STEP log).  A step
-# that does not run on a path (the busy-poll phase when timeout is already 0,
-# the wait when the last look saw `notified`) is not passed: its label sits
-# inside the condition, where the C's AIO_STEP sits.
+# steps a path passes (the drift test against the C's AIO_STEP log).  As in
+# the C (aio_poll_2015.c, aio_poll_polling.c), a step's label comes before
+# its condition: every aio_poll passes every step, in order; what a step did
+# on a path (a hook ran, the ppoll ran) is reported by _steps.py beside it.
 #
 # The polling skeleton (QEMU today, util/aio-posix.c aio_poll):
 #
@@ -217,68 +217,76 @@ def polling_poller(b: _Builder, ir, recovery: bool):
     rounds = _skeleton.POLL_ROUNDS
     tslot = b.slot("timeout")
     rslot = b.slot("readable")
+    unm = b.slot("use_notify_me")
+    nz = (lambda s: lambda e: 1 if e[s] != 0 else 0)
     head = b.here()
     b.step("compute_timeout")
     b.fence("tso", "aio_poll", "(counters: lock-prefixed adds)")
     b.emit((SET, rslot, lambda e: 0), "aio_poll", "readable = no ppoll yet")
     _compute_timeout(b, ir, tslot)
+
     # try_poll_mode: max_ns = min(timeout, poll_ns); nothing if it is 0
+    b.step("poll_handlers")
     skip = b.emit(None, "try_poll_mode", "if timeout != 0 -> try_poll_mode")
     b.p.uses[skip] = frozenset({tslot})
     choose = b.emit(None, "try_poll_mode", "poll_ns: how long to busy-poll")
-    entries = []
-    for n in range(rounds, 0, -1):
-        entries.append(b.step("poll_handlers"))
-        entries.append(b.emit(None, "poll_handlers", f"run_poll_handlers: {n} round(s)"))
     round_starts = []
     successes = []
     for r in range(rounds):
         round_starts.append(b.here())
         successes.append(_notifier_poll(b, ir, "poll_handlers"))
         successes += _bh_polls(b, "poll_handlers")
-    to_notify_me = b.emit(None, "poll_handlers", "")
+    j = b.emit(None, "poll_handlers", "")
     zero = b.emit((SET, tslot, lambda e: 0), "poll_handlers", "progress: timeout = 0")
-    to_accept = b.emit(None, "poll_handlers", "")
     for br in successes:
         _patch_nonzero(b, br, zero)
-    # use_notify_me = timeout != 0
-    notify_me = b.step("poll_begin")
-    b.patch(to_notify_me, (JMP, notify_me))
+    ph_end = b.here()
+    b.patch(j, (JMP, ph_end))
+    b.patch(skip, (BR, nz(tslot), ph_end))
+    targets = tuple(round_starts[rounds - n] for n in range(rounds, 0, -1)) + (ph_end,)
+    texts = tuple(f"busy-polls {n} round(s)" for n in range(rounds, 0, -1)) + (
+        "does not busy-poll (poll_ns is 0)",)
+    b.patch(choose, (CHOOSE, targets, texts))
+
+    # use_notify_me = timeout != 0; if so the poll_begin hook
+    b.step("poll_begin")
+    b.emit((SET, unm, nz(tslot)), "aio_poll", "use_notify_me = timeout != 0", {tslot})
+    br = b.emit(None, "aio_poll", "if use_notify_me", {unm})
     b.hook("poll_begin")
+    b.patch(br, (BR, nz(unm), b.here()))
+
+    # "Don't block if aio_notify() was called"
     b.step("last_look")
+    br = b.emit(None, "last_look", "if use_notify_me", {unm})
     ll = _notifier_poll(b, ir, "last_look")
-    to_wait = b.emit(None, "last_look", "")
+    j = b.emit(None, "last_look", "")
     ll_zero = b.emit((SET, tslot, lambda e: 0), "last_look", "aio_notify() was called: timeout = 0")
-    to_poll_end = b.emit(None, "last_look", "")
     _patch_nonzero(b, ll, ll_zero)
-    wait = b.step("wait")
-    b.patch(to_wait, (JMP, wait))
+    b.patch(j, (JMP, b.here()))
+    b.patch(br, (BR, nz(unm), b.here()))
+
+    # the wait only if timeout != 0 (need_wait is false: no fd without poll_cb)
+    b.step("wait")
+    br = b.emit(None, "aio_poll", "if timeout != 0", {tslot})
     _wait(b, tslot, rslot, "wait", "ppoll(notifier, timeout)")
     if recovery:
         _recover(b)
-    poll_end = b.step("poll_end")
-    b.patch(to_poll_end, (JMP, poll_end))
+    b.patch(br, (BR, nz(tslot), b.here()))
+
+    # use_notify_me ? poll_end (notify_me -= 2, accept) : aio_notify_accept
+    b.step("poll_end")
+    br = b.emit(None, "aio_poll", "if use_notify_me", {unm})
     b.hook("poll_end")
-    to_adjust = b.emit(None, "poll_end", "")
-    accept = b.step("poll_end")
-    b.patch(to_accept, (JMP, accept))
+    j = b.emit(None, "poll_end", "")
+    b.patch(br, (BR, nz(unm), b.here()))
     b.hook("accept")
-    adjust = b.step("adjust")
-    b.patch(to_adjust, (JMP, adjust))
+    b.patch(j, (JMP, b.here()))
+
+    b.step("adjust")  # adjust_polling_time: timing only
     b.step("dispatch")
     _dispatch(b, rslot)
     b.cur_step = None
     b.emit((JMP, head), "aio_poll", "")
-    # timeout == 0 after compute_timeout: no busy-poll, no notify_me
-    b.patch(skip, (BR, (lambda s: lambda e: 1 if e[s] != 0 else 0)(tslot), accept))
-    # n rounds: entry k jumps to the round that leaves n to go
-    targets = []
-    for k, n in enumerate(range(rounds, 0, -1)):
-        b.patch(entries[2 * k + 1], (JMP, round_starts[rounds - n]))
-        targets.append(entries[2 * k])
-    texts = tuple(f"busy-polls {n} round(s)" for n in range(rounds, 0, -1)) + (
-        "does not busy-poll (poll_ns is 0)",)
-    b.patch(choose, (CHOOSE, tuple(targets) + (notify_me,), texts))
 
 
 def notifier(b: _Builder, ir, bh, schedules):
