@@ -160,7 +160,7 @@ import attrs
 from .. import _ir
 from ._explore import VERDICT_ORDER, Explorer
 from ._program import ModelError, build, supported_configs
-from ._trace import format_trace, trace_json
+from ._trace import crash_of, format_trace, trace_json
 
 MODELS = ("sc", "tso", "arm")
 CONFIGS = ("home", "foreign", "gsource")
@@ -256,6 +256,9 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
         state, explanation = r.found[verdict]
         if want_trace:
             trace = trace_json(r, verdict, state, explanation)
+            c = crash_of(trace)  # faults="crash": name the crash the failure follows
+            if c:
+                explanation += f" (after a crash: {c['process']} {c['op']}, step {c['step']})"
     seconds = time.monotonic() - t0
     other = {v: e for v, (_, e) in r.found.items()}
     return CheckResult(

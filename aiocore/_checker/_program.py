@@ -201,8 +201,7 @@ class _Builder:
             # tso/arm: a store enters the buffer as a local step of the
             # transition before it; a crash just before the store must stay
             # possible (e.g. between event_set and notified = 1).
-            self._emit((CHOOSE, (self.here() + 1,), ("goes on",)), where,
-                       f"(it may crash before {text})")
+            self._emit((CHOOSE, (self.here() + 1,), ("goes on (it may crash here)",)), where, text)
         return self._emit(ins, where, text, uses)
 
     def _emit(self, ins, where, text, uses=()):

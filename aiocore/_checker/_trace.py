@@ -20,10 +20,10 @@ def _state_summary(ex, state) -> dict:
     for i, p in enumerate(procs):
         P = prog.procs[i]
         ins = P.code[p[0]]
-        if ins[0] == DONE:
+        if P.crash >= 0 and p[0] >= P.crash:
+            pos = "crashed" + ("" if ins[0] == DONE else f" ({P.labels[p[0]][1]})")
+        elif ins[0] == DONE:
             pos = "finished"
-        elif ins[0] == DONE and P.crash >= 0 and p[0] >= P.crash:
-            pos = "crashed"
         elif ins[0] == WAIT and ins[1] >= 0 and p[1][ins[1]] == INFINITE:
             pos = "in ppoll, timeout infinite" + ("" if ev else " (asleep)")
         else:
