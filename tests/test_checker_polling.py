@@ -1,8 +1,12 @@
 """The checker on the polling skeleton (QEMU's aio_poll of today): reference verdicts, counterexamples."""
+import shutil
+
 import pytest
 
 from aiocore import _plugins, _skeleton
 from aiocore._checker import check_ir
+from aiocore._checker import spin as S
+from aiocore._promela import generate_promela
 from aiocore._checker._program import CHOOSE, READ, ModelError, build
 
 MODELS = ("sc", "tso", "arm")
@@ -130,3 +134,25 @@ def test_foreign_config_is_2015_only():
 def test_unknown_skeleton_is_refused():
     with pytest.raises(ModelError, match="unknown skeleton 'fast'"):
         check_ir(_ir("notified"), "sc", "home", skeleton="fast")
+
+
+# --- cross-check with spin: the Promela export's -DPOLLING ---------------------------------
+
+needs_spin = pytest.mark.skipif(shutil.which("spin") is None, reason="spin not installed")
+
+
+@needs_spin
+@pytest.mark.spin
+@pytest.mark.parametrize("name", sorted(POLLING_HOME))
+def test_spin_polling_failures_match_checker(name, tmp_path):
+    """spin on the exported model with -DPOLLING finds the failures the checker finds (SC,
+    config home): each never claim is violated iff the checker found that kind of failure."""
+    info = _plugins.get(name)
+    model = tmp_path / "model.pml"
+    model.write_text(generate_promela(info.ir))
+    pan = S.compile_model(str(model), str(tmp_path), ("-DPOLLING",),
+                          cflags=("-O2", "-DNFAIR=3", "-DVECTORSZ=4096"))
+    _, claims = S.verdict_of_exported(pan)
+    spin_found = {v for v, c in zip((LW, BL), claims) if c.errors}
+    ours = check_ir(info.ir, "sc", "home", want_trace=False, skeleton="polling")
+    assert spin_found == set(ours.other), (spin_found, sorted(ours.other))
