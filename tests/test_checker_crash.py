@@ -144,3 +144,18 @@ def test_recovery_needs_crash_faults():
 def test_unknown_faults_are_refused():
     with pytest.raises(ModelError, match="unknown faults 'byzantine'"):
         check_ir(_ir("notified"), "sc", "home", faults="byzantine")
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("skeleton", ["2015", "polling"])
+def test_memoized_moves_equal_direct_computation_with_crashes(model, skeleton):
+    """The new moves (crash, CHOOSE, DEATH, DTAC) are the same memoized and recomputed."""
+    import random
+
+    ex = Explorer(build(_ir("notified"), model, "home", 1, 2, skeleton=skeleton, faults="crash",
+                        recovery=True))
+    r = ex.explore()
+    rng = random.Random(11)
+    states = list(r.parent)
+    for s in rng.sample(states, min(800, len(states))):
+        assert sorted(t for _, t in ex.successors(s)) == sorted(t for _, t in ex.successors(s, verbose=True))
