@@ -127,6 +127,10 @@ def test_busy_poll_rounds_appear_in_traces():
 
 def test_foreign_config_is_2015_only():
     """Foreign pollers do not exist on today's aio_poll: a clear error naming why."""
+    from aiocore._checker import supported_configs
+
+    assert supported_configs(_ir("notified"), "polling") == ("home", "gsource")
+    assert supported_configs(_ir("notified")) == ("home", "foreign", "gsource")
     with pytest.raises(ModelError, match="2015 skeleton only"):
         check_ir(_ir("notified"), "sc", "foreign", skeleton="polling")
 

@@ -484,10 +484,10 @@ def analyse(p: Proc, model: int):
 # --- entry point --------------------------------------------------------------------
 
 
-def supported_configs(ir: _ir.StrategyIR) -> tuple:
-    """The configurations a strategy can be checked in."""
+def supported_configs(ir: _ir.StrategyIR, skeleton: str = "2015") -> tuple:
+    """The configurations a strategy can be checked in (foreign: 2015 only)."""
     out = ["home"]
-    if ir.foreign_pollers:
+    if ir.foreign_pollers and skeleton == "2015":
         out.append("foreign")
     out.append("gsource")
     return tuple(out)
