@@ -73,35 +73,50 @@ def test_on_event_runs_only_after_a_ppoll_that_saw_the_notifier():
 
 # --- the C half --------------------------------------------------------------------------
 #
-# One blocking aio_poll of the C core, built with the step log (AIO_STEP_LOG), on the path
-# "a BH pending at compute_timeout"; the steps it logs and whether it made a system call
-# (counter polls_no_syscall) must be the checker's.
+# One blocking aio_poll of the C core, built with the step log (AIO_STEP_LOG), on a path the
+# checker also runs; the steps it logs and whether it made a system call (counter
+# polls_no_syscall) must be the checker's.  The C paths, and the checker scenario each matches:
+#   a BH pending before aio_poll         -> "bh-pending" (timeout 0: no notify_me, no ppoll)
+#   a timer 300 us ahead, nothing else   -> "idle" (a non-zero timeout: poll phase, notify_me,
+#                                           the last look, a ppoll; the model has no timers,
+#                                           its idle wait is infinite and a notify ends it)
 
 C_CASES = [("2015", "notified"), ("2015", "always-notified"), ("polling", "always-notified"),
            ("polling", "selfpipe")]
 
 
+def _bh_pending(ctx):
+    ctx.bh_schedule(ctx.bh_new(lambda: None))
+
+
+def _timer(ctx):
+    ctx.timer_mod_ns(ctx.timer_new(lambda: None), ctx.clock_ns() + 300_000)
+
+
+C_PATHS = {"bh-pending": _bh_pending, "idle": _timer}
+
+
 def _c_api_or_fail():
-    create = aiocore.AioContext.create
-    params = inspect.signature(create).parameters
+    params = inspect.signature(aiocore.AioContext.create).parameters
     missing = [p for p in ("skeleton", "_step_log") if p not in params]
-    if missing or not hasattr(aiocore.AioContext, "_steps"):
+    if not hasattr(aiocore.AioContext, "_steps"):
+        missing.append("AioContext._steps")
+    if missing:
         pytest.fail("the C step-log API is missing: AioContext.create(strategy, skeleton=..., "
                     "_step_log=True) and ctx._steps() (the native helper's branch adds them); "
-                    f"missing here: {missing + ([] if hasattr(aiocore.AioContext, '_steps') else ['_steps'])}")
+                    f"missing here: {missing}")
+    return {"_undeclared_ok": True} if "_undeclared_ok" in params else {}
 
 
+@pytest.mark.parametrize("path", sorted(C_PATHS))
 @pytest.mark.parametrize("skeleton,name", C_CASES, ids=[f"{s}-{n}" for s, n in C_CASES])
-def test_c_and_checker_pass_the_same_steps(skeleton, name):
-    _c_api_or_fail()
-    want = home_steps(_ir(name), skeleton, "bh-pending")
+def test_c_and_checker_pass_the_same_steps(skeleton, name, path):
     # the drift test is about the skeleton, not about which strategies declare it
-    extra = {"_undeclared_ok": True} if "_undeclared_ok" in inspect.signature(
-        aiocore.AioContext.create).parameters else {}
+    extra = _c_api_or_fail()
+    want = home_steps(_ir(name), skeleton, path)
     with aiocore.AioContext.create(name, skeleton=skeleton, _step_log=True, **extra) as ctx:
         ctx._steps()
-        bh = ctx.bh_new(lambda: None)
-        ctx.bh_schedule(bh)
+        C_PATHS[path](ctx)
         before = ctx.counters()
         ctx.aio_poll(True)
         got = tuple(ctx._steps())
