@@ -18,6 +18,14 @@
 #                         prepare; compute the timeout; wait; check; sample
 #                         the notifier (aio_gsource_check's ppoll(0));
 #                         dispatch as above.
+#                       With -DPOLLING it runs the polling skeleton (QEMU's
+#                       aio_poll of today, aiocore/_skeleton.py): compute the
+#                       timeout; if not zero, up to POLL_ROUNDS busy-poll
+#                       rounds (the notifier poll -- timeout_zero, else
+#                       notified -- and the BH flag); use_notify_me = timeout
+#                       != 0: poll_begin and the last look; the wait only if
+#                       the timeout is not zero; poll_end if use_notify_me,
+#                       else accept; dispatch (on_event only after a wait).
 #   temporary_waiter()  -DFOREIGN, only for strategies that allow foreign
 #                       pollers: the same aio_poll, a nondeterministic number
 #                       of times, then it leaves (the seeds' process of that
@@ -67,7 +75,7 @@ import time
 
 import attrs
 
-from . import _ir
+from . import _ir, _skeleton
 from ._errors import AioError, StrategyError
 
 CLAIMS = ("lost_wakeup", "busy_loop")
@@ -240,6 +248,7 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
         " *     gcc -O2 -DNFAIR=3 -o pan pan.c",
         " *     ./pan -a -f -N lost_wakeup     (errors: 0 = no lost wakeup)",
         " *     ./pan -a -f -N busy_loop       (errors: 0 = no busy loop)",
+        " * Polling skeleton (QEMU today): spin -a -DPOLLING (home only).",
         " * Other configs: spin -a -DGSOURCE, -DFOREIGN"
         + (" (allowed: the strategy declares foreign pollers)" if ir.foreign_pollers else " (refused: no foreign pollers)")
         + ", -DNOTIFIERS=2.",
@@ -247,6 +256,12 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
         "",
         "#ifndef NOTIFIERS",
         "#define NOTIFIERS 1",
+        "#endif",
+        "#ifndef POLL_ROUNDS",
+        f"#define POLL_ROUNDS {_skeleton.POLL_ROUNDS}",
+        "#endif",
+        "#if defined(POLLING) && defined(FOREIGN)",
+        '#error "the polling skeleton has no foreign pollers (2015 skeleton only)"',
         "#endif",
     ]
     if not ir.foreign_pollers:
@@ -340,6 +355,42 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
         "    dispatch()",
         "}",
         "",
+        "/* aio_context_notifier_poll: zero_timeout = timeout_zero(), else notified. */",
+        "inline notifier_poll()",
+        "{",
+        *(["    strategy_timeout_zero()"] if ir.has_timeout_zero else ["    zero_timeout = (notified != 0)"]),
+        "}",
+        "",
+        "inline aio_poll_polling()   /* blocking, home */",
+        "{",
+        "    compute_timeout();",
+        "    rounds = 0;   /* try_poll_mode: nothing if the timeout is already 0 */",
+        "    do",
+        "    :: !zero_timeout && rounds < POLL_ROUNDS ->",
+        "        rounds++;",
+        "        notifier_poll();",
+        "        if",
+        "        :: !zero_timeout && bh -> zero_timeout = 1",
+        "        :: else -> skip",
+        "        fi",
+        "    :: true -> break   /* poll_ns elapsed, or 0 */",
+        "    od;",
+        "    use_notify_me = !zero_timeout;",
+        "    if",
+        "    :: use_notify_me -> strategy_poll_begin(); notifier_poll()   /* the last look */",
+        "    :: else -> skip",
+        "    fi;",
+        "    if",
+        "    :: !zero_timeout -> wait(1)",
+        "    :: else -> readable = 0   /* no system call */",
+        "    fi;",
+        "    if",
+        "    :: use_notify_me -> strategy_poll_end()",
+        "    :: else -> strategy_accept()",
+        "    fi;",
+        "    dispatch()",
+        "}",
+        "",
         "inline gsource_iteration()",
         "{",
         "    strategy_prepare();",
@@ -353,11 +404,14 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
         "active proctype waiter()",
         "{",
         *decls(poller_tmps),
-        "    bool zero_timeout, readable;",
+        "    bool zero_timeout, readable, use_notify_me;",
+        "    byte rounds;",
         "",
         "    do",
         "#ifdef GSOURCE",
         "    :: true -> gsource_iteration()",
+        "#elif defined(POLLING)",
+        "    :: true -> aio_poll_polling()",
         "#else",
         "    :: true -> aio_poll(1)",
         "#endif",

@@ -160,7 +160,7 @@ import attrs
 from .. import _ir
 from ._explore import VERDICT_ORDER, Explorer
 from ._program import ModelError, build, supported_configs
-from ._trace import format_trace, trace_json
+from ._trace import crash_of, format_trace, trace_json
 
 MODELS = ("sc", "tso", "arm")
 CONFIGS = ("home", "foreign", "gsource")
@@ -237,7 +237,8 @@ class CheckResult:
 
 
 def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAULT_BOUNDS,
-             *, want_trace: bool = True) -> CheckResult:
+             *, want_trace: bool = True, skeleton: str = "2015", faults: str = "none",
+             recovery: bool = False) -> CheckResult:
     """Explore one strategy under one memory model and configuration."""
     if model not in MODELS:
         raise ModelError(f"unknown model {model!r} (models: {', '.join(MODELS)})")
@@ -245,7 +246,7 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
         raise ModelError(f"unknown config {config!r} (configs: {', '.join(CONFIGS)})")
     n, k = bounds.for_config(config)
     t0 = time.monotonic()
-    prog = build(ir, model, config, n, k)
+    prog = build(ir, model, config, n, k, skeleton=skeleton, faults=faults, recovery=recovery)
     ex = Explorer(prog, max_states=bounds.max_states)
     r = ex.explore()
     verdict = r.verdict
@@ -255,6 +256,9 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
         state, explanation = r.found[verdict]
         if want_trace:
             trace = trace_json(r, verdict, state, explanation)
+            c = crash_of(trace)  # faults="crash": name the crash the failure follows
+            if c:
+                explanation += f" (after a crash: {c['process']} {c['op']}, step {c['step']})"
     seconds = time.monotonic() - t0
     other = {v: e for v, (_, e) in r.found.items()}
     return CheckResult(

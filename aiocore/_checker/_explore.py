@@ -26,6 +26,7 @@ from ._program import (
     ARM, BR, DONE, DRAIN, ESET, ETAC, INFINITE, JMP, MARK, READ, RESET, RMW, SC, SET, STOP,
     TSO, WAIT, WRITE, ModelError, Program,
 )
+from ._program import CHOOSE, DEATH, DTAC  # skel: polling skeleton, crash-stop faults
 
 VERDICT_ORDER = ("pass", "lost-wakeup", "busy-loop", "lost-work")
 
@@ -375,8 +376,8 @@ class Explorer:
                     what += " (the store waits in its store buffer)"
                 info = self._info(i, pc, what, log)
             out.append((sh2, pid, None, bad, info))
-        elif op == ESET:
-            sh2 = sh_id if ev else self.ish((mem, 1, owed))
+        elif op == ESET:  # ev bit 0: readable (bit 1: a death, recovery)
+            sh2 = sh_id if ev & 1 else self.ish((mem, ev | 1, owed))
             pid = self.after(i, pc + 1, env, buf, stale, True, log)
             out.append((sh2, pid, None, None,
                         self._info(i, pc, "the notifier is now readable", log) if verbose else None))
@@ -384,12 +385,12 @@ class Explorer:
             e2 = env
             if ins[1] >= 0:
                 e2 = list(env)
-                e2[ins[1]] = ev
+                e2[ins[1]] = ev & 1
                 e2 = tuple(e2)
-            sh2 = self.ish((mem, 0, owed)) if ev else sh_id
+            sh2 = self.ish((mem, ev & ~1, owed)) if ev & 1 else sh_id
             pid = self.after(i, pc + 1, e2, buf, stale, True, log)
             out.append((sh2, pid, None, None, self._info(
-                i, pc, f"it was {'readable' if ev else 'not readable'}; now not readable", log)
+                i, pc, f"it was {'readable' if ev & 1 else 'not readable'}; now not readable", log)
                 if verbose else None))
         elif op == WAIT:
             tslot = ins[1]
@@ -398,7 +399,7 @@ class Explorer:
                 e2 = env
                 if ins[2] >= 0:
                     e2 = list(env)
-                    e2[ins[2]] = ev
+                    e2[ins[2]] = ev & 1  # the notifier's revents (bit 1 wakes it too)
                     e2 = tuple(e2)
                 pid = self.after(i, pc + 1, e2, buf, stale, True, log)
                 info = None
@@ -406,7 +407,7 @@ class Explorer:
                     if infinite:
                         what = "timeout infinite: returns, the notifier is readable"
                     else:
-                        what = f"timeout 0: the notifier is {'readable' if ev else 'not readable'}"
+                        what = f"timeout 0: the notifier is {'readable' if ev & 1 else 'not readable'}"
                     info = self._info(i, pc, what, log)
                 out.append((sh_id, pid, None, None, info))
         elif op == STOP:
@@ -414,12 +415,41 @@ class Explorer:
             out.append((sh_id, pid, None, None, self._info(i, pc, "stays", log) if verbose else None))
             pid = self.ipr((ins[1], (0,) * len(env), buf, self.EMPTY))
             out.append((sh_id, pid, None, None, self._info(i, pc, "leaves for good", []) if verbose else None))
+        # --- skel: polling skeleton's choice, crash-stop faults, recovery -------
+        elif op == CHOOSE:  # a nondeterministic branch: one move per target
+            for t, text in zip(ins[1], ins[2]):
+                pid = self.after(i, t, env, buf, stale, False, log)
+                out.append((sh_id, pid, None, None, self._info(i, pc, text, log) if verbose else None))
+                log = [] if verbose else None
+        elif op == DEATH:  # the kernel makes the owner's pidfd of this process readable
+            pid = self.after(i, pc + 1, env, buf, stale, False, log)
+            out.append((self.ish((mem, ev | 2, owed)), pid, None, None,
+                        self._info(i, pc, "the owner's pidfd of it is readable", log) if verbose else None))
+        elif op == DTAC:  # the owner reads and clears "a process died"
+            e2 = list(env)
+            e2[ins[1]] = (ev >> 1) & 1
+            sh2 = self.ish((mem, ev & ~2, owed)) if ev & 2 else sh_id
+            pid = self.after(i, pc + 1, tuple(e2), buf, stale, False, log)
+            out.append((sh2, pid, None, None, self._info(
+                i, pc, "a death was seen" if ev & 2 else "no death", log) if verbose else None))
+        # --- end skel ---
         if pc in P.exits:
             pid = self.ipr((P.exits[pc], (0,) * len(env), buf, self.EMPTY))
             info = None
             if verbose:
                 info = {"process": P.name, "where": P.labels[P.exits[pc]][0],
                         "op": "leaves", "result": "leaves for good", "local": []}
+            out.append((sh_id, pid, None, None, info))
+        # skel: crash-stop fault
+        if pc < P.crash and op != DONE:  # faults="crash": it may stop for good here
+            clog = [] if verbose else None
+            pid = self.after(i, P.crash, (0,) * len(env), buf, self.EMPTY, False, clog)
+            info = None
+            if verbose:
+                where, text = P.labels[pc]
+                info = {"process": P.name, "where": where, "op": f"crashes before {text}",
+                        "result": "crashed (stops for good; its store buffer still drains)",
+                        "local": self._log_items(i, clog), "crash": True}
             out.append((sh_id, pid, None, None, info))
         # a DRAIN with a non-empty buffer, DONE: nothing but the buffer's stores
         if buf:

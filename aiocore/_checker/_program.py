@@ -22,6 +22,21 @@
 #
 # event_set, event_test_and_clear and the wait are system calls: DRAIN before
 # them and RESET after them (see the package docstring for why).
+#
+# The skeletons themselves (2015 and polling, with their named steps) are
+# built in _poller.py; this module holds the instruction set, the lowering of
+# a strategy's hooks, and the analyses.  Opcodes added for the polling
+# skeleton and for crash-stop faults (issue 11, 14):
+#
+#   CHOOSE targets texts  a visible nondeterministic branch: one move to each
+#                         target (the number of busy-poll rounds; with one
+#                         target, a point where a crashing process may stop)
+#   DEATH                 the kernel makes the owner's pidfd of this (dead)
+#                         process readable: bit 1 of the shared `ev`
+#   DTAC dst              the owner reads and clears that bit (recovery)
+#
+# `ev` is the shared kernel state outside the memory model: bit 0 the
+# EventNotifier (readable), bit 1 "an attached process died" (recovery only).
 from __future__ import annotations
 
 import attrs
@@ -30,8 +45,15 @@ from .. import _ir
 
 # opcodes
 READ, WRITE, RMW, DRAIN, RESET, MARK, ESET, ETAC, WAIT, STOP, DONE, BR, JMP, SET = range(14)
+CHOOSE, DEATH, DTAC = range(14, 17)
 OPNAMES = ("READ", "WRITE", "RMW", "DRAIN", "RESET", "MARK", "ESET", "ETAC", "WAIT", "STOP",
-           "DONE", "BR", "JMP", "SET")
+           "DONE", "BR", "JMP", "SET", "CHOOSE", "DEATH", "DTAC")
+
+#: ev bits: the EventNotifier is readable; an attached process died (pidfd).
+EV_READABLE, EV_DEATH = 1, 2
+
+SKELETONS = ("2015", "polling")
+FAULTS = ("none", "crash")
 
 SC, TSO, ARM = 0, 1, 2
 MODEL_CODES = {"sc": SC, "tso": TSO, "arm": ARM}
@@ -61,6 +83,11 @@ class Proc:
     live_env: list = attrs.field(factory=list)  # per pc: tuple of live slots
     stale_live: list = attrs.field(factory=list)  # per pc: frozenset of locations
     exits: dict = attrs.field(factory=dict)  # pc -> the DONE it may jump to instead
+    # pc -> name of the skeleton step (aiocore._skeleton.STEPS) beginning there
+    steps: dict = attrs.field(factory=dict)
+    # faults="crash": the process may crash at any visible pc below this one
+    # and then resumes here (the crash tail: drain, pidfd, DONE); -1: never
+    crash: int = -1
 
     @property
     def nslots(self):
@@ -75,6 +102,9 @@ class Program:
     procs: list
     config: str
     strategy: str
+    skeleton: str = "2015"
+    faults: str = "none"
+    recovery: bool = False
 
 
 # --- expressions -------------------------------------------------------------
@@ -157,6 +187,8 @@ class _Builder:
         self.locs = locs
         self.bh_locs = bh_locs
         self.instance = 0
+        self.cur_step = None  # the skeleton step being emitted (home poller)
+        self.crash_points = False  # faults="crash" on a process that may crash
 
     # slots
     def slot(self, name):
@@ -165,6 +197,16 @@ class _Builder:
 
     # emission
     def emit(self, ins, where, text, uses=()):
+        if self.crash_points and ins is not None and ins[0] == WRITE and self.model != SC:
+            # tso/arm: a store enters the buffer as a local step of the
+            # transition before it; a crash just before the store must stay
+            # possible (e.g. between event_set and notified = 1).
+            self._emit((CHOOSE, (self.here() + 1,), ("goes on (it may crash here)",)), where, text)
+        return self._emit(ins, where, text, uses)
+
+    def _emit(self, ins, where, text, uses=()):
+        if self.cur_step is not None and where != self.cur_step:
+            where = f"{self.cur_step}/{where}"
         self.p.code.append(ins)
         self.p.labels.append((where, text))
         self.p.uses.append(frozenset(uses))
@@ -172,6 +214,13 @@ class _Builder:
 
     def here(self):
         return len(self.p.code)
+
+    def step(self, name):
+        """Begin the skeleton step `name` here (a local no-op carrying its label)."""
+        self.cur_step = name
+        pc = self._emit((JMP, self.here() + 1), name, f"step {name}")
+        self.p.steps[pc] = name
+        return pc
 
     def patch(self, pc, ins):
         self.p.code[pc] = ins
@@ -317,111 +366,6 @@ def _loc_names(locs, bh_locs):
     return names
 
 
-# --- the skeleton of aio_core.c ------------------------------------------------
-
-
-def _compute_timeout(b: _Builder, ir, tslot):
-    """aio_compute_timeout: timeout_zero, then every BH flag (relaxed)."""
-    zero_jumps = []
-    if ir.has_timeout_zero:
-        tz = b.slot("timeout_zero.ret")
-        b.hook("timeout_zero", ret_slot=tz)
-        zero_jumps.append(b.emit(None, "compute_timeout", "if timeout_zero() -> timeout 0"))
-        b.patch(zero_jumps[-1], ("BR_NZ", tz))
-    for k, loc in enumerate(b.bh_locs):
-        r = b.slot(f"timeout.bh{k}")
-        b.emit((READ, loc, False, r), "compute_timeout", f"atomic_read({b.loc_name(loc)})")
-        pc = b.emit(None, "compute_timeout", f"if bh{k} scheduled -> timeout 0")
-        b.patch(pc, ("BR_NZ", r))
-        zero_jumps.append(pc)
-    b.emit((SET, tslot, lambda e: INFINITE), "compute_timeout", "timeout = infinite")
-    j = b.emit(None, "compute_timeout", "")
-    zero = b.emit((SET, tslot, lambda e: 0), "compute_timeout", "timeout = 0")
-    b.patch(j, (JMP, b.here()))
-    for pc in zero_jumps:
-        _, slot = b.p.code[pc]
-        # branch: if slot != 0 goto zero (BR jumps to its target when false)
-        b.patch(pc, (BR, (lambda s: lambda e: 1 if e[s] == 0 else 0)(slot), zero))
-        b.p.uses[pc] = frozenset({slot})
-
-
-def _wait(b: _Builder, tslot, rslot, where, text):
-    b.fence("smp_mb", where, "(ppoll: system call)")
-    uses = {tslot} if tslot >= 0 else set()
-    b.emit((WAIT, tslot, rslot), where, text, uses)
-    b.syscall_after(where, "(end of system call)")
-
-
-def _dispatch(b: _Builder, rslot):
-    """aio_dispatch: claim every pending BH, then on_event if readable."""
-    for k, loc in enumerate(b.bh_locs):
-        r = b.slot(f"dispatch.bh{k}")
-        b.emit((READ, loc, False, r), "dispatch", f"atomic_read({b.loc_name(loc)})")
-        br = b.emit(None, "dispatch", "")
-        if b.model == TSO:
-            b.fence("smp_mb", "dispatch", "(xchg: lock prefix)")
-        c = b.slot(f"dispatch.claim{k}")
-        b.emit((RMW, loc, _rmw_fn("atomic_xchg"), lambda e: 0, None, c, k), "dispatch",
-               f"claim = atomic_xchg({b.loc_name(loc)}, 0)")
-        b.patch(br, (BR, (lambda s: lambda e: e[s])(r), b.here()))
-        b.p.uses[br] = frozenset({r})
-    br = b.emit(None, "dispatch", "if the notifier was readable -> on_event")
-    b.hook("on_event")
-    b.patch(br, (BR, (lambda s: lambda e: e[s])(rslot), b.here()))
-    b.p.uses[br] = frozenset({rslot})
-
-
-def _poller(b: _Builder, ir, foreign: bool, gsource: bool):
-    tslot = b.slot("timeout")
-    rslot = b.slot("readable")
-    head = b.here()
-    stop = None
-    if foreign:
-        stop = b.emit(None, "aio_poll", "the temporary poller may leave here")
-        b.fence("lock_acquire", "aio_poll", "aio_context_acquire()")
-    if gsource:
-        b.hook("prepare")
-    else:
-        b.fence("tso", "aio_poll", "(counters: lock-prefixed adds)")
-        b.hook("poll_begin")
-    _compute_timeout(b, ir, tslot)
-    if foreign:
-        b.fence("lock_release", "aio_poll", "aio_context_release()")
-    if gsource:
-        _wait(b, tslot, -1, "wait", "ppoll(notifier, timeout)")
-        b.hook("check")
-        _wait(b, -1, rslot, "check", "ppoll(notifier, 0)")
-        b.fence("tso", "dispatch", "(counters: lock-prefixed add)")
-    else:
-        _wait(b, tslot, rslot, "wait", "ppoll(notifier, timeout)")
-        if foreign:
-            b.fence("lock_acquire", "aio_poll", "aio_context_acquire()")
-        b.hook("poll_end")
-    _dispatch(b, rslot)
-    if not gsource:
-        b.fence("tso", "aio_poll", "(counters: lock-prefixed adds)")
-    if foreign:
-        b.fence("lock_release", "aio_poll", "aio_context_release()")
-    b.emit((JMP, head), "aio_poll", "")
-    if foreign:
-        done = b.emit((DONE,), "aio_poll", "left")
-        b.patch(stop, (STOP, done))
-
-
-def _notifier(b: _Builder, ir, bh, schedules):
-    """bh_schedule up to `schedules` times: the notifier may leave before any
-    of them, as the seeds' notifier does.  (Exploring "up to" rather than
-    "exactly" K schedules costs a few percent more states and makes the
-    breadth-first counterexample use no more notifications than it needs.)"""
-    stops = []
-    for _ in range(schedules):
-        stops.append(b.emit(None, "notifier", "the notifier may leave here"))
-        b.hook("schedule", bh=bh)
-    done = b.emit((DONE,), "notifier", "done")
-    for pc in stops:
-        b.patch(pc, (STOP, done))
-
-
 # --- analyses ---------------------------------------------------------------------
 
 
@@ -434,6 +378,8 @@ def _succs(code, pc):
         return (ins[1],)
     if op == STOP:
         return (pc + 1, ins[1])
+    if op == CHOOSE:
+        return tuple(ins[1])
     if op == DONE:
         return ()
     return (pc + 1,)
@@ -451,6 +397,8 @@ def _defs(ins):
         return {ins[1]} if ins[1] >= 0 else set()
     if op == WAIT:
         return {ins[2]} if ins[2] >= 0 else set()
+    if op == DTAC:
+        return {ins[1]}
     return set()
 
 
@@ -479,7 +427,7 @@ def _fold_stops(p: Proc, model: int):
                 cands.append(pc)  # it may stop here (a full buffer, a load not forwarded)
                 pc += 1
                 continue
-            if op in (READ, RMW, ESET, ETAC, WAIT, DONE):
+            if op in (READ, RMW, ESET, ETAC, WAIT, DONE, CHOOSE):
                 cands.append(pc)
                 break
             ok = False  # a store, a barrier entering the buffer, a branch, another STOP
@@ -536,22 +484,43 @@ def analyse(p: Proc, model: int):
 # --- entry point --------------------------------------------------------------------
 
 
-def supported_configs(ir: _ir.StrategyIR) -> tuple:
-    """The configurations a strategy can be checked in."""
+def supported_configs(ir: _ir.StrategyIR, skeleton: str = "2015") -> tuple:
+    """The configurations a strategy can be checked in (foreign: 2015 only)."""
     out = ["home"]
-    if ir.foreign_pollers:
+    if ir.foreign_pollers and skeleton == "2015":
         out.append("foreign")
     out.append("gsource")
     return tuple(out)
 
 
-def build(ir: _ir.StrategyIR, model: str, config: str, notifiers: int, schedules: int) -> Program:
-    """The processes of one check: home poller, notifiers, maybe a foreign poller."""
+def build(ir: _ir.StrategyIR, model: str, config: str, notifiers: int, schedules: int, *,
+          skeleton: str = "2015", faults: str = "none", recovery: bool = False) -> Program:
+    """The processes of one check: home poller, notifiers, maybe a foreign poller.
+
+    ``skeleton`` is the aio_poll the home poller runs ("2015" or "polling",
+    aiocore._skeleton); ``faults="crash"`` lets every notifier (and the
+    foreign poller) crash between any two primitives; ``recovery`` adds the
+    owner's reaction to a death (see _poller.py)."""
+    from . import _poller
+
+    if model not in MODEL_CODES:
+        raise ModelError(f"unknown model {model!r} (models: {', '.join(MODEL_CODES)})")
     m = MODEL_CODES[model]
     if config not in ("home", "foreign", "gsource"):
         raise ModelError(f"unknown config {config!r}")
+    if skeleton not in SKELETONS:
+        raise ModelError(f"unknown skeleton {skeleton!r} (skeletons: {', '.join(SKELETONS)})")
+    if faults not in FAULTS:
+        raise ModelError(f"unknown faults {faults!r} (faults: {', '.join(FAULTS)})")
     if config == "foreign" and not ir.foreign_pollers:
         raise ModelError(f"{ir.name} does not allow foreign pollers")
+    if config == "foreign" and skeleton == "polling":
+        raise ModelError(
+            "config foreign exists on the 2015 skeleton only: the polling skeleton is QEMU's "
+            "aio_poll of today, which only the home thread may run (foreign pollers are gone "
+            "since b37548fc, 2018, before polling mode's use_notify_me)")
+    if recovery and faults != "crash":
+        raise ModelError("recovery models the owner's reaction to a crash: it needs faults='crash'")
     if notifiers < 1 or schedules < 1:
         raise ModelError("need at least one notifier scheduling at least once")
     used = set()
@@ -560,28 +529,41 @@ def build(ir: _ir.StrategyIR, model: str, config: str, notifiers: int, schedules
             f = getattr(s, "field", None)
             if f and f != "bh_scheduled":
                 used.add(f)
+    if skeleton == "polling" and not ir.has_timeout_zero:
+        used.add("notified")  # aio_context_notifier_poll reads it
     fields = [f for f in ir.fields if f in used]
     locs = {f: i for i, f in enumerate(fields)}
     bh_locs = tuple(range(len(fields), len(fields) + notifiers))
     names = _loc_names(locs, bh_locs)
     procs = []
+    crash = faults == "crash"
 
     def new(name, role):
         p = Proc(name, role)
         b = _Builder(p, ir, m, locs, bh_locs)
         b._names = names
+        b.crash_points = crash and role != "home"
         return p, b
 
     p, b = new("home", "home")
-    _poller(b, ir, foreign=False, gsource=(config == "gsource"))
+    if config == "gsource":
+        _poller.gsource_poller(b, ir, recovery)
+    elif skeleton == "polling":
+        _poller.polling_poller(b, ir, recovery)
+    else:
+        _poller.poller_2015(b, ir, foreign=False, recovery=recovery)
     procs.append(p)
     for k in range(notifiers):
         p, b = new(f"notifier{k}", "notifier")
-        _notifier(b, ir, bh_locs[k], schedules)
+        _poller.notifier(b, ir, bh_locs[k], schedules)
+        if crash:
+            _poller.crash_tail(b, recovery)
         procs.append(p)
     if config == "foreign":
         p, b = new("foreign", "foreign")
-        _poller(b, ir, foreign=True, gsource=False)
+        _poller.poller_2015(b, ir, foreign=True, recovery=False)
+        if crash:
+            _poller.crash_tail(b, recovery)
         procs.append(p)
     for p in procs:
         for pc, ins in enumerate(p.code):
@@ -589,4 +571,4 @@ def build(ir: _ir.StrategyIR, model: str, config: str, notifiers: int, schedules
                 raise ModelError(f"internal: unpatched instruction at {p.name}:{pc}")
         _fold_stops(p, m)
         analyse(p, m)
-    return Program(m, names, bh_locs, procs, config, ir.name)
+    return Program(m, names, bh_locs, procs, config, ir.name, skeleton, faults, recovery)

@@ -1,4 +1,7 @@
 # Counterexamples: the path the BFS found, as JSON-able steps and as text.
+# A step of the home poller names its skeleton step in `where`
+# ("poll_end/accept"); with faults="crash" the crash move is a step of its
+# own ("crash": true) and the final step names the first crash of the path.
 from __future__ import annotations
 
 from ._program import DONE, INFINITE, WAIT
@@ -9,13 +12,17 @@ def _state_summary(ex, state) -> dict:
     prog = ex.prog
     out = {
         "memory": {name: mem[i] for i, name in enumerate(prog.loc_names)},
-        "notifier": "readable" if ev else "not readable",
+        "notifier": "readable" if ev & 1 else "not readable",
         "processes": {},
     }
+    if ev & 2:
+        out["death"] = "an attached process died; the owner has not seen it yet"
     for i, p in enumerate(procs):
         P = prog.procs[i]
         ins = P.code[p[0]]
-        if ins[0] == DONE:
+        if P.crash >= 0 and p[0] >= P.crash:
+            pos = "crashed" + ("" if ins[0] == DONE else f" ({P.labels[p[0]][1]})")
+        elif ins[0] == DONE:
             pos = "finished"
         elif ins[0] == WAIT and ins[1] >= 0 and p[1][ins[1]] == INFINITE:
             pos = "in ppoll, timeout infinite" + ("" if ev else " (asleep)")
@@ -44,6 +51,7 @@ def trace_json(r, verdict, state, explanation) -> list:
         states = r.path_to(state)
         end_state = state
     steps = []
+    crash = None
     for n, d in enumerate(r.steps(states)):
         step = {
             "step": n + 1,
@@ -58,6 +66,10 @@ def trace_json(r, verdict, state, explanation) -> list:
             step["buffers"] = d["buffers"]
         if loop_from is not None and n >= loop_from:
             step["loop"] = True
+        if d.get("crash"):
+            step["crash"] = True
+            if crash is None:
+                crash = {"step": n + 1, "process": d["process"], "where": d["where"], "op": d["op"]}
         steps.append(step)
     steps.append({
         "step": len(steps) + 1,
@@ -67,7 +79,14 @@ def trace_json(r, verdict, state, explanation) -> list:
         "result": explanation,
         "state": _state_summary(ex, end_state),
     })
+    if crash is not None:
+        steps[-1]["crash"] = crash
     return steps
+
+
+def crash_of(trace):
+    """The first crash of a counterexample ({step, process, where, op}), or None."""
+    return trace[-1].get("crash") if trace else None
 
 
 def format_trace(trace) -> str:
@@ -83,9 +102,14 @@ def format_trace(trace) -> str:
                 lines.append("      ... and the loop repeats forever")
             st = s.get("state", {})
             lines.append(f"  => {s['op']}: {s['result']}")
+            c = s.get("crash")
+            if c:
+                lines.append(f"     after a crash: step {c['step']}, {c['process']} {c['op']} ({c['where']})")
             if st:
                 mem = ", ".join(f"{k}={v}" for k, v in st["memory"].items())
                 lines.append(f"     memory: {mem}; notifier {st['notifier']}")
+                if st.get("death"):
+                    lines.append(f"     pidfd: {st['death']}")
                 for name, pos in st["processes"].items():
                     lines.append(f"     {name}: {pos}")
                 for name, items in st.get("store_buffers", {}).items():
