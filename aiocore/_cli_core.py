@@ -22,9 +22,10 @@ def register(sub):
 
 def cmd_info(args) -> int:
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
     from . import _context as C
+    from ._tables import Table
     from ._errors import AioError
 
     if not args.name:
@@ -42,13 +43,21 @@ def cmd_info(args) -> int:
         if not rows:
             print("no aiocore segments in /dev/shm")
             return 0
-        t = Table("name", "strategy", "owner pid", "alive", "state")
+        # Names, strategies and states are key columns: never cut at 80
+        # columns (aiocore/_tables.py); unreadable segments are listed below.
+        t = Table()
+        for h in ("name", "strategy", "owner pid", "alive", "state"):
+            t.column(h, key=True, justify="right" if h == "owner pid" else "left")
+        for r in rows:
+            if "error" not in r:
+                t.row(escape(r["name"]), escape(r["strategy"]), r["owner_pid"], r["owner_alive"],
+                      escape(r["state"]))
+        con = Console(highlight=False)
+        if t.rows:
+            t.print(con)
         for r in rows:
             if "error" in r:
-                t.add_row(r["name"], f"[red]{r['error']}[/red]", "", "", "")
-            else:
-                t.add_row(r["name"], r["strategy"], str(r["owner_pid"]), str(r["owner_alive"]), r["state"])
-        Console().print(t)
+                con.print(f"[red]{escape(r['name'])}: {escape(r['error'])}[/red]")
         return 0
     try:
         info = C.segment_info(args.name)
@@ -59,17 +68,17 @@ def cmd_info(args) -> int:
     if args.json:
         print(json.dumps({"header": attrs.asdict(info), "counters": counters}, indent=2))
         return 0
-    con = Console()
-    t = Table("field", "value", title=f"segment {info.name}")
+    con = Console(highlight=False)
+    t = Table(f"segment {escape(info.name)}").column("field", key=True).column("value", key=True)
     for k, v in attrs.asdict(info).items():
         if k == "created_ns":
             v = f"{v} ({datetime.datetime.fromtimestamp(v / 1e9).isoformat(timespec='seconds')})"
-        t.add_row(k, str(v))
-    con.print(t)
-    t = Table("counter", "value", title="counters")
+        t.row(k, escape(str(v)))
+    t.print(con)
+    t = Table("counters").column("counter", key=True).column("value", key=True, justify="right")
     for k, v in counters.items():
-        t.add_row(k, str(v))
-    con.print(t)
+        t.row(k, v)
+    t.print(con)
     return 0
 
 
