@@ -45,7 +45,7 @@ def cmd_info(args) -> int:
             return 0
         # Names, strategies and states are key columns: never cut at 80
         # columns (aiocore/_tables.py); unreadable segments are listed below.
-        t = Table()
+        t = Table("aiocore segments")
         for h in ("name", "strategy", "owner pid", "alive", "state"):
             t.column(h, key=True, justify="right" if h == "owner pid" else "left")
         for r in rows:
