@@ -3,7 +3,15 @@
 # The public API is re-exported here; the implementation lives in private
 # modules (trio's layout).  Start with AioContext.create() in the process
 # that polls and AioContext.attach(name) in any other.
+#
+# Imported from a source tree (no compiled modules beside this file), the
+# compiled core is built on first use into the strategy cache: see
+# _inplace.py.
 __version__ = "0.1.0"
+
+from . import _inplace
+
+BUILDS_IN_PLACE = _inplace.install()  # False for an installed aiocore
 
 from ._context import (  # noqa: F401
     AioContext,

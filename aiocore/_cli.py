@@ -48,9 +48,12 @@ def build_parser():
 def main(argv=None) -> int:
     import os
 
-    # Our child processes (workload drivers, helpers) must import the
-    # installed aiocore even when started from a source checkout, whose
-    # aiocore/ has no compiled modules after a plain `pip install .`.
+    # Our child processes (workload drivers, helpers) must import the same
+    # aiocore as this process.  PYTHONSAFEPATH keeps a source checkout in
+    # the current directory off their sys.path (it would build its own
+    # modules into the cache, see _inplace.py); when this process itself
+    # runs a source tree, _inplace.py has put it on PYTHONPATH, which
+    # PYTHONSAFEPATH leaves in place.
     os.environ.setdefault("PYTHONSAFEPATH", "1")
     p, broken = build_parser()
     args = p.parse_args(argv)

@@ -22,6 +22,7 @@ def register(sub):
 
 def cmd_info(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from . import _context as C
     from ._tables import Table
@@ -42,15 +43,21 @@ def cmd_info(args) -> int:
         if not rows:
             print("no aiocore segments in /dev/shm")
             return 0
-        t = Table()
+        # Names, strategies and states are key columns: never cut at 80
+        # columns (aiocore/_tables.py); unreadable segments are listed below.
+        t = Table("aiocore segments")
         for h in ("name", "strategy", "skeleton", "owner pid", "alive", "state"):
-            t.column(h, key=h != "name")
+            t.column(h, key=True, justify="right" if h == "owner pid" else "left")
+        for r in rows:
+            if "error" not in r:
+                t.row(escape(r["name"]), escape(r["strategy"]), r["skeleton"], r["owner_pid"], r["owner_alive"],
+                      escape(r["state"]))
+        con = Console(highlight=False)
+        if t.rows:
+            t.print(con)
         for r in rows:
             if "error" in r:
-                t.row(r["name"], f"[red]{r['error']}[/red]", "", "", "", "")
-            else:
-                t.row(r["name"], r["strategy"], r["skeleton"], r["owner_pid"], r["owner_alive"], r["state"])
-        t.print()
+                con.print(f"[red]{escape(r['name'])}: {escape(r['error'])}[/red]")
         return 0
     try:
         info = C.segment_info(args.name)
@@ -62,15 +69,15 @@ def cmd_info(args) -> int:
         print(json.dumps({"header": attrs.asdict(info), "counters": counters}, indent=2))
         return 0
     con = Console(highlight=False)
-    t = Table(title=f"segment {info.name}").column("field", key=True).column("value")
+    t = Table(f"segment {escape(info.name)}").column("field", key=True).column("value", key=True)
     for k, v in attrs.asdict(info).items():
         if k == "created_ns":
             v = f"{v} ({datetime.datetime.fromtimestamp(v / 1e9).isoformat(timespec='seconds')})"
-        t.row(k, v)
+        t.row(k, escape(str(v)))
     if info.skeleton == "polling":
         t.row("poll_ns (now)", counters.get("poll_ns"))
     t.print(con)
-    t = Table(title="counters").column("counter", key=True).column("value", key=True, justify="right")
+    t = Table("counters").column("counter", key=True).column("value", key=True, justify="right")
     for k, v in counters.items():
         if k != "poll_ns":
             t.row(k, v)

@@ -52,39 +52,61 @@ def cmd_strategies(args) -> int:
         json.dump([_as_json(i) for i in infos], sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
-    t = Table(title="aiocore strategies", title_justify="left")
-    t.add_column("name", style="bold")
-    t.add_column("origin")
-    t.add_column("source", overflow="fold")
-    t.add_column("status")
+    from ._tables import Table
+
+    # Names and verdicts are key columns (never cut); the origin column
+    # wraps and carries what the verdict columns leave out: per-config
+    # exceptions (marked * on the verdict), a third-party source, a cause.
+    t = Table("aiocore strategies").column("name", key=True, style="bold")
     for m in MODELS:
-        t.add_column(m.upper())
+        t.column(m.upper(), key=True)
+    t.column("origin")
     for i in infos:
         ok = i.status == "ok"
-        t.add_row(
+        notes = [escape(i.origin)] if i.origin else []
+        per = _per_config(i)
+        if per:
+            notes.append("* " + escape(per))
+        if not i.source.startswith("aiocore["):
+            notes.append("from " + escape(i.source))
+        if not ok:
+            notes.append(f"[red]broken: {escape(i.status)}[/red]")
+        t.row(
             escape(i.name),
-            escape(i.origin),
-            escape(i.source),
-            "ok" if ok else f"[red]broken: {escape(i.status)}[/red]",
-            *[_verdict_cell(i, m) for m in MODELS],
+            *[_verdict_cell(i, m) if ok else "[red]broken[/red]" for m in MODELS],
+            "\n".join(notes),
         )
-    console = Console(soft_wrap=False)
-    console.print(t)
+    t.print()
     bad = [i for i in infos if i.status != "ok"]
     for i in bad:
         print(f"aiocore: broken strategy plugin {i.source}: {i.status}", file=sys.stderr)
     return 0
 
 
-def _verdict_cell(info, model) -> str:
+def _exceptions(info, model) -> dict:
     v = (info.expected or {}).get(model, "")
-    per = {c: e[model] for c, e in (info.expected_configs or {}).items() if model in e and e[model] != v}
-    if per:
-        v += " (" + ", ".join(f"{c}: {x}" for c, x in sorted(per.items())) + ")"
+    return {c: e[model] for c, e in sorted((info.expected_configs or {}).items())
+            if model in e and e[model] != v}
+
+
+def _per_config(info) -> str:
+    """'SC, TSO: gsource pass, home pass' -- verdicts that differ per config."""
+    groups: dict = {}
+    for m in MODELS:
+        per = _exceptions(info, m)
+        if per:
+            groups.setdefault(tuple(per.items()), []).append(m.upper())
+    return "; ".join(
+        f"{', '.join(ms)}: " + ", ".join(f"{c} {v}" for c, v in per) for per, ms in groups.items()
+    )
+
+
+def _verdict_cell(info, model) -> str:
+    v = (info.expected or {}).get(model, "") or "-"
+    if _exceptions(info, model):
+        v += "*"
     color = {"pass": "green", "lost-wakeup": "red", "busy-loop": "yellow", "lost-work": "red"}.get(
         (info.expected or {}).get(model), None
     )

@@ -26,7 +26,7 @@ import importlib
 import importlib.metadata
 import threading
 
-from ._errors import StrategyError, UnknownStrategy
+from ._errors import CompilerMissing, StrategyError, UnknownStrategy
 from ._strategy import Strategy, StrategyInfo, describe
 
 GROUP = "aiocore.strategies"
@@ -229,6 +229,10 @@ def _load_module(info: StrategyInfo):
                 return m.ffi, m.lib
     try:
         return load_cached(f"{info.name}-{fp}", c_source(info))
+    except CompilerMissing as e:  # from a source tree: say which, and the fix
+        from ._inplace import compiler_missing
+
+        raise compiler_missing(f"{info.source}: {e}") from None
     except StrategyError as e:
         raise type(e)(f"{info.source}: {e}") from None
 

@@ -18,9 +18,11 @@ import pytest
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw")
 PREFIX = f"aiocore-t{WORKER}-{os.getpid()}-"
 os.environ["AIOCORE_NAME_PREFIX"] = PREFIX
-# Helper processes (python -c, python -m) must import the installed aiocore,
-# not the source tree in the current directory (which has no compiled C after
-# a plain `pip install .`): -P / PYTHONSAFEPATH keeps cwd off sys.path.
+# Helper processes (python -c, python -m) must import the same aiocore as the
+# tests: the installed one, not the source tree in the current directory
+# (which would build its own modules into the cache, aiocore/_inplace.py):
+# -P / PYTHONSAFEPATH keeps cwd off sys.path.  If the tests themselves run
+# the source tree (python -m pytest), _inplace.py puts it on PYTHONPATH.
 os.environ["PYTHONSAFEPATH"] = "1"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
