@@ -30,7 +30,7 @@ import attrs
 from . import _ir
 from ._codegen import C_OP_FOR_BH
 from ._errors import AioError
-from ._strategy import _exec_stmt, run_concrete_ret
+from ._concrete import _exec_stmt, run_concrete_ret
 
 #: Operation codes of the trace log (aio_prims.h, enum AIO_OP_*).
 OPS = {
