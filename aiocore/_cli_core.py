@@ -79,8 +79,7 @@ def cmd_info(args) -> int:
     t.print(con)
     t = Table("counters").column("counter", key=True).column("value", key=True, justify="right")
     for k, v in counters.items():
-        if k != "poll_ns":
-            t.row(k, v)
+        t.row(k, v)
     t.print(con)
     return 0
 

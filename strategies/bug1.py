@@ -12,8 +12,10 @@
 # the one named: the verdict is the same under SC, TSO and ARM.  Hence no
 # foreign pollers either (notify_me has a single writer).
 #
-# Skeletons: 2015 only.  Its notify sets notified only when it saw notify_me raised, so on the polling skeleton
-# a notify can leave nothing the poll phase or the last look reads: the
+# Skeletons: 2015 only.  On the polling skeleton the checker's shortest
+# counterexample is the same busy loop; a lost wake-up is reachable too.  Its
+# notify sets notified only when it saw notify_me raised, so on the polling
+# skeleton a notify can leave nothing the poll phase or the last look reads: the
 # polling skeleton computes the timeout (reads the BH flags) *before*
 # raising notify_me, so a bh_schedule whose notify reads notify_me == 0
 # after compute_timeout and the poll phase but before poll_begin is seen
