@@ -26,8 +26,10 @@
  *
  * Build flags: AIO_STEP_LOG makes every AIO_STEP() marker append to a
  * per-process step log (aio_step_log_read), for the drift test; AIO_CHAOS
- * pulls in the detect helper's aio_chaos.h (window widening) before the
- * step markers, so it may define AIO_STEP as a pause.
+ * pulls in aio_chaos.h (window widening) before the step markers, so it may
+ * define AIO_STEP as a pause; AIO_PRIM_HOOKS calls aio_prim_hook() before
+ * every primitive of the strategy's hooks (aio_prims.h, aio_primhook.c), for
+ * the chaos and breakpoint builds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +73,9 @@ static int aio_step_log_n;
 #endif
 #endif
 #include "aio_steps.h"
+#ifdef AIO_PRIM_HOOKS
+#include "aio_primhook.c"
+#endif
 
 /* Recovery after a crashed process (the crash helper's aio_recovery.h);
  * without it, the two call sites of both skeletons are no-ops. */

@@ -42,6 +42,7 @@
 
 static inline void event_notifier_set(AioContext *ctx)
 {
+    AIO_PRIM_HOOK(AIO_OP_EVENT_SET);
     AIO_COUNTER_ADD(ctx, AIO_C_EVENT_SETS, 1);
     if (ctx->notifier_kind == 1) {
         uint64_t one = 1;
@@ -60,6 +61,7 @@ static inline void event_notifier_set(AioContext *ctx)
 static inline int event_notifier_test_and_clear(AioContext *ctx)
 {
     int was_set = 0;
+    AIO_PRIM_HOOK(AIO_OP_EVENT_TEST_AND_CLEAR);
     AIO_COUNTER_ADD(ctx, AIO_C_EVENT_CLEAR_CALLS, 1);
     if (ctx->notifier_kind == 1) {
         uint64_t v;

@@ -35,35 +35,65 @@
 /* Compiler-only barrier. */
 #define barrier() __asm__ __volatile__("" ::: "memory")
 
+/* Operation codes of the primitives: the trace log's (mirrored in
+ * aiocore/_trace.py) and the argument of AIO_PRIM_HOOK. */
+enum {
+    AIO_OP_ATOMIC_READ = 1, AIO_OP_ATOMIC_SET, AIO_OP_LOAD_ACQUIRE,
+    AIO_OP_STORE_RELEASE, AIO_OP_XCHG, AIO_OP_CMPXCHG, AIO_OP_FETCH_ADD,
+    AIO_OP_FETCH_SUB, AIO_OP_FETCH_OR, AIO_OP_FETCH_AND, AIO_OP_ADD,
+    AIO_OP_SUB, AIO_OP_OR, AIO_OP_AND, AIO_OP_SMP_MB, AIO_OP_SMP_WMB,
+    AIO_OP_SMP_RMB, AIO_OP_EVENT_SET, AIO_OP_EVENT_TEST_AND_CLEAR,
+};
+
+/*
+ * Primitive hooks (AIO_PRIM_HOOKS builds only): aio_prim_hook(op) runs just
+ * before every primitive of a strategy's hooks, the EventNotifier's two
+ * included, and never inside the core's own RAW_* accesses.  The chaos
+ * build (aio_chaos.h: a seeded pause that widens race windows) and the
+ * breakpoint build (aio_breakpoint.h: stop before the k-th primitive, for
+ * the crash-stop kill test) are the two users; aio_primhook.c dispatches to
+ * whichever of them the build includes.  In the default build the macros
+ * expand to the bare builtins: not one instruction is added to a hook.
+ */
+#ifdef AIO_PRIM_HOOKS
+void aio_prim_hook(int op);
+#define AIO_PRIM_HOOK(op)   aio_prim_hook(op)
+#define AIO_PRIM(op, e)     (aio_prim_hook(op), (e))
+#else
+#define AIO_PRIM_HOOK(op)   ((void)0)
+#define AIO_PRIM(op, e)     (e)
+#endif
+
 #ifndef AIO_TRACE
 
-#define atomic_read(p)              __atomic_load_n((p), __ATOMIC_RELAXED)
-#define atomic_set(p, v)            __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define atomic_load_acquire(p)      __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define atomic_store_release(p, v)  __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define atomic_read(p)              AIO_PRIM(AIO_OP_ATOMIC_READ, __atomic_load_n((p), __ATOMIC_RELAXED))
+#define atomic_set(p, v)            AIO_PRIM(AIO_OP_ATOMIC_SET, __atomic_store_n((p), (v), __ATOMIC_RELAXED))
+#define atomic_load_acquire(p)      AIO_PRIM(AIO_OP_LOAD_ACQUIRE, __atomic_load_n((p), __ATOMIC_ACQUIRE))
+#define atomic_store_release(p, v)  AIO_PRIM(AIO_OP_STORE_RELEASE, __atomic_store_n((p), (v), __ATOMIC_RELEASE))
 
-#define atomic_xchg(p, v)           __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+#define atomic_xchg(p, v)           AIO_PRIM(AIO_OP_XCHG, __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST))
 /* Returns the old value, as QEMU's atomic_cmpxchg does. */
 #define atomic_cmpxchg(p, old, new_) ({                                     \
     __typeof__(*(p)) _aio_old = (old);                                      \
+    AIO_PRIM_HOOK(AIO_OP_CMPXCHG);                                          \
     (void)__atomic_compare_exchange_n((p), &_aio_old, (new_), false,        \
                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);  \
     _aio_old;                                                               \
 })
-#define atomic_fetch_add(p, v)      __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
-#define atomic_fetch_sub(p, v)      __atomic_fetch_sub((p), (v), __ATOMIC_SEQ_CST)
-#define atomic_fetch_or(p, v)       __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
-#define atomic_fetch_and(p, v)      __atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST)
-#define atomic_add(p, v)            ((void)__atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST))
-#define atomic_sub(p, v)            ((void)__atomic_fetch_sub((p), (v), __ATOMIC_SEQ_CST))
-#define atomic_or(p, v)             ((void)__atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST))
-#define atomic_and(p, v)            ((void)__atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST))
+#define atomic_fetch_add(p, v)      AIO_PRIM(AIO_OP_FETCH_ADD, __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST))
+#define atomic_fetch_sub(p, v)      AIO_PRIM(AIO_OP_FETCH_SUB, __atomic_fetch_sub((p), (v), __ATOMIC_SEQ_CST))
+#define atomic_fetch_or(p, v)       AIO_PRIM(AIO_OP_FETCH_OR, __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST))
+#define atomic_fetch_and(p, v)      AIO_PRIM(AIO_OP_FETCH_AND, __atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST))
+#define atomic_add(p, v)            ((void)AIO_PRIM(AIO_OP_ADD, __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)))
+#define atomic_sub(p, v)            ((void)AIO_PRIM(AIO_OP_SUB, __atomic_fetch_sub((p), (v), __ATOMIC_SEQ_CST)))
+#define atomic_or(p, v)             ((void)AIO_PRIM(AIO_OP_OR, __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)))
+#define atomic_and(p, v)            ((void)AIO_PRIM(AIO_OP_AND, __atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST)))
 
 /* gcc 12 emits "lock orq $0,(%rsp)" for this on x86-64 (cheaper than mfence). */
-#define smp_mb()                    __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define smp_mb()                    AIO_PRIM(AIO_OP_SMP_MB, __atomic_thread_fence(__ATOMIC_SEQ_CST))
 /* On x86 (TSO) these two are compiler barriers only. */
-#define smp_wmb()                   __atomic_thread_fence(__ATOMIC_RELEASE)
-#define smp_rmb()                   __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define smp_wmb()                   AIO_PRIM(AIO_OP_SMP_WMB, __atomic_thread_fence(__ATOMIC_RELEASE))
+#define smp_rmb()                   AIO_PRIM(AIO_OP_SMP_RMB, __atomic_thread_fence(__ATOMIC_ACQUIRE))
 
 #define atomic_mb_set(p, v) do {                                            \
     smp_wmb();  /* earlier stores before the flag: pairs as the caller says */ \
@@ -72,15 +102,6 @@
 } while (0)
 
 #else /* AIO_TRACE */
-
-/* Operation codes of the trace log (mirrored in aiocore/_trace.py). */
-enum {
-    AIO_OP_ATOMIC_READ = 1, AIO_OP_ATOMIC_SET, AIO_OP_LOAD_ACQUIRE,
-    AIO_OP_STORE_RELEASE, AIO_OP_XCHG, AIO_OP_CMPXCHG, AIO_OP_FETCH_ADD,
-    AIO_OP_FETCH_SUB, AIO_OP_FETCH_OR, AIO_OP_FETCH_AND, AIO_OP_ADD,
-    AIO_OP_SUB, AIO_OP_OR, AIO_OP_AND, AIO_OP_SMP_MB, AIO_OP_SMP_WMB,
-    AIO_OP_SMP_RMB, AIO_OP_EVENT_SET, AIO_OP_EVENT_TEST_AND_CLEAR,
-};
 
 uint32_t aio_trace_op(int op, const volatile uint32_t *p, int64_t written,
                       int64_t expected);
