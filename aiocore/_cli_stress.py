@@ -195,27 +195,32 @@ def cmd_stress(args) -> int:
 
 def _table(results, skipped, seed, args, interrupted):
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=160)  # piped: do not squeeze the table into 80 columns
-    t = Table(title=f"aiocore stress: {args.duration:g} s per pair, --procs {args.procs}, seed {seed}")
-    for col in ("strategy", "workload"):
-        t.add_column(col, no_wrap=True)
-    for col in ("wakeups", "dispatches", "lost wakeups", "busy loops", "lost work"):
-        t.add_column(col, justify="right")
-    for col in ("verdict", "x86 expectation", "matches"):
-        t.add_column(col)
+    from ._tables import Table
+
+    # Printed at the console's real width (80 in a pipe, or $COLUMNS):
+    # strategy, workload and verdict are key columns, never cut; the counts
+    # and the comparison with the expectation wrap.
+    out = Console(highlight=False)
+    t = (
+        Table(f"aiocore stress: {args.duration:g} s per pair, --procs {args.procs}, seed {seed}")
+        .column("strategy", key=True, style="bold")
+        .column("workload", key=True)
+        .column("verdict", key=True)
+        .column("findings")
+        .column("x86 expectation")
+    )
     for r in results:
         bad = r.failed
         style = "red" if bad else ("green" if r.matches.startswith("yes") else "yellow")
-        t.add_row(
-            r.strategy, r.workload, f"{r.wakeups:,}", f"{r.dispatched:,}",
-            str(r.lost_wakeups), str(r.busy_loops), str(r.lost_work),
-            f"[{style}]{r.verdict}[/{style}]", r.expected or "?", f"[{style}]{r.matches}[/{style}]",
+        t.row(
+            escape(r.strategy), escape(r.workload), f"[{style}]{escape(r.verdict)}[/{style}]",
+            f"{r.lost_wakeups} lost wakeups, {r.busy_loops} busy loops, {r.lost_work} lost work "
+            f"({r.wakeups:,} wakeups, {r.dispatched:,} dispatches)",
+            f"{escape(r.expected or '?')}: [{style}]{escape(r.matches)}[/{style}]",
         )
-    out.print(t)
+    t.print(out)
     for r in results:
         for e in r.errors:
             out.print(f"[red]{r.strategy} × {r.workload}: {e}[/red]", highlight=False)

@@ -308,3 +308,25 @@ def test_runner_killed_children_die_and_gc_reclaims():
     gc_segments(prefix=PREFIX)
     left = [e for e in os.listdir("/dev/shm") if e.startswith(PREFIX)]
     assert not left
+
+
+@pytest.mark.stress
+@pytest.mark.parametrize("when", [0, 3])
+def test_run_pair_stopped_unlinks_the_segment_at_once(when):
+    """A pair stopped by a signal (during the children's start-up, or
+    running) unlinks its segment before run_pair returns, not at exit."""
+    import gc
+
+    from conftest import PREFIX
+
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] > when
+
+    with pytest.raises(W._runner.Stopped):
+        W.run_pair("explicit-mb", W.get("ping-pong"), 30, 1, should_stop=should_stop)
+    gc.collect()  # a context only reachable from a dead frame must not be needed
+    left = [e for e in os.listdir("/dev/shm") if e.startswith(PREFIX)]
+    assert not left, f"segments left after a stopped pair: {left}"

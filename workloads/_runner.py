@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -190,7 +191,39 @@ def run_pair(
     plan: Plan = workload.plan(procs)
     seed = secrets.randbits(63) if seed is None else seed
     n_bh = max(64, plan.pingpong + plan.timer_racers + plan.filler_bhs + 16)
-    ctx = aiocore.AioContext.create(strategy, n_bh=min(n_bh, 8192), n_timers=max(16, plan.timers + 4))
+    # The segment is unlinked whatever instant a signal arrives: SIGINT and
+    # SIGTERM are blocked from before the segment exists until the try whose
+    # finally closes it has begun (a handler that raises -- a second ^C --
+    # could otherwise land between create() returning and the try).
+    blocked = _block_signals()
+    try:
+        ctx = aiocore.AioContext.create(strategy, n_bh=min(n_bh, 8192), n_timers=max(16, plan.timers + 4))
+    except BaseException:
+        _unblock_signals(blocked)
+        raise
+    try:
+        _unblock_signals(blocked)
+        return _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, busy_k,
+                            until_found, tick, should_stop, start_timeout, pin)
+    finally:
+        ctx.close()
+
+
+def _block_signals():
+    """Block SIGINT and SIGTERM in this thread (main thread only); returns the old mask."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _unblock_signals(old):
+    if old is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, busy_k,
+                 until_found, tick, should_stop, start_timeout, pin) -> RunResult:
+    """run_pair's body once the context exists (the caller closes it, always)."""
     lib, ffi, c = ctx._lib, ctx._ffi, ctx._c
     children: list[subprocess.Popen] = []
     pipes: list[tuple[int, int]] = []
@@ -320,10 +353,17 @@ def run_pair(
                 break
         if owner_rc and owner_rc[0] != 0:
             errors.append(f"the owner's loop failed (code {owner_rc[0]})")
-    finally:
-        _stop_all(ctx, lib, c, children, owner_thread, mapped)
-        if area_fd >= 0:
-            os.close(area_fd)
+    except BaseException:
+        # Stopped, an error or a second signal: stop everybody, release the
+        # run's fds; the caller closes (unlinks) the segment.
+        try:
+            _stop_all(ctx, lib, c, children, owner_thread, mapped)
+        finally:
+            if area_fd >= 0:
+                os.close(area_fd)
+            _close_run(lib, c, pipes, errfile)
+        raise
+    _stop_all(ctx, lib, c, children, owner_thread, mapped)
     try:
         res = _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy)
         tail = _read_err(errfile)
@@ -331,14 +371,17 @@ def run_pair(
             res.errors.append(tail)
         return res
     finally:
-        for r_, _ in pipes:
-            try:
-                os.close(r_)
-            except OSError:
-                pass
-        errfile.close()
-        lib.aio_drv_area_unmap(c)
-        ctx.close()
+        _close_run(lib, c, pipes, errfile)
+
+
+def _close_run(lib, c, pipes, errfile):
+    for r_, _ in pipes:
+        try:
+            os.close(r_)
+        except OSError:
+            pass
+    errfile.close()
+    lib.aio_drv_area_unmap(c)
 
 
 def _read_err(f) -> str:
