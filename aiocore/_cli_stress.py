@@ -155,7 +155,8 @@ def cmd_stress(args) -> int:
                         task,
                         completed=done_before + min(elapsed, args.duration),
                         description=f"{label}: {s[20] if s else 0} dispatches, "
-                        f"{wd.lost_wakeups} lost wakeups, {wd.busy_loops} busy loops",
+                        f"{wd.lost_wakeups + wd.lost_wakeups_timed} lost wakeups, "
+                        f"{wd.busy_loops + wd.busy_loops_timed} busy loops",
                     )
 
                 prog.update(task, description=label, completed=done_before)
@@ -193,6 +194,16 @@ def cmd_stress(args) -> int:
     return 1 if any(r.failed for r in results) else 0
 
 
+def _findings_cell(r) -> str:
+    """Findings by kind and detector: the exact states, then (timeout) the
+    time-based detector's, then lost work and the traffic."""
+    return (
+        f"{r.lost_wakeups} lost wakeups, {r.busy_loops} busy loops "
+        f"(timeout: {r.lost_wakeups_timed}, {r.busy_loops_timed}), {r.lost_work} lost work; "
+        f"{r.wakeups:,} wakeups, {r.dispatched:,} dispatches"
+    )
+
+
 def _table(results, skipped, seed, args, interrupted):
     from rich.console import Console
     from rich.markup import escape
@@ -216,8 +227,7 @@ def _table(results, skipped, seed, args, interrupted):
         style = "red" if bad else ("green" if r.matches.startswith("yes") else "yellow")
         t.row(
             escape(r.strategy), escape(r.workload), f"[{style}]{escape(r.verdict)}[/{style}]",
-            f"{r.lost_wakeups} lost wakeups, {r.busy_loops} busy loops, {r.lost_work} lost work "
-            f"({r.wakeups:,} wakeups, {r.dispatched:,} dispatches)",
+            _findings_cell(r),
             f"{escape(r.expected or '?')}: [{style}]{escape(r.matches)}[/{style}]",
         )
     t.print(out)

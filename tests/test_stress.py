@@ -187,18 +187,22 @@ def test_known_bad_strategy_is_caught(strategy, kind, how, stress_seconds):
         wl, procs = how[k % len(how)]
         k += 1
         r = W.run_pair(strategy, W.get(wl), 10.0, procs=procs, until_found=True)
-        tried.append((wl, r.seconds, r.lost_wakeups, r.busy_loops, r.near_misses))
+        tried.append((wl, r.seconds, r.lost_wakeups, r.busy_loops, r.lost_wakeups_timed, r.busy_loops_timed))
         assert not r.errors, _describe(r)
         assert r.lost_work == 0, _describe(r)
         found = r.lost_wakeups if kind == "lost-wakeup" else r.busy_loops
         if found:
-            f = r.findings[0]
+            f = next(f for f in r.findings if f.detector == "state")
             assert f.kind == kind
             snap = f.snapshot
             for key in ("notify_me", "notified", "notifier_readable", "position", "processes", "pending_bhs"):
                 assert key in snap
+            assert snap["consistent"] and all(p["in_call"] is None for p in snap["processes"])
             if kind == "lost-wakeup":
-                assert snap["position"] == "wait_infinite" and snap["pending_count"] > 0
+                assert snap["position"] in ("wait_infinite", "wait_timed") and snap["pending_count"] > 0
+                assert not snap["notifier_readable"]
+            else:
+                assert snap["notifier_readable"] and snap["pending_count"] == 0
             return
     pytest.fail(f"{strategy}: no {kind} in {bound:.0f} s; slices: {tried}")
 

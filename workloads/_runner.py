@@ -45,7 +45,7 @@ class RunResult:
     seconds: float
     wakeups: int
     dispatched: int
-    lost_wakeups: int
+    lost_wakeups: int  # exact: states seen (aiocore_workloads._watchdog)
     busy_loops: int
     lost_work: int
     verdict: str
@@ -53,6 +53,8 @@ class RunResult:
     matches: str = ""  # "yes", "not reproduced", "UNEXPECTED: ...", "?"
     failed: bool = False  # expected to pass and showed a finding
     first_finding_s: float | None = None
+    lost_wakeups_timed: int = 0  # the time-based detector's (second signal)
+    busy_loops_timed: int = 0
     near_misses: int = 0
     longest_near_miss_ms: float = 0.0
     max_busy_streak: int = 0
@@ -77,6 +79,8 @@ class RunResult:
             verdict=self.verdict,
             expected=self.expected,
             matches=self.matches,
+            lost_wakeups_timed=self.lost_wakeups_timed,
+            busy_loops_timed=self.busy_loops_timed,
             first_finding_s=self.first_finding_s,
             near_misses=self.near_misses,
             longest_near_miss_ms=round(self.longest_near_miss_ms, 3),
@@ -337,7 +341,7 @@ def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, bu
         def stop_now():
             if should_stop is not None and should_stop():
                 return True
-            if until_found and (wd.lost_wakeups or wd.busy_loops):
+            if until_found and wd.found:
                 return True
             if owner_rc:  # the owner loop returned early: an error
                 return True
@@ -474,9 +478,11 @@ def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy
     observed = []
     lw = wd.lost_wakeups if wd else 0
     bl = wd.busy_loops if wd else 0
-    if lw:
+    lwt = wd.lost_wakeups_timed if wd else 0
+    blt = wd.busy_loops_timed if wd else 0
+    if lw or lwt:
         observed.append("lost-wakeup")
-    if bl:
+    if bl or blt:
         observed.append("busy-loop")
     if lost_work:
         observed.append("lost-work")
@@ -498,6 +504,8 @@ def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy
         expected=exp,
         matches=matches,
         failed=failed,
+        lost_wakeups_timed=lwt,
+        busy_loops_timed=blt,
         first_finding_s=wd.first_finding_s if wd else None,
         near_misses=wd.near_misses if wd else 0,
         longest_near_miss_ms=wd.longest_near_miss_ms if wd else 0.0,

@@ -2,37 +2,40 @@
 #
 # It runs in the runner's main thread (the owner's C loop runs in another
 # thread of the same process, the other processes are separate programs)
-# and samples the shared state every `period` with one C call
-# (aio_drv_sample): the owner's position and since when, its poll count,
-# the bottom halves scheduled, whether the notifier (and the rescue fd) is
-# readable, how many live processes are inside a protocol call, the sum of
-# their operation counts, and the owner loop's busy streak.  It never
-# touches notify_me, notified, a BH flag or the notifier during a sample.
+# and takes, every `period`, one consistent snapshot of the shared state
+# with one C call (aio_drv_snap, aiocore/_csrc/aio_drv_watch.c: the process
+# slots, the owner's position, the BH flags, the notifier's readability,
+# then the owner and the slots again, retried until both reads agree).  It
+# never touches notify_me, notified, a BH flag or the notifier while it
+# looks.  Two kinds of detectors judge the snapshots, and are counted apart:
 #
-# Lost wakeup: the owner waits with an infinite timeout, a BH is pending,
-# the notifier is not readable (so nothing the kernel holds will wake it),
-# no live process is inside bh_schedule / aio_notify / aio_poll (so nobody
-# is about to), and this stays exactly so -- same poll count, same
-# operation counts, same event_sets -- for `lost_ns`.  A state like that
-# can only end by rescue.  Rescue: ctx.rescue() writes the owner's rescue
-# eventfd, which its ppoll watches besides the notifier; the owner wakes,
-# runs the BH, and the run goes on.
+# The exact detectors (findings are STATES, as the model checker's are):
 #
-# Busy loop: the owner's C loop counts consecutive blocking polls that the
-# notifier woke, that made no progress, and during which nobody wrote the
-# notifier.  When that streak is at least `busy_k` at one sample and has
-# grown by `busy_k` more at a sample `busy_confirm_ns` later, with nobody
-# inside a protocol call at either sample and no operation by anybody in
-# between, the notifier is readable with nothing left that will clear it.
-# (A notifier preempted between its event_set and its notified=1 makes the
-# owner spin too -- a transient of every strategy with that order -- but it
-# is inside aio_notify all along, and the streak stops when it resumes.)  Rescue: drain the notifier with read() outside the strategy's hooks.
+# - lost wakeup: in one consistent snapshot, the owner waits in ppoll with
+#   an infinite timeout (or a finite one, while a bottom half is already
+#   pending: it sleeps beyond pending work), a BH is scheduled, the
+#   notifier is not readable, and no live process is inside a protocol call
+#   (bh_schedule, aio_notify, a foreign aio_poll) that could still make it
+#   readable.  Reported as soon as it holds, whatever wakes the owner later
+#   (an unrelated notify, a timer, the rescue), with the snapshot.
+# - busy loop: two consistent snapshots in a row where the notifier is
+#   readable, no BH is pending, nobody is inside a protocol call and nobody
+#   wrote the notifier in between (no event_set), while the owner completed
+#   at least two polls, each woken by the notifier without progress (its
+#   busy streak spans both): a readable notifier nobody will clear.  On
+#   the polling skeleton, an owner spinning in its poll phase on purpose
+#   (position "polling") completes no poll while it spins: it is counted
+#   as `polling_spins`, never as a busy loop.
 #
-# Each finding records a snapshot (notify_me, notified, the notifier's
-# readability, the pending BHs, the owner's position, every process's slot)
-# and is counted; findings that resolve on their own before the threshold
-# are counted as near misses, with the longest one, to show how close a run
-# came.
+# The time-based detectors (the second signal, as before): the same lost
+# wakeup state held exactly -- same poll count, same operation counts,
+# same event_sets -- for `lost_ns`; the owner's busy streak grown by
+# `busy_k` fruitless wake-ups between two samples `busy_confirm_ns` apart
+# with nobody in a protocol call.  They do the rescue: ctx.rescue() writes
+# the owner's rescue eventfd (its ppoll watches it besides the notifier),
+# or the notifier is drained with read() outside the strategy's hooks.  A
+# state the exact detector saw that ends on its own before the threshold is
+# still a lost wakeup (an exact one): something unrelated woke the owner.
 from __future__ import annotations
 
 import time
@@ -45,23 +48,57 @@ SAMPLE_FIELDS = (
     "now", "pos", "since", "wait_timeout", "poll_seq", "pending", "first_pending",
     "readable", "rescue_readable", "in_protocol", "ops", "streak", "streak_seq0",
     "alive", "dead_in_protocol", "event_sets", "notify_me", "notified", "owner_iters",
-    "wakeups", "dispatches",
+    "wakeups", "dispatches", "consistent", "retries",
 )
 _F = {n: i for i, n in enumerate(SAMPLE_FIELDS)}
 POS_WAIT_INFINITE = POSITIONS.index("wait_infinite")
+POS_WAIT_TIMED = POSITIONS.index("wait_timed")
+POS_POLLING = POSITIONS.index("polling") if "polling" in POSITIONS else -1
 
 ROLE_NAMES = {1: "owner", 2: "notifier", 3: "foreign", 4: "pool-worker", 5: "guest",
               6: "fd-writer", 7: "timer-racer"}
 PROC_POS_NAMES = ("none", "idle", "waiting", "in_schedule", "in_notify", "in_poll", "away",
                   "paused", "working", "exited", "owner")
+#: Which protocol call a position is inside.
+IN_CALL = {"in_schedule": "bh_schedule", "in_notify": "aio_notify", "in_poll": "aio_poll"}
+MAX_PROCS = 64
 
 
 @attrs.define
 class Finding:
-    kind: str  # "lost-wakeup" | "busy-loop"
+    kind: str  # "lost-wakeup" | "busy-loop" | "crash-rescue"
+    detector: str  # "state" (exact) | "timeout" (held for the threshold)
     at: float  # seconds since the run started
-    duration_ms: float  # how long the state held before the rescue
+    duration_ms: float  # how long the state had held when reported
     snapshot: dict
+
+
+def lost_wakeup_state(s) -> bool:
+    """A consistent snapshot `s` (a SAMPLE_FIELDS list) is a lost wakeup."""
+    pos = s[_F["pos"]]
+    asleep = pos == POS_WAIT_INFINITE or (pos == POS_WAIT_TIMED and s[_F["wait_timeout"]] > 0)
+    return bool(
+        s[_F["consistent"]] and asleep and s[_F["pending"]] > 0
+        and not s[_F["readable"]] and not s[_F["rescue_readable"]]
+        and s[_F["in_protocol"]] == 0 and s[_F["dead_in_protocol"]] == 0
+    )
+
+
+def busy_loop_states(a, b) -> bool:
+    """Two consistent snapshots a (earlier) and b are a busy loop."""
+    if a is None or not (a[_F["consistent"]] and b[_F["consistent"]]):
+        return False
+    for s in (a, b):
+        if not s[_F["readable"]] or s[_F["pending"]] or s[_F["in_protocol"]] or s[_F["dead_in_protocol"]]:
+            return False
+    # Nobody wrote the notifier in between (event_sets), yet the owner was
+    # woken by it, fruitlessly, on every poll since before `a` (its streak):
+    # a correct owner clears the notifier on its first wake-up.
+    return (
+        a[_F["event_sets"]] == b[_F["event_sets"]]
+        and b[_F["poll_seq"]] - a[_F["poll_seq"]] >= 2
+        and b[_F["streak"]] >= 2 and b[_F["streak_seq0"]] <= a[_F["poll_seq"]]
+    )
 
 
 class Watchdog:
@@ -75,10 +112,18 @@ class Watchdog:
         self.busy_confirm_ns = int(busy_confirm_ms * 1e6)
         self.keep = keep
         self._buf = self.ffi.new("int64_t[24]")
+        self._procs = self.ffi.new(f"int64_t[{4 * MAX_PROCS}]")
+        self._nprocs = 0
         self.t0 = None
+        # exact (state) findings
         self.lost_wakeups = 0
         self.busy_loops = 0
+        # time-based findings (the second signal; they rescue)
+        self.lost_wakeups_timed = 0
+        self.busy_loops_timed = 0
         self.crash_rescues = 0
+        self.polling_spins = 0
+        self.inconsistent = 0
         self.near_misses = 0
         self.longest_near_miss_ms = 0.0
         self.findings: list[Finding] = []
@@ -87,50 +132,58 @@ class Watchdog:
         self._lost_since = None
         self._lost_key = None
         self._lost_samples = 0
+        self._exact_lost_key = None
         self._rescued_seq = None
         self._busy_cand = None
         self._busy_done_seq0 = None
+        self._busy_exact_seq0 = None
+        self._prev = None
         self.last = None
 
+    @property
+    def found(self) -> int:
+        """Findings of either detector (crash rescues are not findings)."""
+        return self.lost_wakeups + self.busy_loops + self.lost_wakeups_timed + self.busy_loops_timed
+
     def sample(self):
-        self.lib.aio_drv_sample(self.c, self._buf, len(SAMPLE_FIELDS))
+        self._nprocs = self.lib.aio_drv_snap(self.c, self._buf, len(SAMPLE_FIELDS), self._procs, MAX_PROCS)
         b = self._buf
         return [int(b[i]) for i in range(len(SAMPLE_FIELDS))]
 
+    def processes(self) -> list[dict]:
+        """The process slots of the last snapshot (consistent with it)."""
+        out = []
+        p = self._procs
+        for k in range(max(0, self._nprocs)):
+            pos = int(p[4 * k + 2])
+            name = PROC_POS_NAMES[pos] if 0 <= pos < len(PROC_POS_NAMES) else str(pos)
+            out.append(dict(slot=int(p[4 * k]), role=ROLE_NAMES.get(int(p[4 * k + 1]), str(int(p[4 * k + 1]))),
+                            position=name, in_call=IN_CALL.get(name), ops=int(p[4 * k + 3])))
+        return out
+
     def snapshot(self, s) -> dict:
-        """The shared state now, for the report of a finding."""
-        snap = attrs.asdict(self.ctx.snapshot())
+        """The report of a finding: the consistent snapshot `s`, its process
+        slots, and the pending BHs' ids (read just after it)."""
+        snap = {n: s[_F[n]] for n in SAMPLE_FIELDS if n not in ("streak_seq0",)}
+        pos = s[_F["pos"]]
+        snap["position"] = POSITIONS[pos] if 0 <= pos < len(POSITIONS) else f"?{pos}"
+        snap["processes"] = self.processes()
         ids = self.ffi.new("int32_t[16]")
         n = self.lib.aio_drv_pending(self.c, ids, 16)
-        snap["pending_bhs"] = [int(ids[i]) for i in range(min(n, 16))]
-        snap["pending_count"] = int(n)
-        snap["busy_streak"] = s[_F["streak"]]
-        procs = []
-        out = self.ffi.new("int64_t[6]")
-        for i in range(64):
-            if self.lib.aio_drv_proc_get(self.c, i, out) > 0:
-                procs.append(
-                    dict(
-                        slot=i,
-                        pid=int(out[0]),
-                        role=ROLE_NAMES.get(int(out[1]), str(int(out[1]))),
-                        position=PROC_POS_NAMES[int(out[2])] if 0 <= out[2] < len(PROC_POS_NAMES) else str(int(out[2])),
-                        ops=int(out[3]),
-                        alive=bool(out[5]),
-                    )
-                )
-        snap["processes"] = procs
+        snap["pending_bhs"] = [int(ids[i]) for i in range(min(n, 16))]  # read just after
+        snap["pending_count"] = s[_F["pending"]]
+        snap["notifier_readable"] = bool(s[_F["readable"]])
         return snap
 
-    def _record(self, kind, s, held_ns):
+    def _record(self, kind, detector, s, held_ns):
         at = (s[_F["now"]] - self.t0) / 1e9 if self.t0 else 0.0
-        if self.first_finding_s is None:
+        if kind != "crash-rescue" and self.first_finding_s is None:
             self.first_finding_s = at
         if len(self.findings) < self.keep:
-            self.findings.append(Finding(kind, at, held_ns / 1e6, self.snapshot(s)))
+            self.findings.append(Finding(kind, detector, at, held_ns / 1e6, self.snapshot(s)))
 
     def step(self) -> list[str]:
-        """Take one sample and act on it; returns the kinds found now."""
+        """Take one snapshot and act on it; returns the kinds found now."""
         s = self.sample()
         self.samples += 1
         if self.t0 is None:
@@ -139,10 +192,21 @@ class Watchdog:
         found = []
         now = s[_F["now"]]
         seq = s[_F["poll_seq"]]
+        if not s[_F["consistent"]]:
+            self.inconsistent += 1
         if self._rescued_seq is not None and seq != self._rescued_seq:
             self._rescued_seq = None
 
-        # -- lost wakeup --
+        # -- lost wakeup, exact: the state, once per wait of the owner --
+        if lost_wakeup_state(s) and self._rescued_seq is None:
+            key = (seq, s[_F["since"]])
+            if key != self._exact_lost_key:
+                self._exact_lost_key = key
+                self.lost_wakeups += 1
+                self._record("lost-wakeup", "state", s, max(0, now - s[_F["since"]]))
+                found.append("lost-wakeup")
+
+        # -- lost wakeup, time-based (rescues) --
         stuck = (
             s[_F["pos"]] == POS_WAIT_INFINITE
             and s[_F["pending"]] > 0
@@ -165,9 +229,9 @@ class Watchdog:
                         self.crash_rescues += 1
                         kind = "crash-rescue"
                     else:
-                        self.lost_wakeups += 1
+                        self.lost_wakeups_timed += 1
                         kind = "lost-wakeup"
-                    self._record(kind, s, held)
+                    self._record(kind, "timeout", s, held)
                     self.ctx.rescue()
                     self._rescued_seq = seq
                     self._lost_since = None
@@ -178,8 +242,20 @@ class Watchdog:
                 self.longest_near_miss_ms = max(self.longest_near_miss_ms, (now - self._lost_since) / 1e6)
             self._lost_since = None
 
-        # -- busy loop --
+        # -- busy loop, exact: two snapshots in a row --
+        prev, self._prev = self._prev, s
         streak, seq0 = s[_F["streak"]], s[_F["streak_seq0"]]
+        if busy_loop_states(prev, s):
+            if seq0 != self._busy_exact_seq0:
+                self._busy_exact_seq0 = seq0
+                self.busy_loops += 1
+                self._record("busy-loop", "state", s, max(0, now - prev[_F["now"]]))
+                found.append("busy-loop")
+        elif (s[_F["consistent"]] and s[_F["pos"]] == POS_POLLING and s[_F["readable"]]
+              and not s[_F["pending"]] and prev is not None and prev[_F["poll_seq"]] == seq):
+            self.polling_spins += 1  # spinning in its poll phase on purpose
+
+        # -- busy loop, time-based (rescues) --
         if streak >= self.busy_k and s[_F["in_protocol"]] == 0 and seq0 != self._busy_done_seq0:
             cand = self._busy_cand
             if cand is None or cand[0] != seq0 or cand[2] != s[_F["ops"]] or cand[3] != s[_F["event_sets"]]:
@@ -189,8 +265,8 @@ class Watchdog:
                 # was inside a protocol call and nobody did anything: not a
                 # notifier preempted between its event_set and notified=1
                 # (that is a transient every strategy with that order has).
-                self.busy_loops += 1
-                self._record("busy-loop", s, now - cand[4])
+                self.busy_loops_timed += 1
+                self._record("busy-loop", "timeout", s, now - cand[4])
                 self.lib.aio_drv_drain_notifier(self.c)
                 self._busy_done_seq0 = seq0
                 self._busy_cand = None
@@ -199,8 +275,8 @@ class Watchdog:
             self._busy_cand = None
         return found
 
-    def run_for(self, seconds, period=0.002, tick=None, tick_every=0.1, should_stop=None):
-        """Sample until `seconds` have passed (or should_stop() is true)."""
+    def run_for(self, seconds, period=0.0005, tick=None, tick_every=0.1, should_stop=None):
+        """Snapshot until `seconds` have passed (or should_stop() is true)."""
         end = time.monotonic() + seconds
         next_tick = time.monotonic()
         while True:
@@ -214,4 +290,4 @@ class Watchdog:
             time.sleep(period)
 
 
-__all__ = ["Watchdog", "Finding", "SAMPLE_FIELDS"]
+__all__ = ["Watchdog", "Finding", "SAMPLE_FIELDS", "lost_wakeup_state", "busy_loop_states"]

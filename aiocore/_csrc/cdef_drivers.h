@@ -37,6 +37,7 @@ int aio_drv_proc_set_pos(AioContext *ctx, int slot, uint32_t pos);
 int aio_drv_proc_get(AioContext *ctx, int i, int64_t *out6);
 int aio_drv_pending(AioContext *ctx, int32_t *ids, int max);
 int aio_drv_sample(AioContext *ctx, int64_t *out, int n);
+int aio_drv_snap(AioContext *ctx, int64_t *out, int n, int64_t *procs, int nprocs);
 int aio_drv_drain_notifier(AioContext *ctx);
 int aio_drv_owner_run(AioContext *ctx, int gsource, int slot);
 int aio_drv_owner_drain(AioContext *ctx, int max_rounds);
