@@ -36,7 +36,13 @@ def register(sub):
     )
     p.add_argument("--procs", "-n", type=int, default=2, metavar="N", help="notifying processes per workload (default 2)")
     p.add_argument("--json", action="store_true", help="print a JSON list of results instead of the table")
-    p.add_argument("--seed", type=int, default=None, help="seed of the drivers' jitter (default: random, printed)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the drivers' jitter and the chaos pauses (default: random, printed); "
+                   "pair k runs with seed+k, and `-s S -w W --seed N` replays a row whose seed is N")
+    p.add_argument("--chaos", choices=("off", "on", "mix"), default="mix",
+                   help="pauses at the strategy's primitives (a chaos build): off; on (the notifiers "
+                   "pause in some runs, the owner in others); mix (default: runs without chaos too). "
+                   "A run's mode follows from its seed")
     p.add_argument("--lost-ms", type=float, default=10.0, help="lost-wakeup threshold in ms (default 10)")
     p.add_argument("--busy-k", type=int, default=200, help="busy-loop threshold in fruitless wake-ups (default 200)")
     p.add_argument("--until-found", action="store_true", help="stop a pair at its first finding")
@@ -111,6 +117,8 @@ def cmd_stress(args) -> int:
         con.print("aiocore stress: nothing to run")
         return 2
     seed = args.seed if args.seed is not None else secrets.randbits(48)
+    con.print(f"aiocore stress: seed {seed} (pair k runs with seed {seed}+k; --seed replays), "
+              f"--chaos {args.chaos}", highlight=False)
 
     # Signals: the first SIGINT/SIGTERM stops the current pair cleanly (its
     # processes, segment and memfd are cleaned up) and prints what ran; a
@@ -160,10 +168,12 @@ def cmd_stress(args) -> int:
                     )
 
                 prog.update(task, description=label, completed=done_before)
+                run_seed = (seed + k) & ((1 << 63) - 1)
                 try:
                     r = W.run_pair(
                         info.name, wl, args.duration, args.procs,
-                        seed=(seed + k) & ((1 << 63) - 1), lost_ms=args.lost_ms, busy_k=args.busy_k,
+                        seed=run_seed, lost_ms=args.lost_ms, busy_k=args.busy_k,
+                        chaos=chaos_for(args.chaos, run_seed),
                         until_found=args.until_found, tick=tick,
                         should_stop=lambda: stop["sig"] is not None, pin=not args.no_pin,
                     )
@@ -174,6 +184,7 @@ def cmd_stress(args) -> int:
                         strategy=info.name, workload=wl.name, seconds=0.0, wakeups=0, dispatched=0,
                         lost_wakeups=0, busy_loops=0, lost_work=0, verdict="error", failed=True,
                         matches="run failed", errors=[f"{type(e).__name__}: {e}"],
+                        seed=run_seed, chaos=chaos_for(args.chaos, run_seed).mode,
                     )
                 results.append(r)
                 prog.update(task, completed=(k + 1) * args.duration)
@@ -194,13 +205,23 @@ def cmd_stress(args) -> int:
     return 1 if any(r.failed for r in results) else 0
 
 
+def chaos_for(choice: str, run_seed: int):
+    """The chaos of one run: its mode follows from its seed (so --seed replays it)."""
+    from aiocore_workloads._chaos import Chaos
+
+    if choice == "off":
+        return Chaos("off", run_seed)
+    modes = ("notifiers", "owner") if choice == "on" else ("notifiers", "owner", "off")
+    return Chaos(modes[run_seed % len(modes)], run_seed)
+
+
 def _findings_cell(r) -> str:
     """Findings by kind and detector: the exact states, then (timeout) the
     time-based detector's, then lost work and the traffic."""
     return (
         f"{r.lost_wakeups} lost wakeups, {r.busy_loops} busy loops "
         f"(timeout: {r.lost_wakeups_timed}, {r.busy_loops_timed}), {r.lost_work} lost work; "
-        f"{r.wakeups:,} wakeups, {r.dispatched:,} dispatches"
+        f"{r.wakeups:,} wakeups, {r.dispatched:,} dispatches; chaos {r.chaos}, seed {r.seed}"
     )
 
 
@@ -215,7 +236,8 @@ def _table(results, skipped, seed, args, interrupted):
     # and the comparison with the expectation wrap.
     out = Console(highlight=False)
     t = (
-        Table(f"aiocore stress: {args.duration:g} s per pair, --procs {args.procs}, seed {seed}")
+        Table(f"aiocore stress: {args.duration:g} s per pair, --procs {args.procs}, "
+              f"--chaos {args.chaos}, seed {seed}")
         .column("strategy", key=True, style="bold")
         .column("workload", key=True)
         .column("verdict", key=True)

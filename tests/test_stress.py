@@ -334,3 +334,57 @@ def test_run_pair_stopped_unlinks_the_segment_at_once(when):
     gc.collect()  # a context only reachable from a dead frame must not be needed
     left = [e for e in os.listdir("/dev/shm") if e.startswith(PREFIX)]
     assert not left, f"segments left after a stopped pair: {left}"
+
+
+# --- the chaos build ----------------------------------------------------------
+
+
+def test_chaos_modes_round_trip_and_bad_mode_is_named():
+    """A chaos setting survives the children's environment; a bad mode is named."""
+    from aiocore_workloads._chaos import Chaos
+
+    c = Chaos("notifiers", 12345, 30, 5000)
+    assert Chaos.from_env(c.env()) == c
+    assert Chaos.from_env(None).mode == "off"
+    assert c.pauses("pingpong") and not c.pauses("owner")
+    assert Chaos("owner", 1).pauses("owner") and not Chaos("owner", 1).pauses("guest")
+    with pytest.raises(ValueError, match="sometimes"):
+        Chaos("sometimes")
+
+
+def test_chaos_build_pauses_only_when_configured():
+    """The chaos build counts pauses once turned on; the default build has none."""
+    from aiocore_workloads._chaos import Chaos, build, use_build
+
+    _info, _ffi, lib = build("explicit-mb")
+    assert lib.aio_chaos_config(1, 7, 100, 0) == 1
+    with use_build(Chaos("owner", 7)):
+        with aiocore.AioContext.create("explicit-mb") as ctx:
+            assert ctx._lib is lib
+            bh = ctx.bh_new(lambda: None)
+            before = lib.aio_chaos_count()
+            ctx.bh_schedule(bh)
+            ctx.aio_poll(blocking=False)
+            assert lib.aio_chaos_count() > before
+    lib.aio_chaos_config(0, 7, 0, 0)
+    with aiocore.AioContext.create("explicit-mb") as ctx:
+        assert ctx._lib.aio_chaos_config(1, 7, 100, 0) == 0
+
+
+@pytest.mark.stress
+def test_notifier_chaos_catches_bug1_with_its_seed():
+    """Notifier-side chaos widens bug1's window (notified=1 before the event):
+    caught as a busy-loop state, the run's seed and mode in the result."""
+    from aiocore_workloads._chaos import Chaos
+
+    if "bug1" not in _plugins.names():
+        pytest.skip("bug1 is not installed")
+    for k in range(20):
+        r = W.run_pair("bug1", W.get("virtio-net-tx"), 5.0, 2, seed=100 + k, until_found=True,
+                       chaos=Chaos("notifiers", 100 + k))
+        assert not r.errors and r.lost_work == 0, _describe(r)
+        if r.busy_loops:
+            assert r.chaos == "notifiers" and r.seed == 100 + k
+            assert r.row()["chaos"] == "notifiers"
+            return
+    pytest.fail("bug1 never caught with notifier chaos in 20 runs of 5 s")

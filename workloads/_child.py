@@ -50,11 +50,16 @@ def main(argv=None) -> int:
     import aiocore
     from aiocore import _errors as E
 
+    from aiocore_workloads._chaos import ENV, Chaos, configure, use_build
+
+    chaos = Chaos.from_env(os.environ.get(ENV))
     try:
-        ctx = aiocore.AioContext.attach(name)
+        with use_build(chaos):  # the owner's build: chaos or not
+            ctx = aiocore.AioContext.attach(name)
     except (E.OwnerGone, E.SegmentNotFound):
         return EXIT_OWNER_GONE
     lib, c = ctx._lib, ctx._c
+    configure(lib, chaos, role, index + 1)
     try:
         r = lib.aio_drv_area_map(c, area_fd, 0)
         if r != 0:

@@ -29,6 +29,7 @@ import aiocore
 from aiocore._plugins import expected_verdict, get as get_strategy
 
 from ._base import Plan, Workload
+from ._chaos import ENV as CHAOS_ENV, Chaos, configure as chaos_configure, use_build
 from ._watchdog import Watchdog
 
 ACTION_PINGPONG = 2
@@ -60,6 +61,7 @@ class RunResult:
     max_busy_streak: int = 0
     crash_rescues: int = 0
     seed: int = 0
+    chaos: str = "off"  # the chaos mode of the run (aiocore_workloads._chaos)
     counters: dict = attrs.field(factory=dict)
     work: dict = attrs.field(factory=dict)
     findings: list = attrs.field(factory=list)
@@ -86,6 +88,7 @@ class RunResult:
             longest_near_miss_ms=round(self.longest_near_miss_ms, 3),
             max_busy_streak=self.max_busy_streak,
             seed=self.seed,
+            chaos=self.chaos,
             work=self.work,
             findings=[attrs.asdict(f) for f in self.findings],
             errors=self.errors,
@@ -141,13 +144,14 @@ def _cpus(pin):
     return {own}, set(cpus) - {own}
 
 
-def _spawn(role, index, name, area_fd, extra_fds, errfile, cpus=None):
+def _spawn(role, index, name, area_fd, extra_fds, errfile, cpus=None, chaos=None):
     cmd = [
         sys.executable, "-m", "aiocore_workloads._child", role, str(index), name,
         str(area_fd), str(os.getpid()), ",".join(str(f) for f in extra_fds),
     ]
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    env[CHAOS_ENV] = (chaos or Chaos()).env()
     # `python -m` would put the current directory first on sys.path: from a
     # source checkout after a plain `pip install .`, that is the uncompiled
     # aiocore/ tree.  Import the installed package.
@@ -184,6 +188,7 @@ def run_pair(
     should_stop=None,
     start_timeout: float = 60.0,
     pin: bool = True,
+    chaos: Chaos | None = None,
 ) -> RunResult:
     """Run one workload against one strategy for `seconds` (or, with
     until_found, until the watchdog's first finding, at most `seconds`)."""
@@ -194,6 +199,7 @@ def run_pair(
         info = _core_info()
     plan: Plan = workload.plan(procs)
     seed = secrets.randbits(63) if seed is None else seed
+    chaos = Chaos() if chaos is None else chaos
     n_bh = max(64, plan.pingpong + plan.timer_racers + plan.filler_bhs + 16)
     # The segment is unlinked whatever instant a signal arrives: SIGINT and
     # SIGTERM are blocked from before the segment exists until the try whose
@@ -201,14 +207,18 @@ def run_pair(
     # could otherwise land between create() returning and the try).
     blocked = _block_signals()
     try:
-        ctx = aiocore.AioContext.create(strategy, n_bh=min(n_bh, 8192), n_timers=max(16, plan.timers + 4))
+        with use_build(chaos):
+            ctx = aiocore.AioContext.create(strategy, n_bh=min(n_bh, 8192), n_timers=max(16, plan.timers + 4))
     except BaseException:
         _unblock_signals(blocked)
         raise
     try:
         _unblock_signals(blocked)
-        return _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, busy_k,
-                            until_found, tick, should_stop, start_timeout, pin)
+        chaos_configure(ctx._lib, chaos, "owner", 0)
+        r = _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, busy_k,
+                         until_found, tick, should_stop, start_timeout, pin, chaos)
+        r.chaos = chaos.mode
+        return r
     finally:
         ctx.close()
 
@@ -226,7 +236,7 @@ def _unblock_signals(old):
 
 
 def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, busy_k,
-                 until_found, tick, should_stop, start_timeout, pin) -> RunResult:
+                 until_found, tick, should_stop, start_timeout, pin, chaos) -> RunResult:
     """run_pair's body once the context exists (the caller closes it, always)."""
     lib, ffi, c = ctx._lib, ctx._ffi, ctx._c
     children: list[subprocess.Popen] = []
@@ -298,7 +308,7 @@ def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, bu
             cpus = other_cpus
             if role == "foreign" and plan.pin == "foreign-with-owner" and owner_cpus:
                 cpus = owner_cpus
-            children.append(_spawn(role, idx, ctx.name, area_fd, extra, errfile, cpus))
+            children.append(_spawn(role, idx, ctx.name, area_fd, extra, errfile, cpus, chaos))
         os.close(area_fd)
         area_fd = -1
         for _, w in pipes:  # the writers have them now

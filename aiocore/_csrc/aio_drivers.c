@@ -410,3 +410,17 @@ int aio_drv_pending(AioContext *ctx, int32_t *ids, int max)
 #include "aio_drv_watch.c"   /* the watchdog's consistent snapshot */
 #include "aio_drv_owner.c"   /* the owner's loop */
 #include "aio_drv_procs.c"   /* notifiers, workers, guests, writers, foreign pollers */
+
+#ifndef AIO_CHAOS_H
+/* The default build has no chaos (aio_chaos.h): these say so. */
+int aio_chaos_config(int on, uint64_t seed, uint32_t pct, uint32_t max_ns)
+{
+    (void)on; (void)seed; (void)pct; (void)max_ns;
+    return 0;
+}
+
+uint64_t aio_chaos_count(void)
+{
+    return 0;
+}
+#endif

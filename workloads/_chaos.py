@@ -1,0 +1,91 @@
+# The chaos build of a stress run (aiocore/_csrc/aio_chaos.h).
+#
+# Modes, per run: "off" (the default build), "notifiers" (every process but
+# the owner pauses at random before its primitives: the owner's
+# store-buffering windows stay untouched), "owner" (only the owner pauses).
+# The build is the strategy's own C, generated from the same IR, compiled
+# with -DAIO_PRIM_HOOKS -DAIO_CHAOS (same fingerprint: the hooks are the
+# same).  The runner and its children load it instead of the default build
+# while a chaos run lasts (use_build); the children learn the mode from
+# AIOCORE_STRESS_CHAOS ("mode:seed:pct:max_ns").
+from __future__ import annotations
+
+import contextlib
+import os
+
+import attrs
+
+MODES = ("off", "notifiers", "owner")
+ENV = "AIOCORE_STRESS_CHAOS"
+CFLAGS = ("-DAIO_PRIM_HOOKS", "-DAIO_CHAOS")
+
+
+@attrs.define(frozen=True)
+class Chaos:
+    mode: str = "off"
+    seed: int = 0
+    pct: int = 25  # % of primitives preceded by a pause
+    max_ns: int = 20_000  # a pause is uniform in [0, max_ns]
+
+    def __attrs_post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"chaos mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+
+    def env(self) -> str:
+        return f"{self.mode}:{self.seed}:{self.pct}:{self.max_ns}"
+
+    @classmethod
+    def from_env(cls, value: str | None) -> "Chaos":
+        if not value:
+            return cls()
+        mode, seed, pct, max_ns = value.split(":")
+        return cls(mode, int(seed), int(pct), int(max_ns))
+
+    def pauses(self, role: str) -> bool:
+        """Whether a process of this role pauses in this mode."""
+        return self.mode == "owner" if role == "owner" else self.mode == "notifiers"
+
+
+def build(strategy: str):
+    """(info, ffi, lib): the chaos build of a strategy."""
+    from aiocore._build import load_cached
+    from aiocore._context import load_strategy
+    from aiocore._plugins import c_source
+
+    info = load_strategy(strategy)[0]
+    fp = info.ir.fingerprint if getattr(info, "ir", None) is not None else "handwritten"
+    ffi, lib = load_cached(f"{info.name}-{fp}", c_source(info), extra_cflags=CFLAGS)
+    return info, ffi, lib
+
+
+@contextlib.contextmanager
+def use_build(chaos: Chaos):
+    """While active, contexts created or attached here load the chaos build."""
+    if chaos.mode == "off":
+        yield
+        return
+    from aiocore import _context
+
+    orig = _context._load_build
+
+    def load(strategy, step_log):
+        if step_log:
+            return orig(strategy, step_log)
+        return build(strategy)
+
+    _context._load_build = load
+    try:
+        yield
+    finally:
+        _context._load_build = orig
+
+
+def configure(lib, chaos: Chaos, role: str, salt: int) -> None:
+    """Turn this process's pauses on or off (per its role and the mode)."""
+    on = 1 if chaos.pauses(role) else 0
+    seed = (chaos.seed * 0x9E3779B97F4A7C15 + salt + 1) & ((1 << 64) - 1)
+    if lib.aio_chaos_config(on, seed, chaos.pct, chaos.max_ns) != 1 and on:
+        raise RuntimeError("the chaos build did not load (aio_chaos_config says no chaos)")
+
+
+__all__ = ["Chaos", "MODES", "ENV", "build", "use_build", "configure"]
