@@ -183,7 +183,7 @@ def cmd_stress(args) -> int:
                     r = W.RunResult(
                         strategy=info.name, workload=wl.name, seconds=0.0, wakeups=0, dispatched=0,
                         lost_wakeups=0, busy_loops=0, lost_work=0, verdict="error", failed=True,
-                        matches="run failed", errors=[f"{type(e).__name__}: {e}"],
+                        matches="unknown (the run failed)", errors=[f"{type(e).__name__}: {e}"],
                         seed=run_seed, chaos=chaos_for(args.chaos, run_seed).mode,
                     )
                 results.append(r)

@@ -140,6 +140,16 @@ def test_judge():
     assert m == "yes" and not failed
 
 
+def test_judge_a_pair_cut_short_by_an_error_is_unknown_never_pass():
+    """An errored pair reads error / unknown and fails, whatever was expected."""
+    from aiocore_workloads.builtin import Foreign, PingPong
+
+    info = _plugins.get("late-clear")
+    for wl in (PingPong(), Foreign()):
+        v, exp, m, failed = W.judge(info, wl, ["error"], 0)
+        assert v == "error" and m.startswith("unknown") and failed, (wl, v, m)
+
+
 # --- every pair ---------------------------------------------------------------
 
 

@@ -117,6 +117,12 @@ def judge(info, workload: Workload, observed: list[str], lost_work: int):
             matches = f"UNEXPECTED {verdict}"
         else:
             matches = "not reproduced"
+    if "error" in observed and exp not in observed:
+        # Cut short by an error: what it would have shown is unknown (never
+        # "pass", never "not reproduced"), and the run fails.
+        verdict = "error"
+        matches = "unknown (the run failed)"
+        failed = True
     if assumed:
         matches += " (no tso expectation declared; assumed pass)"
     return verdict, exp, matches, failed
