@@ -1,7 +1,8 @@
 # `aiocore check`: the model checker over strategies x models x configs.
 #
 #   aiocore check [NAME ...] [--model sc,tso,arm] [--config home,foreign,gsource]
-#                 [--json] [--jobs N] [--trace] [bounds options]
+#                 [--skeleton 2015|polling] [--faults none|crash] [--recovery]
+#                 [--json] [--jobs N] [--trace] [bounds and limits]
 #
 # Default: every installed strategy (that has a Python description), every
 # model, every config the strategy supports.  Prints the bounds, each run's
@@ -9,9 +10,14 @@
 # against the declared expectation, and the counterexample of every verdict
 # that does not match (all failing verdicts with --trace).
 #
-# Exit status: 0 if every verdict matches its expectation, 1 if one differs
-# (or a run failed), 2 for bad arguments or an unknown/broken strategy named
-# on the command line.
+# A run cut short by a limit (--max-states, --max-seconds, --max-memory) proves
+# nothing unless it found a failure first: its verdict is "unknown", said once
+# ("explicit-mb arm home: unknown, stopped after N states by --max-states;
+# raise it or lower the bounds"), "complete": false in --json, and exit 1.
+#
+# Exit status: 0 if every verdict matches its expectation, 1 if one differs,
+# is unknown, or a run failed, 2 for bad arguments or an unknown/broken
+# strategy named on the command line.
 from __future__ import annotations
 
 import json
@@ -48,6 +54,32 @@ def _positive(text):
     return v
 
 
+def _memory(text):
+    """--max-memory: bytes, or with a unit: 300M, 2G, 512MiB."""
+    import argparse
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 300M, 2G)")
+    v = float(m.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[m.group(2).lower()]
+    if v < 2**20:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 1 MiB: no run fits")
+    return int(v)
+
+
+def _seconds(text):
+    import argparse
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return v
+
+
 def register(sub):
     from ._checker import DEFAULT_BOUNDS as B
 
@@ -79,8 +111,21 @@ def register(sub):
                    help=f"notifier processes, config foreign (default {B.foreign_notifiers})")
     p.add_argument("--foreign-schedules", type=_positive, default=B.foreign_schedules,
                    help=f"bh_schedule calls (at most) per notifier, config foreign (default {B.foreign_schedules})")
+    p.add_argument("--skeleton", choices=("2015", "polling"), default="2015",
+                   help="the aio_poll skeleton explored (default 2015; polling: QEMU's of today)")
+    p.add_argument("--faults", choices=("none", "crash"), default="none",
+                   help="crash: any notifier (and a foreign poller) may stop for good between two "
+                        "primitives")
+    p.add_argument("--recovery", action="store_true",
+                   help="with --faults crash: the owner's recovery after a death is part of the "
+                        "skeleton (AioContext.create(recovery=True))")
     p.add_argument("--max-states", type=_positive, default=B.max_states,
-                   help=f"give up a run beyond this many states (default {B.max_states})")
+                   help=f"stop a run beyond this many states: verdict unknown (default {B.max_states:,})")
+    p.add_argument("--max-seconds", type=_seconds, default=None,
+                   help="stop a run after this long: verdict unknown (default: no limit)")
+    p.add_argument("--max-memory", type=_memory, default=None,
+                   help="stop a run whose resident memory exceeds this (e.g. 300M, 2G): verdict "
+                        "unknown (default: no limit)")
     p.set_defaults(func=cmd_check)
 
 
@@ -118,131 +163,47 @@ def cmd_check(args) -> int:
     def err(msg):
         print(msg, file=sys.stderr)
 
+    if args.recovery and args.faults == "none":
+        err("aiocore check: --recovery needs --faults crash (recovery undoes what a crash left)")
+        return 2
     infos = _select(args.names, err)
     if infos is None:
         return 2
     bounds = Bounds(args.notifiers, args.schedules, args.foreign_notifiers, args.foreign_schedules,
-                    args.max_states)
-    rows = _matrix.plan(infos, args.model, args.config)
+                    args.max_states, args.max_seconds, args.max_memory)
+    opts = _matrix.Options(args.skeleton, args.faults, args.recovery)
+    rows = _matrix.plan(infos, args.model, args.config, opts)
     if args.names and not rows:
         err("aiocore check: no run: the configs asked for are not supported by these strategies")
         return 2
 
     if args.json:
-        seconds = _matrix.timed_run(rows, bounds, args.jobs)
-        summaries = _matrix.assess(rows)
+        _matrix.timed_run(rows, bounds, args.jobs, opts=opts)
+        summaries = _matrix.assess(rows, opts)
         out = []
         for r in rows:
             if r.result is not None:
-                out.append(r.result.to_json())
+                o = r.result.to_json()
             else:
-                out.append({"strategy": r.info.name, "model": r.model, "config": r.config,
-                            "verdict": "error", "states": 0, "seconds": 0.0, "trace": None,
-                            "error": r.error})
+                o = {"strategy": r.info.name, "model": r.model, "config": r.config,
+                     "verdict": "error", "complete": False, "stopped_by": "error", "states": 0,
+                     "seconds": 0.0, "trace": None, "error": r.error}
+            o["expected"] = r.expected
+            o["matches"] = {"ok": True, "MISMATCH": False, "UNKNOWN": False,
+                            "error": False}.get(r.status)
+            o["bounds"] = bounds.to_json()
+            out.append(o)
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
         for r in rows:
             if r.status == "error":
                 err(f"aiocore check: {r.info.name} {r.model} {r.config}: {r.error}")
+            elif r.status == "UNKNOWN":
+                err(f"aiocore check: {r.unknown_text()}")
         return 1 if _matrix.failed(rows, summaries) else 0
 
-    return _report(rows, bounds, args, err)
+    from ._cli_check_report import report
+
+    return report(rows, bounds, opts, args)
 
 
-_STYLE = {"pass": "green", "lost-wakeup": "red", "busy-loop": "magenta", "lost-work": "red"}
-
-
-def _v(verdict):
-    from rich.markup import escape
-
-    if verdict is None:
-        return "[dim]-[/dim]"
-    return f"[{_STYLE.get(verdict, 'yellow')}]{escape(verdict)}[/]"
-
-
-def _status(s):
-    return {"ok": "[green]ok[/green]", "MISMATCH": "[bold red]MISMATCH[/bold red]",
-            "error": "[bold red]error[/bold red]"}.get(s, "[dim]-[/dim]")
-
-
-def _report(rows, bounds, args, err) -> int:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from ._checker import _matrix
-
-    console = Console(soft_wrap=False, highlight=False, width=None if sys.stdout.isatty() else 132)
-    console.print(f"[bold]aiocore check[/bold]: {len({r.info.name for r in rows})} strategies, "
-                  f"models {','.join(args.model)}, {len(rows)} runs")
-    console.print(f"bounds: {escape(bounds.describe())}; max {bounds.max_states:,} states per run")
-
-    done = [0]
-
-    def progress(row):
-        done[0] += 1
-
-    if console.is_terminal:
-        with console.status("exploring...") as st:
-            def progress(row):  # noqa: F811
-                done[0] += 1
-                st.update(f"exploring... {done[0]}/{len(rows)} runs")
-
-            seconds = _matrix.timed_run(rows, bounds, args.jobs, progress)
-    else:
-        seconds = _matrix.timed_run(rows, bounds, args.jobs, progress)
-    summaries = _matrix.assess(rows)
-
-    t = Table(title="verdicts per run", title_justify="left")
-    for col, kw in (("strategy", {"style": "bold"}), ("model", {}), ("config", {}), ("verdict", {}),
-                    ("expected", {}), ("", {}), ("states", {"justify": "right"}),
-                    ("states/s", {"justify": "right"}), ("seconds", {"justify": "right"})):
-        t.add_column(col, **kw)
-    for r in rows:
-        res = r.result
-        if res is None:
-            t.add_row(escape(r.info.name), r.model, r.config, "[red]error[/red]", _v(r.expected),
-                      _status("error"), "", "", "")
-            continue
-        v = _v(res.verdict) + (" [yellow](truncated)[/yellow]" if res.truncated else "")
-        t.add_row(escape(r.info.name), r.model, r.config, v, _v(r.expected), _status(r.status),
-                  f"{res.states:,}", f"{res.rate:,.0f}", f"{res.seconds:.2f}")
-    console.print(t)
-
-    s = Table(title="verdict per strategy and model (worst over the configs run)", title_justify="left")
-    for col in ("strategy", "model", "configs", "verdict", "expected", ""):
-        s.add_column(col)
-    for x in summaries:
-        cfg = ",".join(x.configs) + ("" if x.complete else " [dim](not all)[/dim]")
-        s.add_row(escape(x.name), x.model, cfg, _v(x.verdict), _v(x.expected), _status(x.status))
-    console.print(s)
-
-    bad = {(x.name, x.model) for x in summaries if x.status == "MISMATCH"}
-    for r in rows:
-        if r.status == "error":
-            console.print(f"[red]{escape(r.info.name)} {r.model} {r.config}: {escape(r.error)}[/red]")
-    for r in rows:
-        res = r.result
-        if res is None or res.verdict == "pass" or not res.trace:
-            continue
-        if args.trace or r.status == "MISMATCH" or ((r.info.name, r.model) in bad and r.status == "-"):
-            console.print(f"\n[bold]{escape(r.info.name)}[/bold] {r.model} {r.config}: {_v(res.verdict)}"
-                          f" ({res.notifiers} notifier(s) x {res.schedules} schedule(s)), "
-                          f"shortest counterexample:")
-            console.print(escape(res.format_trace()))
-    for x in summaries:
-        if x.status == "MISMATCH" and x.verdict == "pass":
-            console.print(f"[red]{escape(x.name)} {x.model}: expected {x.expected}, but no "
-                          f"interleaving within the bounds fails[/red]")
-
-    states = sum(r.result.states for r in rows if r.result is not None)
-    cpu = sum(r.result.seconds for r in rows if r.result is not None)
-    nbad = sum(1 for x in summaries if x.status == "MISMATCH")
-    console.print(
-        f"\n[bold]{states:,} states explored[/bold] in {seconds:.1f} s "
-        f"({states / seconds if seconds > 0 else 0:,.0f} states/s; {cpu:.1f} s of checking in "
-        f"{len(rows)} runs); "
-        + ("[green]every verdict matches its expectation[/green]" if not _matrix.failed(rows, summaries)
-           else f"[bold red]{nbad} strategy/model verdict(s) differ from the expectation[/bold red]")
-    )
-    return 1 if _matrix.failed(rows, summaries) else 0

@@ -33,7 +33,10 @@ def test_json_output_shape():
     data = json.loads(out)
     assert {(d["model"], d["config"]) for d in data} == {(m, c) for m in ("sc", "tso") for c in ("home", "gsource")}
     for d in data:
-        assert set(d) == {"strategy", "model", "config", "verdict", "states", "seconds", "trace"}
+        assert set(d) == {"strategy", "model", "config", "verdict", "complete", "states", "seconds",
+                          "notifiers", "schedules", "skeleton", "faults", "recovery", "trace",
+                          "expected", "matches", "bounds"}
+        assert d["complete"] is True
         assert d["strategy"] == "no-mb" and d["states"] > 0 and d["seconds"] >= 0
         if d["model"] == "sc":
             assert d["verdict"] == "pass" and d["trace"] is None
@@ -194,10 +197,77 @@ def test_toxenv_runs_the_check():
 
 
 def test_truncated_run_fails_the_command():
-    """A run stopped by --max-states cannot confirm any expectation: exit status 1."""
+    """A run stopped by --max-states is unknown, said once: exit status 1, no 'no interleaving fails'."""
     code, out, err = run_cli("check", "explicit-mb", "--model", "arm", "--config", "home", "--max-states", "200", "-j", "1")
     assert code == 1
-    assert "truncated" in out and "not established" in out
+    flat = " ".join(out.split())
+    assert "explicit-mb arm home: unknown, stopped after" in flat
+    assert "by --max-states; raise it or lower the bounds" in flat
+    assert flat.count("stopped after") == 1
+    assert "no interleaving" not in flat and "pass" not in flat.split("verdicts per run")[1].split("expected")[0]
+
+
+def test_truncated_run_is_unknown_in_json():
+    """--json of a cut run: verdict unknown, complete false, stopped_by and the states explored."""
+    code, out, err = run_cli("check", "explicit-mb", "--model", "arm", "--config", "home",
+                             "--max-states", "200", "-j", "1", "--json")
+    assert code == 1
+    (r,) = json.loads(out)
+    assert r["verdict"] == "unknown" and r["complete"] is False
+    assert r["stopped_by"] == "max-states" and r["states"] > 200
+    assert r["matches"] is False and r["expected"] == "pass"
+    assert "unknown, stopped after" in err
+
+
+def test_complete_run_says_complete_in_json():
+    """A search that ran to the end says complete: true and has no stopped_by."""
+    code, out, err = run_cli("check", "selfpipe", "--model", "sc", "--config", "home", "-j", "1", "--json")
+    assert code == 0, err
+    (r,) = json.loads(out)
+    assert r["verdict"] == "pass" and r["complete"] is True and "stopped_by" not in r
+
+
+def test_failure_found_before_the_cut_stands():
+    """A failure found before --max-states stops the search is proven: it stays the verdict."""
+    code, out, err = run_cli("check", "no-mb", "--model", "tso", "--config", "home",
+                             "--notifiers", "3", "--max-states", "20000", "-j", "1", "--json")
+    (r,) = json.loads(out)
+    assert code == 0, err  # a proven failure, and the one declared: it matches
+    assert r["complete"] is False and r["stopped_by"] == "max-states"
+    assert r["verdict"] == "lost-wakeup" and r["trace"]
+
+
+def test_max_seconds_and_max_memory_give_unknown():
+    """Every limit that cuts a run reads as unknown: --max-seconds and --max-memory too."""
+    for extra, by in ((["--max-seconds", "0.001"], "max-seconds"), (["--max-memory", "1M"], "max-memory")):
+        code, out, err = run_cli("check", "explicit-mb", "--model", "arm", "--config", "home",
+                                 "--notifiers", "3", "-j", "1", "--json", *extra)
+        (r,) = json.loads(out)
+        assert code == 1 and r["verdict"] == "unknown" and r["stopped_by"] == by, (extra, r["verdict"])
+
+
+def test_bad_limits_are_named():
+    """A malformed --max-memory, or --recovery without --faults crash, is refused naming it."""
+    code, out, err = run_cli("check", "selfpipe", "--max-memory", "lots")
+    assert code == 2 and "not a size" in err
+    code, out, err = run_cli("check", "selfpipe", "--recovery")
+    assert code == 2 and "--recovery needs --faults crash" in err
+
+
+def test_skeleton_and_faults_options_reach_the_checker():
+    """--skeleton polling and --faults crash --recovery run those models and say so in --json."""
+    code, out, err = run_cli("check", "always-notified", "--model", "sc", "--config", "home",
+                             "--skeleton", "polling", "-j", "1", "--json")
+    (r,) = json.loads(out)
+    assert code == 0 and r["skeleton"] == "polling" and r["verdict"] == "pass", err
+    code, out, err = run_cli("check", "notified", "--model", "sc", "--config", "home",
+                             "--faults", "crash", "-j", "1", "--json")
+    (r,) = json.loads(out)
+    assert r["faults"] == "crash" and r["verdict"] == "busy-loop"
+    code, out, err = run_cli("check", "notified", "--model", "sc", "--config", "home",
+                             "--faults", "crash", "--recovery", "-j", "1", "--json")
+    (r,) = json.loads(out)
+    assert code == 0 and r["recovery"] is True and r["verdict"] == "pass", err
 
 
 def test_checker_package_is_installed_by_pyproject():

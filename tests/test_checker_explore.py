@@ -79,7 +79,8 @@ def test_interned_states_are_small_tuples():
 def test_max_states_truncates():
     """A run stopped by max_states says so instead of claiming a verdict it did not establish."""
     r = check_ir(_plugins.get("explicit-mb").ir, "arm", "home", Bounds(max_states=500), want_trace=False)
-    assert r.truncated
+    assert r.truncated and not r.complete and r.stopped_by == "max-states"
+    assert r.verdict == "unknown"
 
 
 def test_store_buffer_forwarding_and_commit_in_trace():

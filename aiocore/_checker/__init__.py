@@ -174,13 +174,18 @@ class Bounds:
     (configs home and gsource); the foreign config, which adds a second
     poller, runs ``foreign_notifiers`` x ``foreign_schedules``.  The pollers
     loop forever (no bound needed).  ``max_states`` stops a run that grows
-    beyond it (the verdict is then marked truncated)."""
+    beyond it, ``max_seconds`` one that runs longer, ``max_memory`` (bytes of
+    resident memory) one that grows larger: a run cut short by any of them
+    has the verdict "unknown" unless it found a failure first (a failure is
+    a real execution: it stands)."""
 
     notifiers: int = 2
     schedules: int = 2
     foreign_notifiers: int = 1
     foreign_schedules: int = 3
     max_states: int = 3_000_000
+    max_seconds: float | None = None
+    max_memory: int | None = None
 
     def for_config(self, config: str) -> tuple[int, int]:
         if config == "foreign":
@@ -212,10 +217,29 @@ class CheckResult:
     seconds: float
     trace: list | None
     explanation: str = ""
-    truncated: bool = False
+    stopped_by: str | None = None  # the limit that cut the search: "max-states", ...
     notifiers: int = 0
     schedules: int = 0
     other: dict = attrs.field(factory=dict)  # every failure found: verdict -> explanation
+    skeleton: str = "2015"
+    faults: str = "none"
+    recovery: bool = False
+    peak_rss: int = 0  # bytes, when max_memory was watched
+
+    @property
+    def complete(self) -> bool:
+        """True if every reachable state was explored (the verdict is proven)."""
+        return self.stopped_by is None
+
+    @property
+    def truncated(self) -> bool:
+        return self.stopped_by is not None
+
+    def stop_reason(self) -> str:
+        """ "stopped after N states by --max-states" ("" for a complete run)."""
+        if self.complete:
+            return ""
+        return f"stopped after {self.states:,} states by --{self.stopped_by}"
 
     @property
     def rate(self) -> float:
@@ -227,8 +251,15 @@ class CheckResult:
             "model": self.model,
             "config": self.config,
             "verdict": self.verdict,
+            "complete": self.complete,
+            **({} if self.complete else {"stopped_by": self.stopped_by}),
             "states": self.states,
             "seconds": round(self.seconds, 4),
+            "notifiers": self.notifiers,
+            "schedules": self.schedules,
+            "skeleton": self.skeleton,
+            "faults": self.faults,
+            "recovery": self.recovery,
             "trace": self.trace,
         }
 
@@ -248,11 +279,12 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     t0 = time.monotonic()
     prog = build(ir, model, config, n, k, skeleton=skeleton, faults=faults, recovery=recovery)
     ex = Explorer(prog, max_states=bounds.max_states)
-    r = ex.explore()
-    verdict = r.verdict
+    deadline = t0 + bounds.max_seconds if bounds.max_seconds else None
+    r = ex.explore(deadline=deadline, max_memory=bounds.max_memory)
+    verdict = r.verdict  # "unknown" if cut short before any failure was found
     trace = None
     explanation = ""
-    if verdict != "pass":
+    if verdict not in ("pass", "unknown"):
         state, explanation = r.found[verdict]
         if want_trace:
             trace = trace_json(r, verdict, state, explanation)
@@ -263,14 +295,19 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     other = {v: e for v, (_, e) in r.found.items()}
     return CheckResult(
         ir.name, model, config, verdict, r.states, r.transitions, seconds, trace,
-        explanation, r.truncated, n, k, other,
+        explanation, r.stopped_by, n, k, other, skeleton, faults, recovery, r.peak_rss,
     )
 
 
+#: unknown ranks above pass (nothing is proven) and below every failure (a
+#: failure found anywhere is proven whatever else was cut short).
+_WORST_ORDER = ("pass", "unknown") + VERDICT_ORDER[1:]
+
+
 def worst(verdicts) -> str:
-    """The worst of some verdicts (pass < lost-wakeup < busy-loop < lost-work)."""
-    vs = [v for v in verdicts if v in VERDICT_ORDER]
-    return max(vs, key=VERDICT_ORDER.index) if vs else "pass"
+    """The worst of some verdicts (pass < unknown < lost-wakeup < busy-loop < lost-work)."""
+    vs = [v for v in verdicts if v in _WORST_ORDER]
+    return max(vs, key=_WORST_ORDER.index) if vs else "pass"
 
 
 __all__ = [

@@ -20,15 +20,13 @@
 # makes hashing and comparing states cheap and lets states share their parts.
 from __future__ import annotations
 
-import time
-
 from ._program import (
     ARM, BR, DONE, DRAIN, ESET, ETAC, INFINITE, JMP, MARK, READ, RESET, RMW, SC, SET, STOP,
     TSO, WAIT, WRITE, ModelError, Program,
 )
 from ._program import CHOOSE, DEATH, DTAC  # skel: polling skeleton, crash-stop faults
 
-VERDICT_ORDER = ("pass", "lost-wakeup", "busy-loop", "lost-work")
+from ._search import VERDICT_ORDER  # noqa: F401  (re-exported)
 
 
 def _norm(buf):
@@ -569,125 +567,8 @@ class Explorer:
             return None
         return ("deadlock", f"the home poller is stuck at {P.labels[h[0]]}")
 
-    def explore(self, deadline=None):
-        init = self.initial()
-        parent = {init: None}
-        frontier = [init]
-        depth = 0
-        found = {}  # verdict -> (state, explanation)
-        qgraph = {}
-        qdepth = {}
-        transitions = 0
-        succ = self.successors
-        quiescent = self.quiescent
-        t0 = time.monotonic()
-        truncated = False
-        while frontier:
-            nxt = []
-            for s in frontier:
-                outs = succ(s)
-                transitions += len(outs)
-                if not outs:
-                    c = self.classify_terminal(s)
-                    if c is not None and c[0] not in found:
-                        found[c[0]] = (s, c[1])
-                if quiescent(s):
-                    qgraph[s] = [t for _, t in outs]
-                    qdepth[s] = depth
-                for _, t in outs:
-                    if t not in parent:
-                        parent[t] = s
-                        nxt.append(t)
-                if self.violation is not None:
-                    break
-            if self.violation is not None:
-                found["lost-work"] = self.violation
-                break
-            if len(parent) > self.max_states or (deadline is not None and time.monotonic() > deadline):
-                truncated = True
-                break
-            frontier = nxt
-            depth += 1
-        cycle = None
-        if not truncated and "lost-work" not in found:
-            cycle = self._find_cycle(qgraph, qdepth)
-            if cycle is not None:
-                found["busy-loop"] = (cycle[0], "after the last notification the home poller never "
-                                      "sleeps again: the loop above repeats forever")
-        return ExploreResult(self, parent, found, cycle, len(parent), transitions,
-                             time.monotonic() - t0, truncated)
+    def explore(self, deadline=None, max_memory=None):
+        """Breadth-first search of every reachable state (_search.search)."""
+        from ._search import search
 
-    def _find_cycle(self, qgraph, qdepth):
-        """A lasso in the quiescent subgraph (the home poller alone): the path
-        to a loop and the loop; None if every quiescent path ends."""
-        if not qgraph:
-            return None
-        outdeg = {}
-        preds = {}
-        for s, ts in qgraph.items():
-            uniq = set(ts)
-            outdeg[s] = len(uniq)
-            for t in uniq:
-                preds.setdefault(t, []).append(s)
-        stack = [s for s, d in outdeg.items() if d == 0]
-        removed = set()
-        while stack:
-            s = stack.pop()
-            removed.add(s)
-            for p in preds.get(s, ()):
-                outdeg[p] -= 1
-                if outdeg[p] == 0:
-                    stack.append(p)
-        remaining = [s for s in qgraph if s not in removed]
-        if not remaining:
-            return None
-        rem = set(remaining)
-        start = min(remaining, key=lambda s: qdepth[s])
-        path, index = [], {}
-        cur = start
-        while cur not in index:
-            index[cur] = len(path)
-            path.append(cur)
-            cur = next(t for t in qgraph[cur] if t in rem)
-        # the lasso: path[:k] leads into the loop path[k:], which returns to path[k]
-        return (path[0], path, index[cur])
-
-
-class ExploreResult:
-    def __init__(self, ex, parent, found, cycle, states, transitions, seconds, truncated):
-        self.ex = ex
-        self.parent = parent
-        self.found = found
-        self.cycle = cycle
-        self.states = states
-        self.transitions = transitions
-        self.seconds = seconds
-        self.truncated = truncated
-
-    @property
-    def verdict(self):
-        bad = [v for v in self.found if v in VERDICT_ORDER]
-        if not bad:
-            return "pass"
-        return max(bad, key=VERDICT_ORDER.index)
-
-    def path_to(self, state):
-        path = []
-        while state is not None:
-            path.append(state)
-            state = self.parent[state]
-        path.reverse()
-        return path
-
-    def steps(self, states):
-        """Descriptions of the transitions along a list of states."""
-        out = []
-        for a, b in zip(states, states[1:]):
-            for d, t in self.ex.successors(a, verbose=True):
-                if t == b:
-                    out.append(d)
-                    break
-            else:  # pragma: no cover
-                out.append({"process": "?", "where": "?", "op": "?", "result": "?", "local": [],
-                            "buffers": {}})
-        return out
+        return search(self, deadline=deadline, max_memory=max_memory)

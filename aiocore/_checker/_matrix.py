@@ -16,10 +16,33 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import attrs
 
-from . import CONFIGS, DEFAULT_BOUNDS, MODELS, Bounds, CheckResult, check_ir, supported_configs, worst
+from . import (
+    _WORST_ORDER, CONFIGS, DEFAULT_BOUNDS, MODELS, Bounds, CheckResult, check_ir, supported_configs,
+    worst,
+)
+
+VERDICT_RANK = {v: i for i, v in enumerate(_WORST_ORDER)}
 
 _MODEL_COST = {"sc": 1.0, "tso": 1.2, "arm": 8.0}
 _CONFIG_COST = {"home": 1.0, "gsource": 1.0, "foreign": 2.0}
+
+
+@attrs.frozen
+class Options:
+    """What the runs explore beyond the bounds: the aio_poll skeleton, faults, recovery."""
+
+    skeleton: str = "2015"
+    faults: str = "none"
+    recovery: bool = False
+
+    def describe(self) -> str:
+        out = f"skeleton {self.skeleton}"
+        if self.faults != "none":
+            out += f", faults {self.faults} ({'with' if self.recovery else 'without'} recovery)"
+        return out
+
+
+DEFAULT_OPTIONS = Options()
 
 
 @attrs.define
@@ -29,8 +52,13 @@ class Row:
     config: str
     result: CheckResult | None = None
     expected: str | None = None  # what this row is compared with, if anything
-    status: str = "-"  # "ok", "MISMATCH", "-" (nothing to compare with), "error"
+    status: str = "-"  # "ok", "MISMATCH", "UNKNOWN", "-" (nothing to compare with), "error"
     error: str = ""
+
+    def unknown_text(self) -> str:
+        """The one line that says a run proved nothing, and what to do."""
+        return (f"{self.info.name} {self.model} {self.config}: unknown, "
+                f"{self.result.stop_reason()}; raise it or lower the bounds")
 
 
 @attrs.define
@@ -43,13 +71,13 @@ class Summary:
     verdict: str
     expected: str | None
     complete: bool  # every supported config ran
-    status: str  # "ok", "MISMATCH", "-"
+    status: str  # "ok", "MISMATCH", "UNKNOWN" (a run cut short, nothing failed), "-"
 
 
-def plan(infos, models=MODELS, configs=CONFIGS) -> list[Row]:
+def plan(infos, models=MODELS, configs=CONFIGS, opts: Options = DEFAULT_OPTIONS) -> list[Row]:
     rows = []
     for info in infos:
-        sup = supported_configs(info.ir)
+        sup = supported_configs(info.ir, opts.skeleton)
         for m in models:
             for c in configs:
                 if c in sup:
@@ -61,21 +89,26 @@ def plan(infos, models=MODELS, configs=CONFIGS) -> list[Row]:
 
 _JOBS: list = []  # (ir, model, config) of the current run, inherited by forked workers
 _BOUNDS: Bounds = DEFAULT_BOUNDS
+_OPTS: Options = DEFAULT_OPTIONS
 
 
 def _work(k: int):
     ir, model, config = _JOBS[k]
+    o = _OPTS
     try:
-        return k, check_ir(ir, model, config, _BOUNDS), ""
+        return k, check_ir(ir, model, config, _BOUNDS, skeleton=o.skeleton, faults=o.faults,
+                           recovery=o.recovery), ""
     except Exception as e:  # a strategy the checker cannot handle: report it, go on
         return k, None, f"{type(e).__name__}: {e}"
 
 
-def run(rows: list[Row], bounds: Bounds = DEFAULT_BOUNDS, jobs: int | None = None, progress=None):
+def run(rows: list[Row], bounds: Bounds = DEFAULT_BOUNDS, jobs: int | None = None, progress=None,
+        opts: Options = DEFAULT_OPTIONS):
     """Check every row (in place).  jobs > 1 forks that many workers."""
-    global _JOBS, _BOUNDS
+    global _JOBS, _BOUNDS, _OPTS
     _JOBS = [(r.info.ir, r.model, r.config) for r in rows]
     _BOUNDS = bounds
+    _OPTS = opts
     order = sorted(range(len(rows)), key=lambda k: -_MODEL_COST[rows[k].model] * _CONFIG_COST[rows[k].config])
     if jobs is None:
         jobs = os.cpu_count() or 1
@@ -89,8 +122,12 @@ def run(rows: list[Row], bounds: Bounds = DEFAULT_BOUNDS, jobs: int | None = Non
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         futs = [pool.submit(_work, k) for k in order]
+        index = {f: k for f, k in zip(futs, order)}
         for f in as_completed(futs):
-            k, res, err = f.result()
+            try:
+                k, res, err = f.result()
+            except Exception as e:  # a worker died (killed, out of memory): that run is an error
+                k, res, err = index[f], None, f"worker failed: {type(e).__name__}: {e}"
             _store(rows, k, res, err)
             if progress:
                 progress(rows[k])
@@ -107,13 +144,22 @@ def _store(rows, k, res, err):
 # --- comparing ----------------------------------------------------------------------
 
 
-def expected_for(info, model, config):
-    """(per-config expectation or None, strategy-wide expectation or None)."""
+def expected_for(info, model, config, opts: Options = DEFAULT_OPTIONS):
+    """(per-config expectation or None, strategy-wide expectation or None).
+
+    On another skeleton, what the strategy declares for it
+    (expected_skeletons); under crash faults with recovery, its crash-free
+    verdict (recovery is meant to restore it); under crash faults without
+    recovery nothing is declared, so nothing is compared."""
+    if opts.faults != "none" and not opts.recovery:
+        return None, None
+    if opts.skeleton != "2015":
+        return None, (getattr(info, "expected_skeletons", None) or {}).get(opts.skeleton, {}).get(model)
     per = (getattr(info, "expected_configs", None) or {}).get(config, {}).get(model)
     return per, (info.expected or {}).get(model)
 
 
-def assess(rows: list[Row]) -> list[Summary]:
+def assess(rows: list[Row], opts: Options = DEFAULT_OPTIONS) -> list[Summary]:
     """Fill each row's status; return the per-(strategy, model) summaries,
     whose status says whether that strategy and model match expectations."""
     groups = {}
@@ -122,16 +168,17 @@ def assess(rows: list[Row]) -> list[Summary]:
     summaries = []
     for (name, _src, model), rs in groups.items():
         info = rs[0].info
-        wide = (info.expected or {}).get(model)
+        wide = expected_for(info, model, None, opts)[1]
         for r in rs:
             if r.status == "error" or r.result is None:
                 continue
-            if r.result.truncated:
-                r.status = "error"
-                r.error = (f"stopped after {r.result.states:,} states (--max-states): the verdict is "
-                           f"not established; lower the bounds or raise the limit")
+            per, _ = expected_for(info, model, r.config, opts)
+            if r.result.verdict == "unknown":
+                # Nothing is proven either way: never a pass, never a match.
+                r.expected = per if per is not None else wide
+                r.status = "UNKNOWN"
                 continue
-            per, _ = expected_for(info, model, r.config)
+            # A failure found before a cut is a real execution: compared as any other.
             v = r.result.verdict
             r.expected = per if per is not None else ("pass" if wide == "pass" else None)
             if r.expected is None:
@@ -140,10 +187,14 @@ def assess(rows: list[Row]) -> list[Summary]:
                 r.status = "ok" if v == r.expected else "MISMATCH"
         done = [r for r in rs if r.result is not None]
         ran = tuple(r.config for r in done)
-        complete = bool(done) and set(supported_configs(info.ir)) <= set(ran)
+        complete = bool(done) and set(supported_configs(info.ir, opts.skeleton)) <= set(ran)
         w = worst(r.result.verdict for r in done) if done else "-"
         if any(r.status in ("MISMATCH", "error") for r in rs):
             status = "MISMATCH"
+        elif any(r.status == "UNKNOWN" for r in rs) and (wide is None or w == "unknown"
+                                                          or VERDICT_RANK[w] < VERDICT_RANK[wide]):
+            # a cut run may hide the failure (or the worse one) that was expected
+            status = "UNKNOWN"
         elif wide is not None and complete:
             status = "ok" if w == wide else "MISMATCH"
         elif any(r.status == "ok" for r in rs):
@@ -155,11 +206,13 @@ def assess(rows: list[Row]) -> list[Summary]:
 
 
 def failed(rows, summaries) -> bool:
-    """True if a verdict differs from its declared expectation (or a run failed)."""
-    return any(s.status == "MISMATCH" for s in summaries) or any(r.status == "error" for r in rows)
+    """True if a verdict differs from its declared expectation, a run failed,
+    or a run was cut short before it proved anything (unknown)."""
+    return (any(s.status in ("MISMATCH", "UNKNOWN") for s in summaries)
+            or any(r.status in ("error", "UNKNOWN") for r in rows))
 
 
-def timed_run(rows, bounds=DEFAULT_BOUNDS, jobs=None, progress=None):
+def timed_run(rows, bounds=DEFAULT_BOUNDS, jobs=None, progress=None, opts: Options = DEFAULT_OPTIONS):
     t0 = time.monotonic()
-    run(rows, bounds, jobs, progress)
+    run(rows, bounds, jobs, progress, opts)
     return time.monotonic() - t0

@@ -222,3 +222,25 @@ def test_idle_poll_does_not_spin(aio_context):
     polls = ctx.counters().polls - before
     assert fired
     assert polls <= 5, f"{polls} polls in 100 ms with nothing to do: the notifier stays readable"
+
+
+@pytest.mark.parametrize("model", ["sc", "tso", "arm"])
+def test_checker_confirms_the_declared_verdict(aio_strategy_info, model):
+    """The model checker, at its default bounds, finds exactly the verdict the strategy declares
+    for each model (worst over its configs); a search cut short is never taken for a pass."""
+    from aiocore._checker import _matrix
+
+    info = aio_strategy_info
+    rows = _matrix.plan([info], (model,))
+    _matrix.run(rows, jobs=1)
+    summaries = _matrix.assess(rows)
+    for r in rows:
+        assert r.status != "error", f"{info.name} {model} {r.config}: {r.error}"
+        assert r.status != "UNKNOWN", r.unknown_text()
+        assert r.status != "MISMATCH", (
+            f"{info.name} {model} {r.config}: the checker finds {r.result.verdict}, "
+            f"expected {r.expected}\n{r.result.format_trace()}")
+    (s,) = summaries
+    assert s.status != "MISMATCH", (
+        f"{info.name} {model}: the checker finds {s.verdict} (worst over {','.join(s.configs)}), "
+        f"the strategy declares {s.expected}")
