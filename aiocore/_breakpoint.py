@@ -8,9 +8,9 @@ primitives done.  Its parent then SIGKILLs it (:func:`kill_stopped`).
 
 :func:`classify_owner` reads what the owner does afterwards, from the segment
 (the owner's position and poll_seq, the notifier's readability, the pending
-BHs, the counter ``recoveries``), in the checker's words: ``lost_wakeup``
+BHs, the counter ``recoveries``), in the checker's words: ``lost-wakeup``
 (asleep in an infinite wait, a BH pending, the notifier not readable),
-``busy_loop`` (iterating with the notifier readable and nothing pending) or
+``busy-loop`` (iterating with the notifier readable and nothing pending) or
 ``fine``.  Bounded waits only back the state reads up.
 
 :func:`kill_notifier` is the small reusable piece a stress runner can call
@@ -35,7 +35,7 @@ PRIM_NAMES = (None, "atomic_read", "atomic_set", "load_acquire", "store_release"
               "cmpxchg", "fetch_add", "fetch_sub", "fetch_or", "fetch_and", "add", "sub", "or",
               "and", "smp_mb", "smp_wmb", "smp_rmb", "event_set", "event_test_and_clear")
 
-VERDICTS = ("fine", "lost_wakeup", "busy_loop")
+VERDICTS = ("fine", "lost-wakeup", "busy-loop")  # the checker's verdict names ("pass" = fine)
 
 
 def prim_name(op: int) -> str:
@@ -246,10 +246,10 @@ def classify_owner(ctx, *, recoveries_before: int | None = None, window: float =
         polls = s1.poll_seq - s0.poll_seq
         iterating = polls > 20
         if iterating and s1.notifier_readable and c.bh_pending == 0:
-            v = "busy_loop"
+            v = "busy-loop"
         elif (not iterating and polls == 0 and s1.position == "wait_infinite"
               and not s1.notifier_readable):
-            v = "lost_wakeup" if c.bh_pending else "fine"
+            v = "lost-wakeup" if c.bh_pending else "fine"
         else:
             v = None
         st = OwnerState(v or "unsettled", s1.position, c.bh_pending, s1.notifier_readable,
@@ -259,3 +259,93 @@ def classify_owner(ctx, *, recoveries_before: int | None = None, window: float =
         last = st
         if time.monotonic() > end:
             return attrs.evolve(st, verdict="unsettled", detail="no stable state")
+
+
+# --- the deterministic kill test: every stopping point of one hook -------------------------------
+
+
+@attrs.frozen
+class KillPoint:
+    """The notifier stopped before primitive ``k`` (named ``prim``) and killed there."""
+
+    k: int
+    prim: str
+    state: OwnerState
+
+
+def _notifier(name):
+    import subprocess
+
+    p = subprocess.Popen([sys.executable, "-c", NOTIFIER, name], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline().strip()
+    if line != "ready":
+        p.kill()
+        _, err = p.communicate(timeout=10)
+        raise RuntimeError(f"the breakpoint notifier did not start: {line!r} {err}")
+    return p
+
+
+def _one_run(strategy, op, k, *, recovery, skeleton, name_prefix):
+    """A fresh context whose owner sleeps in an infinite aio_poll; a notifier
+    runs ``op`` stopping before primitive k (k = 0: just count them) and is
+    SIGKILLed there.  Returns (n primitives, their names) for k = 0, else the
+    owner's state."""
+    from ._context import AioContext
+
+    name = f"{name_prefix}-{os.getpid()}-{k}-{os.urandom(3).hex()}" if name_prefix else None
+    ctx = AioContext.create(strategy, name, n_bh=2, recovery=recovery, skeleton=skeleton)
+    p = owner = None
+    try:
+        ctx.bh_new(lambda: None)
+        p = _notifier(ctx.name)
+        owner = OwnerLoop(ctx)
+        wait_asleep(ctx)
+        if k == 0:
+            p.stdin.write(f"count {op}\n")
+            p.stdin.flush()
+            words = p.stdout.readline().split()
+            return int(words[0]), words[1:]
+        before = ctx.counters().recoveries
+        p.stdin.write(f"stop {k} {op}\n")
+        p.stdin.flush()
+        wait_stopped(p.pid)
+        kill_stopped(p)
+        return classify_owner(ctx, recoveries_before=before if recovery else None)
+    finally:
+        try:
+            if owner is not None:
+                owner.stop()
+        finally:
+            if p is not None:
+                if p.poll() is None:
+                    p.kill()
+                p.communicate(timeout=10)
+            ctx.close()
+
+
+def kill_at_each_point(strategy: str, op: str = "schedule", *, recovery: bool = False,
+                       skeleton: str = "2015", name_prefix: str | None = None) -> list[KillPoint]:
+    """For every stopping point k of ``op`` ("schedule": bh_schedule, "notify":
+    aio_notify) while the owner sleeps: kill the notifier there, classify the owner."""
+    n, prims = _one_run(strategy, op, 0, recovery=recovery, skeleton=skeleton, name_prefix=name_prefix)
+    return [KillPoint(k, prims[k - 1], _one_run(strategy, op, k, recovery=recovery, skeleton=skeleton,
+                                                name_prefix=name_prefix))
+            for k in range(1, n + 1)]
+
+
+def checker_crash_verdicts(strategy: str, *, recovery: bool, skeleton: str = "2015",
+                           model: str = "tso") -> tuple[frozenset, frozenset]:
+    """The checker's failing verdicts for one notifier scheduling once (the
+    kill test's run), config home: (with crash-stop faults, without faults)."""
+    from ._checker import Bounds, check_ir
+    from ._plugins import load_strategy
+
+    ir = load_strategy(strategy)[0].ir
+    b = Bounds(notifiers=1, schedules=1)
+    out = []
+    for faults, rec in (("crash", recovery), ("none", False)):
+        r = check_ir(ir, model, "home", b, want_trace=False, skeleton=skeleton, faults=faults,
+                     recovery=rec)
+        out.append(frozenset(v for v in {r.verdict, *r.other} if v != "pass"))
+    return out[0], out[1]
