@@ -349,3 +349,14 @@ def checker_crash_verdicts(strategy: str, *, recovery: bool, skeleton: str = "20
                      recovery=rec)
         out.append(frozenset(v for v in {r.verdict, *r.other} if v != "pass"))
     return out[0], out[1]
+
+
+class GSourceLoop(OwnerLoop):
+    """The owner on the GSource path: gsource_iteration(may_block=True) forever."""
+
+    def _run(self):
+        try:
+            while not self._stop:
+                self.ctx.gsource_iteration(True)
+        except BaseException as e:  # reported by stop()
+            self.error = e
