@@ -60,6 +60,7 @@ int aio_ctx_attach(AioContext *ctx, int shm_fd, uint64_t actual_size,
                    int skeleton);
 int aio_ctx_fds(AioContext *ctx, int *out);
 int aio_ctx_set_flags(AioContext *ctx, uint32_t flags);
+int aio_recovery_after_fork(AioContext *ctx);
 int aio_ctx_close(AioContext *ctx);
 int64_t aio_clock_ns(void);
 int aio_check_owner(AioContext *ctx);

@@ -42,7 +42,7 @@ from . import _errors as E
 from . import _skeleton as SK
 from ._plugins import load_strategy
 
-from ._context_state import _ContextState
+from ._context_state import _ContextState, after_fork_in_child
 from ._fdpass import _FdServer, _receive_fds
 from ._segment import *  # noqa: F401,F403  (re-exported: aiocore._context.X)
 from ._segment import (_EV_BH, _EV_FD, _EV_TIMER, _HEADER_BYTES, _check_name,  # noqa: F401
@@ -78,6 +78,7 @@ def _tell_hooks(event, name):
 # --- cleanup at exit ----------------------------------------------------------
 
 _live: "weakref.WeakSet[AioContext]" = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: after_fork_in_child(_live))  # recovery: child slots
 
 
 @atexit.register

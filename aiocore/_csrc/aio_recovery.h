@@ -62,8 +62,9 @@
  * flag set is dispatched whether or not its notify ran, and a readable
  * notifier whose notified never came is cleared.
  *
- * Limits: a process that forks after attaching is not registered in its
- * child (the child's death is not watched); pids are not guarded against
+ * A fork child of an attached process registers a slot of its own
+ * (aio_recovery_after_fork, run by Python's at-fork hook).  Limits: a
+ * child forked outside Python (no at-fork hook) is not watched; pids are not guarded against
  * reuse between a death and the owner's next scan (a pidfd_open of a
  * reused pid watches the wrong process until that one exits).
  *
@@ -114,6 +115,17 @@ static int aio_recovery_register(AioContext *ctx)
         }
     }
     return AIO_E_FULL;
+}
+
+/* A fork child of an attached process (Python's os.register_at_fork, see
+ * aiocore/_context_state.py): the slot is its parent's, so the child
+ * registers one of its own -- its death is then watched as well. */
+int aio_recovery_after_fork(AioContext *ctx)
+{
+    if (ctx->closed || ctx->is_owner || !ctx->recovery) {
+        return AIO_OK;
+    }
+    return aio_recovery_register(ctx);
 }
 
 /* Attached process, clean close: free the slot (a later exit is no death). */
@@ -185,13 +197,19 @@ static void aio_recovery_scan(AioContext *ctx)
         int fd = aio_pidfd_open(pid);
         if (fd < 0) {
             /* ESRCH: it died (and was reaped) before we looked -- a death
-             * seen outside a wait, recovered after the next one.  The CAS
+             * seen before the wait, recovered right after it.  The CAS
              * frees the slot once (acq_rel as in aio_recovery_after_wait). */
             uint32_t p = pid;
             if (errno == ESRCH &&
                 __atomic_compare_exchange_n(&ctx->proc[i].pid, &p, 0, 0,
                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
                 ctx->rec_died = 1;
+                /* The coming wait must not block on a death already seen
+                 * (the model's WAIT returns while bit 1 is set): make our
+                 * own rescue eventfd readable, so ppoll returns at once. */
+                uint64_t one = 1;
+                ssize_t w = write(ctx->rescue_fd, &one, sizeof(one));
+                (void)w;
             }
             continue;
         }
