@@ -272,3 +272,13 @@ def test_a_clean_close_is_no_death_a_kill_is_one(no_fd_leak, how):
             if p.poll() is None:
                 p.kill()
             p.communicate(timeout=10)   # closes its pipes
+
+
+@pytest.mark.parametrize("strategy", ["notified", "unconditional"])
+def test_random_kills_with_recovery_leave_no_busy_loop_and_no_lost_wakeup(strategy, no_fd_leak):
+    """Notifiers forked by one attached process and killed at random instants: each death is recovered once, and after each the owner sleeps with nothing pending (benchmarks/crash_kills.py, small)."""
+    from aiocore._kills import random_kills
+
+    r = random_kills(strategy, 30, recovery=True, seed=7)
+    assert r.failures == 0, r
+    assert r.fine == 30 and r.recoveries == 30, r
