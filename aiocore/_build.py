@@ -42,6 +42,7 @@ typedef struct aio_info {
     char fingerprint[24];
     uint32_t skeleton, poll_grow, poll_shrink;
     int64_t poll_max_ns;
+    uint32_t flags;
 } aio_info;
 
 const char *aio_strategy_name(void);
@@ -58,6 +59,8 @@ int aio_ctx_attach(AioContext *ctx, int shm_fd, uint64_t actual_size,
                    int notifier_rfd, int notifier_wfd, int rescue_fd, int owner_pidfd,
                    int skeleton);
 int aio_ctx_fds(AioContext *ctx, int *out);
+int aio_ctx_set_flags(AioContext *ctx, uint32_t flags);
+int aio_recovery_after_fork(AioContext *ctx);
 int aio_ctx_close(AioContext *ctx);
 int64_t aio_clock_ns(void);
 int aio_check_owner(AioContext *ctx);

@@ -42,7 +42,7 @@ from . import _errors as E
 from . import _skeleton as SK
 from ._plugins import load_strategy
 
-from ._context_state import _ContextState
+from ._context_state import _ContextState, after_fork_in_child
 from ._fdpass import _FdServer, _receive_fds
 from ._segment import *  # noqa: F401,F403  (re-exported: aiocore._context.X)
 from ._segment import (_EV_BH, _EV_FD, _EV_TIMER, _HEADER_BYTES, _check_name,  # noqa: F401
@@ -78,6 +78,7 @@ def _tell_hooks(event, name):
 # --- cleanup at exit ----------------------------------------------------------
 
 _live: "weakref.WeakSet[AioContext]" = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: after_fork_in_child(_live))  # recovery: child slots
 
 
 @atexit.register
@@ -92,16 +93,18 @@ def _close_all():
 # --- builds ---------------------------------------------------------------------
 
 
-def _load_build(strategy, step_log):
-    """(info, ffi, lib): the strategy's module, or its step-log build."""
-    if not step_log:
+def _load_build(strategy, step_log, cflags=()):
+    """(info, ffi, lib): the strategy's module, or its step-log build, or a
+    variant built with extra C flags (the breakpoint build, _breakpoint.py)."""
+    if not step_log and not cflags:
         return load_strategy(strategy)
     from ._build import load_cached
     from ._plugins import c_source
 
     info = load_strategy(strategy)[0]
     fp = info.ir.fingerprint if info.ir is not None else "handwritten"
-    ffi, lib = load_cached(f"{info.name}-{fp}", c_source(info), extra_cflags=("-DAIO_STEP_LOG",))
+    flags = ("-DAIO_STEP_LOG",) if step_log else ()
+    ffi, lib = load_cached(f"{info.name}-{fp}", c_source(info), extra_cflags=flags + tuple(cflags))
     return info, ffi, lib
 
 
@@ -159,6 +162,7 @@ class AioContext(_ContextState):
         poll_max_ns: int | None = None,
         poll_grow: int = SK.DEFAULT_POLL_GROW,
         poll_shrink: int = SK.DEFAULT_POLL_SHRINK,
+        recovery: bool = False,
         _step_log: bool = False,
         _undeclared_ok: bool = False,
     ) -> "AioContext":
@@ -170,13 +174,19 @@ class AioContext(_ContextState):
         polling mode, busy-polling up to an adaptive poll_ns capped by
         ``poll_max_ns`` (default QEMU's 32768 ns; 0 disables polling) and
         adjusted by ``poll_grow`` / ``poll_shrink`` as QEMU's poll-grow /
-        poll-shrink).  The strategy must declare the skeleton."""
+        poll-shrink).  The strategy must declare the skeleton.  ``recovery``
+        (recorded in the header): the owner watches every attached process's
+        pidfd and, when one dies, makes one unconditional
+        event_notifier_test_and_clear and re-checks every BH flag (counter
+        ``recoveries``; aio_recovery.h, ``aiocore check --faults crash --recovery``)."""
         name = _new_name() if name is None else _check_name(name)
         if notifier not in ("eventfd", "pipe"):
             raise ValueError(f"notifier must be 'eventfd' or 'pipe', not {notifier!r}")
         for what, v, hi in (("n_bh", n_bh, 8192), ("n_timers", n_timers, 2048)):
             if not isinstance(v, int) or not (1 if what == "n_bh" else 0) <= v <= hi:
                 raise ValueError(f"{what} must be an int in [{1 if what == 'n_bh' else 0}, {hi}], not {v!r}")
+        if not isinstance(recovery, bool):
+            raise ValueError(f"recovery must be a bool, not {recovery!r}")
         skel_id, poll_max_ns = _check_poll_params(skeleton, poll_max_ns, poll_grow, poll_shrink)
         info, ffi, lib = _load_build(strategy, _step_log)
         if skeleton not in info.skeletons and not _undeclared_ok:
@@ -193,6 +203,7 @@ class AioContext(_ContextState):
         try:
             kind = NOTIFIER_EVENTFD if notifier == "eventfd" else NOTIFIER_PIPE
             start = process_start_time(os.getpid()) or 0
+            self._raise(lib.aio_ctx_set_flags(self._c, RECOVERY_FLAG if recovery else 0))
             r = lib.aio_ctx_create(self._c, shm.fd, n_bh, n_timers, start, kind,
                                    skel_id, poll_max_ns, poll_grow, poll_shrink)
             if r == -15:
@@ -226,7 +237,7 @@ class AioContext(_ContextState):
 
     @classmethod
     def attach(cls, name: str, *, strategy: str | None = None, skeleton: str | None = None,
-               timeout: float = 5.0, _step_log: bool = False) -> "AioContext":
+               timeout: float = 5.0, _step_log: bool = False, _cflags=()) -> "AioContext":
         """Attach to a context another process created.
 
         The strategy is read from the segment's header and loaded here; its
@@ -256,7 +267,7 @@ class AioContext(_ContextState):
                     f"the owner of {name!r} (pid {hdr.owner_pid}) has exited; "
                     "`aiocore gc` reclaims the segment"
                 )
-            info, ffi, lib = _load_build(seg_strategy, _step_log)
+            info, ffi, lib = _load_build(seg_strategy, _step_log, _cflags)
             if seg_skel not in info.skeletons:
                 raise E.SkeletonMismatch(
                     f"{name!r} runs strategy {seg_strategy!r} on the {seg_skel!r} skeleton, which "

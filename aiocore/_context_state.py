@@ -149,3 +149,12 @@ class _ContextState:
 
     def info(self) -> SegmentInfo:
         return segment_info(self._name)
+
+
+def after_fork_in_child(live) -> None:
+    """os.register_at_fork(after_in_child=...): every attached context of a
+    recovery segment registers the child's own process slot, so that the
+    owner watches the child's death too (aio_recovery_after_fork)."""
+    for ctx in list(live):
+        if not ctx._closed and not ctx._owner:
+            ctx._lib.aio_recovery_after_fork(ctx._c)

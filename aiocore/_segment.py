@@ -23,6 +23,7 @@ DEFAULT_N_BH = 1024
 DEFAULT_N_TIMERS = 256
 NOTIFIER_EVENTFD = 1
 NOTIFIER_PIPE = 2
+RECOVERY_FLAG = 1  # header.flags: AIO_FLAG_RECOVERY (aio_core.h)
 
 COUNTER_NAMES = (
     "polls",
@@ -142,6 +143,7 @@ class SegmentInfo:
     poll_max_ns: int = 0
     poll_grow: int = 0
     poll_shrink: int = 0
+    recovery: bool = False  # the owner recovers from attached processes' deaths (aio_recovery.h)
 
 
 @attrs.frozen
@@ -376,6 +378,7 @@ def segment_info(name: str) -> SegmentInfo:
         poll_max_ns=h.poll_max_ns,
         poll_grow=h.poll_grow,
         poll_shrink=h.poll_shrink,
+        recovery=bool(h.flags & RECOVERY_FLAG),
     )
 
 

@@ -144,3 +144,141 @@ def test_notifiers_killed_at_random_instants_never_hang_or_corrupt_the_owner(pro
         assert woke < 5, f"the owner slept {woke:.1f}s through a cross-process schedule"
         assert "scheduled" in procs.finish(lp)
         ctx.timer_free(t)
+
+
+# --- recovery (AioContext.create(..., recovery=True), aio_recovery.h) -------------------------------
+
+from aiocore import _breakpoint as B  # noqa: E402
+
+
+def _stop_after_event_set(strategy, recovery, *, gsource=False):
+    """The owner asleep; a notifier of the breakpoint build stops right after
+    event_notifier_set (before notified = 1) and is SIGKILLed there."""
+    with aiocore.AioContext.create(strategy, n_bh=2, recovery=recovery) as ctx:
+        ran = []
+        ctx.bh_new(lambda: ran.append(1))
+        p = B._notifier(ctx.name)
+        owner = B.GSourceLoop(ctx) if gsource else B.OwnerLoop(ctx)
+        try:
+            B.wait_asleep(ctx)
+            p.stdin.write("count schedule\n")
+            p.stdin.flush()
+            prims = p.stdout.readline().split()[1:]
+            while ran == [] or ctx.counters().bh_pending:
+                time.sleep(0.001)
+            B.wait_asleep(ctx)
+            k = prims.index("event_set") + 2   # stop before the primitive after event_set
+            before = ctx.counters().recoveries
+            p.stdin.write(f"stop {k} schedule\n")
+            p.stdin.flush()
+            B.wait_stopped(p.pid)
+            B.kill_stopped(p)
+            st = B.classify_owner(ctx, recoveries_before=before if recovery else None)
+            return st, ctx.counters(), ran, prims[k - 1]
+        finally:
+            owner.stop()
+            if p.poll() is None:
+                p.kill()
+            p.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("strategy", ["notified", "notified-blocking", "explicit-mb"])
+def test_notifier_killed_between_event_set_and_notified_busy_loops_the_owner_without_recovery(strategy, no_fd_leak):
+    """The notified family: killed between event_set and notified = 1, the owner spins with the notifier readable and nothing pending."""
+    st, c, ran, prim = _stop_after_event_set(strategy, False)
+    assert prim in ("smp_wmb", "atomic_set", "store_release"), prim
+    assert st.verdict == "busy-loop", st
+    assert st.readable and st.pending == 0 and st.polls_per_window > 20, st
+    assert c.recoveries == 0
+
+
+@pytest.mark.parametrize("strategy", ["notified", "notified-blocking", "explicit-mb"])
+def test_recovery_clears_the_notifier_a_dead_notifier_left_readable(strategy, no_fd_leak):
+    """With recovery the same kill costs one recovery: the notifier is cleared and the owner sleeps again, nothing lost."""
+    st, c, ran, _ = _stop_after_event_set(strategy, True)
+    assert st.verdict == "fine", st
+    assert not st.readable and st.position == "wait_infinite" and st.polls_per_window == 0, st
+    assert c.recoveries == 1, c
+    assert len(ran) == 2 and c.bh_pending == 0, (ran, c)   # the dry run's BH and the killed one's
+
+
+def test_recovery_on_the_gsource_path(no_fd_leak):
+    """The GSource path (prepare / wait / check / dispatch) recovers from the same kill."""
+    st, c, ran, _ = _stop_after_event_set("notified", True, gsource=True)
+    assert st.verdict == "fine", st
+    assert c.recoveries == 1 and c.gsource_iterations > 0, c
+
+
+def test_recovery_is_recorded_in_the_header(no_fd_leak):
+    """create(recovery=True) is in the header (info(), `aiocore info --json`); the default is off; a non-bool is refused."""
+    import json
+    import subprocess
+    import sys
+
+    with aiocore.AioContext.create("notified", recovery=True) as ctx:
+        assert ctx.info().recovery is True
+        out = subprocess.run([sys.executable, "-m", "aiocore._cli", "info", ctx.name, "--json"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        d = json.loads(out.stdout)
+        assert d["header"]["recovery"] is True and d["counters"]["recoveries"] == 0, d
+    with aiocore.AioContext.create("notified") as ctx:
+        assert ctx.info().recovery is False
+    with pytest.raises(ValueError, match="recovery must be a bool"):
+        aiocore.AioContext.create("notified", recovery="yes")
+
+
+IDLE_CHILD = """
+import sys, aiocore
+ctx = aiocore.AioContext.attach(sys.argv[1])
+print("attached", flush=True)
+if sys.argv[2] == "close":
+    ctx.close()
+    print("closed", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("how", ["close", "kill"])
+def test_a_clean_close_is_no_death_a_kill_is_one(no_fd_leak, how):
+    """An attached process that closes and exits costs no recovery and frees its slot; one killed while attached costs exactly one."""
+    import signal
+    import subprocess
+    import sys
+
+    with aiocore.AioContext.create("notified", recovery=True) as ctx:
+        owner = B.OwnerLoop(ctx)
+        p = subprocess.Popen([sys.executable, "-c", IDLE_CHILD, ctx.name, how], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout.readline().strip() == "attached"
+            if how == "close":
+                assert p.stdout.readline().strip() == "closed"
+                p.communicate(timeout=30)   # EOF on stdin: it exits
+            else:
+                p.send_signal(signal.SIGKILL)
+            p.wait(timeout=30)
+            want = 0 if how == "close" else 1
+            end = time.monotonic() + 10
+            while ctx.counters().recoveries < want and time.monotonic() < end:
+                time.sleep(0.005)
+            B.wait_asleep(ctx)
+            time.sleep(0.05)   # a second recovery, if any, would have run by now
+            assert ctx.counters().recoveries == want, ctx.counters()
+            snap = ctx.snapshot()
+            assert not snap.notifier_readable and snap.position == "wait_infinite", snap
+        finally:
+            owner.stop()
+            if p.poll() is None:
+                p.kill()
+            p.communicate(timeout=10)   # closes its pipes
+
+
+@pytest.mark.parametrize("strategy", ["notified", "unconditional"])
+def test_random_kills_with_recovery_leave_no_busy_loop_and_no_lost_wakeup(strategy, no_fd_leak):
+    """Notifiers forked by one attached process and killed at random instants: each death is recovered once, and after each the owner sleeps with nothing pending (benchmarks/crash_kills.py, small)."""
+    from aiocore._kills import random_kills
+
+    r = random_kills(strategy, 30, recovery=True, seed=7)
+    assert r.failures == 0, r
+    assert r.fine == 30 and r.recoveries == 30, r

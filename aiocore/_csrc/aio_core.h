@@ -44,6 +44,13 @@
 enum { AIO_SKEL_2015 = 0, AIO_SKEL_POLLING = 1 };
 
 
+/* Header flags (header.flags, fixed at creation). */
+enum { AIO_FLAG_RECOVERY = 1u };   /* the owner recovers from attached processes' deaths */
+
+/* Process-slot role of an attached process registered for recovery
+ * (aio_recovery.h); the drivers' roles (aio_drivers.h) are 1..7. */
+enum { AIO_ROLE_ATTACHED = 16 };
+
 /* Segment states (header.state). */
 enum { AIO_STATE_LIVE = 1, AIO_STATE_CLOSED = 2 };
 
@@ -154,7 +161,9 @@ typedef struct AioShared {
         int64_t wait_timeout_ns;       /* -1 = infinite */
         uint64_t poll_seq;
         int64_t poll_ns;               /* polling skeleton: the adaptive busy-poll time */
-        char _p[AIO_CACHELINE - 40];
+        uint32_t procs_gen;            /* recovery: bumped when a process slot is claimed/freed */
+        uint32_t _r;
+        char _p[AIO_CACHELINE - 48];
     } owner;
     /* The context lock (QEMU's RFifoLock): recursive, robust, shared. */
     union { pthread_mutex_t mutex; char _lpad[2 * AIO_CACHELINE]; } lock;
@@ -190,6 +199,7 @@ typedef struct aio_info {
     char fingerprint[24];
     uint32_t skeleton, poll_grow, poll_shrink;
     int64_t poll_max_ns;
+    uint32_t flags;              /* AIO_FLAG_* */
 } aio_info;
 
 /*
@@ -227,9 +237,25 @@ typedef struct AioContext {
     aio_event *events;           /* dispatch list, capacity events_cap */
     int events_cap;
     int poll_progress;           /* set by native BH actions */
-    struct pollfd gs_pfd[AIO_MAX_FDS + 2];   /* the GSource path's fds */
+    struct pollfd gs_pfd[AIO_PFD_CAP];   /* the GSource path's fds (+ recovery's pidfds) */
     int gs_npfd;
     void *driver;                /* aio_drivers.c state, if any */
+    /* Recovery (aio_recovery.h).  create_flags: AIO_FLAG_* the owner writes
+     * into the header at creation.  Owner: the pidfd it watches for each
+     * process slot (rec_fd[i], -1 = none, of pid rec_pid[i]), the procs_gen
+     * it last scanned at, which pollfd entries are pidfds (rec_first and
+     * rec_map), and a death seen outside a wait (rec_died).  Attached:
+     * rec_slot, the slot this process registered in (-1 = none). */
+    uint32_t create_flags;
+    int recovery;                /* the header's AIO_FLAG_RECOVERY, copied */
+    int rec_fd[AIO_NPROCS];
+    uint32_t rec_pid[AIO_NPROCS];
+    uint32_t rec_gen;
+    int rec_scanned;
+    int rec_first, rec_n;
+    int rec_map[AIO_NPROCS];
+    int rec_died;
+    int rec_slot;
 } AioContext;
 
 #endif /* AIOCORE_CORE_H */

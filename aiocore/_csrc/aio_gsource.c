@@ -31,8 +31,14 @@ int aio_gsource_wait(AioContext *ctx, int64_t timeout_ns)
     if (!aio_is_home(ctx)) {
         return AIO_E_NOT_HOME;
     }
-    ctx->gs_npfd = aio_build_pollfds(ctx, ctx->gs_pfd);
-    return aio_wait(ctx, ctx->gs_pfd, ctx->gs_npfd, timeout_ns);
+    int n = ctx->gs_npfd = aio_build_pollfds(ctx, ctx->gs_pfd);
+    /* Recovery's pidfds join this wait (the model's gsource_poller: _wait
+     * then _recover); gs_npfd stays the core's entries, which dispatch
+     * alone looks at (check rebuilds them anyway). */
+    aio_recovery_pollfds(ctx, ctx->gs_pfd, &n);
+    int r = aio_wait(ctx, ctx->gs_pfd, n, timeout_ns);
+    aio_recovery_after_wait(ctx, ctx->gs_pfd, n);
+    return r;
 }
 
 /* glib's check: is anything ready?  Refreshes fd readiness without waiting. */

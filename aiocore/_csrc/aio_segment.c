@@ -91,6 +91,7 @@ int aio_peek(const void *buf, size_t len, uint64_t actual_size, aio_info *out)
     out->poll_grow = h.poll_grow;
     out->poll_shrink = h.poll_shrink;
     out->poll_max_ns = h.poll_max_ns;
+    out->flags = h.flags;
     if (h.skeleton > AIO_SKEL_POLLING || h.poll_max_ns < 0 ||
         h.poll_max_ns > AIO_MAX_POLL_MAX_NS) {
         return AIO_E_CORRUPT;
@@ -125,6 +126,10 @@ AioContext *aio_ctx_new(void)
         ctx->closed = 1;
         ctx->notifier_rfd = ctx->notifier_wfd = ctx->rescue_fd = -1;
         ctx->owner_pidfd = -1;
+        ctx->rec_slot = -1;
+        for (int i = 0; i < AIO_NPROCS; i++) {
+            ctx->rec_fd[i] = -1;   /* recovery: no pidfd watched */
+        }
     }
     return ctx;
 }
@@ -150,6 +155,7 @@ static void aio_release_resources(AioContext *ctx)
     aio_close_fd(&ctx->notifier_rfd);
     aio_close_fd(&ctx->rescue_fd);
     aio_close_fd(&ctx->owner_pidfd);
+    aio_recovery_release(ctx);
     free(ctx->events);
     ctx->events = NULL;
     ctx->bh = NULL;
@@ -285,6 +291,8 @@ int aio_ctx_create(AioContext *ctx, int shm_fd, uint32_t n_bh, uint32_t n_timers
     h->poll_max_ns = skeleton == AIO_SKEL_POLLING ? poll_max_ns : 0;
     h->poll_grow = poll_grow;
     h->poll_shrink = poll_shrink;
+    h->flags = ctx->create_flags & AIO_FLAG_RECOVERY;   /* aio_ctx_set_flags */
+    ctx->recovery = (h->flags & AIO_FLAG_RECOVERY) != 0;
     aio_adopt_skeleton(ctx, h);
     ctx->shm->owner.wait_timeout_ns = -1;
     ctx->shm->owner.poll_ns = 0;   /* QEMU starts at 0 and grows from 4 us */
@@ -347,7 +355,24 @@ int aio_ctx_attach(AioContext *ctx, int shm_fd, uint64_t actual_size,
     ctx->owner_pidfd = owner_pidfd;
     ctx->owner_pid = h.owner_pid;
     ctx->is_owner = 0;
+    ctx->recovery = (h.flags & AIO_FLAG_RECOVERY) != 0;
+    if (ctx->recovery && aio_recovery_register(ctx) != AIO_OK) {
+        /* Every process slot is taken: the owner could not watch us. */
+        ctx->notifier_rfd = ctx->notifier_wfd = ctx->rescue_fd = ctx->owner_pidfd = -1;
+        aio_release_resources(ctx);
+        return AIO_E_FULL;
+    }
     ctx->closed = 0;
+    return AIO_OK;
+}
+
+/* Flags the owner records in the header at aio_ctx_create (AIO_FLAG_*). */
+int aio_ctx_set_flags(AioContext *ctx, uint32_t flags)
+{
+    if (!ctx->closed || (flags & ~(uint32_t)AIO_FLAG_RECOVERY)) {
+        return AIO_E_INVAL;
+    }
+    ctx->create_flags = flags;
     return AIO_OK;
 }
 
@@ -377,6 +402,9 @@ int aio_ctx_close(AioContext *ctx)
     while (ctx->lock_depth > 0) {
         pthread_mutex_unlock(&ctx->shm->lock.mutex);
         ctx->lock_depth--;
+    }
+    if (!ctx->is_owner) {
+        aio_recovery_unregister(ctx);   /* a clean close is no death */
     }
     aio_release_resources(ctx);
     ctx->closed = 1;
