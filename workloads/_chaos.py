@@ -68,9 +68,9 @@ def use_build(chaos: Chaos):
 
     orig = _context._load_build
 
-    def load(strategy, step_log):
-        if step_log:
-            return orig(strategy, step_log)
+    def load(strategy, step_log, cflags=()):
+        if step_log or cflags:  # the step-log and breakpoint builds keep their own flags
+            return orig(strategy, step_log, cflags)
         return build(strategy)
 
     _context._load_build = load
