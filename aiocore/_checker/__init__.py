@@ -225,6 +225,7 @@ class CheckResult:
     faults: str = "none"
     recovery: bool = False
     peak_rss: int = 0  # bytes, when max_memory was watched
+    engine: str = "python"  # the search loop that ran: "c" or "python"
 
     @property
     def complete(self) -> bool:
@@ -269,8 +270,12 @@ class CheckResult:
 
 def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAULT_BOUNDS,
              *, want_trace: bool = True, skeleton: str = "2015", faults: str = "none",
-             recovery: bool = False) -> CheckResult:
-    """Explore one strategy under one memory model and configuration."""
+             recovery: bool = False, engine: str = "auto") -> CheckResult:
+    """Explore one strategy under one memory model and configuration.
+
+    ``engine`` picks the search loop: "c" (aiocore/_checker/_fast.py),
+    "python" (_search.py) or "auto" (C when it can be built); both explore
+    the same states and give the same verdicts and counterexamples."""
     if model not in MODELS:
         raise ModelError(f"unknown model {model!r} (models: {', '.join(MODELS)})")
     if config not in CONFIGS:
@@ -280,7 +285,7 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     prog = build(ir, model, config, n, k, skeleton=skeleton, faults=faults, recovery=recovery)
     ex = Explorer(prog, max_states=bounds.max_states)
     deadline = t0 + bounds.max_seconds if bounds.max_seconds else None
-    r = ex.explore(deadline=deadline, max_memory=bounds.max_memory)
+    r = ex.explore(deadline=deadline, max_memory=bounds.max_memory, engine=engine)
     verdict = r.verdict  # "unknown" if cut short before any failure was found
     trace = None
     explanation = ""
@@ -296,6 +301,7 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     return CheckResult(
         ir.name, model, config, verdict, r.states, r.transitions, seconds, trace,
         explanation, r.stopped_by, n, k, other, skeleton, faults, recovery, r.peak_rss,
+        getattr(r, "engine", "python"),
     )
 
 

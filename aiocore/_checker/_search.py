@@ -158,6 +158,8 @@ class ExploreResult:
         return max(bad, key=VERDICT_ORDER.index)
 
     def path_to(self, state):
+        if hasattr(self.parent, "path_to"):  # the C loop's parent links (_fast.py)
+            return self.parent.path_to(state)
         path = []
         while state is not None:
             path.append(state)

@@ -1,0 +1,386 @@
+# The C half of the search (_fast.py is the Python half): the breadth-first
+# loop over packed states, the visited set, the parent of every state and
+# the memo tables -- but no semantics.  What a process can do is still
+# computed by the Explorer in Python (_explore.py, the one definition of the
+# memory models); C only replays what Python computed, keyed exactly as the
+# Explorer's own memo tables are keyed:
+#
+#   moves   (process i, its interned id, the shared id, the locations other
+#           processes hold reserved by an RMW in flight, as a bit mask) ->
+#           [(shared id', process id', committed location, old value, bad)]
+#   commit  (process q, its id, location, old value) -> its id once a store
+#           of another process to that location became visible (arm: the
+#           stale value it may still read)
+#   pinfo   per interned process id: its reserved locations (arm) and, per
+#           process index, whether it is finished with an empty buffer
+#
+# When a lookup misses, run() returns to Python with the key, Python fills
+# the entry and calls run() again, which restarts the same state (nothing is
+# written before every lookup of a state succeeded).  So the states, their
+# order, the parent of each state -- and therefore every verdict and every
+# counterexample -- are those of the Python loop in _search.py, which stays
+# the reference (tests compare the two).
+#
+# A state is W = 1 + n uint32 words: (shared id, process ids...).  States are
+# stored once, in discovery order (index = BFS order); the visited set is an
+# open-addressing table of indices.
+CDEF = r"""
+typedef struct chk chk;
+chk *chk_new(int n, int arm);
+void chk_free(chk *c);
+int chk_add_initial(chk *c, const uint32_t *state);
+int chk_run(chk *c);
+void chk_next_layer(chk *c);
+void chk_pinfo(chk *c, uint32_t pid, uint64_t resv, uint64_t quiet);
+int chk_moves(chk *c, uint32_t i, uint32_t x, uint32_t sh, uint64_t resv, uint32_t n,
+              const uint32_t *moves);
+int chk_commit(chk *c, uint32_t q, uint32_t x, uint32_t loc, uint32_t old, uint32_t y);
+void chk_ack_terminal(chk *c);
+void chk_set_check_at(chk *c, uint64_t at);
+uint64_t chk_count(chk *c);
+uint64_t chk_transitions(chk *c);
+uint64_t chk_layer_start(chk *c);
+uint64_t chk_layer_end(chk *c);
+uint64_t chk_bytes(chk *c);
+const uint32_t *chk_state(chk *c, uint64_t idx);
+uint32_t chk_parent(chk *c, uint64_t idx);
+uint64_t chk_current(chk *c);
+uint64_t chk_nedges(chk *c);
+const uint32_t *chk_edges(chk *c);
+void chk_miss(chk *c, uint32_t *out);
+void chk_violation(chk *c, uint64_t *out);
+"""
+
+SOURCE = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { R_LAYER = 0, R_MISS_MOVES = 1, R_MISS_COMMIT = 2, R_MISS_PINFO = 3, R_TERMINAL = 4,
+       R_VIOLATION = 5, R_CHECK = 6, R_NOMEM = 7 };
+
+typedef struct chk chk;
+void chk_free(chk *c);
+#define MAXP 16
+#define MAXMV 4096
+
+typedef struct { uint32_t sh, pid, loc, old, bad; } move;   /* loc = 0xffffffff: no commit */
+typedef struct { uint64_t resv; uint32_t i, x, sh, used; uint32_t off, cnt; } mslot;
+typedef struct { uint32_t q, x, loc, old, y, used; } cslot;
+
+struct chk {
+    int n, W, arm;
+    uint32_t *st; uint64_t cap, count;
+    uint32_t *parent;
+    uint32_t *tab; uint64_t tmask;
+    mslot *mt; uint64_t mmask, mcount;
+    move *mv; uint64_t mvcap, mvcount;
+    cslot *ct; uint64_t cmask, ccount;
+    uint64_t *presv, *pquiet; uint64_t pcap, pcount;
+    uint64_t cur, layer_start, layer_end, transitions, check_at;
+    uint32_t *edges; uint64_t ecap, ecount;
+    int term_ack; uint64_t term_at;
+    uint32_t miss[6];
+    uint64_t viol_idx, viol_bad;
+    uint32_t scratch[MAXP + 1];
+};
+
+static uint64_t mix(uint64_t h) {
+    h ^= h >> 33; h *= 0xff51afd7ed558ccdULL; h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33; return h;
+}
+
+static uint64_t hstate(const uint32_t *s, int W) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (int k = 0; k < W; k++) h = (h ^ s[k]) * 0x100000001b3ULL;
+    return mix(h);
+}
+
+chk *chk_new(int n, int arm) {
+    if (n < 1 || n > MAXP) return NULL;
+    chk *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->n = n; c->W = n + 1; c->arm = arm;
+    c->cap = 1024;
+    c->st = malloc(c->cap * c->W * sizeof(uint32_t));
+    c->parent = malloc(c->cap * sizeof(uint32_t));
+    c->tmask = 2047; c->tab = calloc(c->tmask + 1, sizeof(uint32_t));
+    c->mmask = 1023; c->mt = calloc(c->mmask + 1, sizeof(mslot));
+    c->mvcap = 4096; c->mv = malloc(c->mvcap * sizeof(move));
+    c->cmask = 255; c->ct = calloc(c->cmask + 1, sizeof(cslot));
+    c->pcap = 1024; c->presv = calloc(c->pcap, 8); c->pquiet = calloc(c->pcap, 8);
+    c->ecap = 1024; c->edges = malloc(c->ecap * 2 * sizeof(uint32_t));
+    c->check_at = UINT64_MAX;
+    c->term_at = UINT64_MAX;
+    if (!c->st || !c->parent || !c->tab || !c->mt || !c->mv || !c->ct || !c->presv
+        || !c->pquiet || !c->edges) { chk_free(c); return NULL; }
+    return c;
+}
+
+void chk_free(chk *c) {
+    if (!c) return;
+    free(c->st); free(c->parent); free(c->tab); free(c->mt); free(c->mv); free(c->ct);
+    free(c->presv); free(c->pquiet); free(c->edges); free(c);
+}
+
+static int grow_tab(chk *c) {
+    uint64_t nm = c->tmask * 2 + 1;
+    uint32_t *t = calloc(nm + 1, sizeof(uint32_t));
+    if (!t) return -1;
+    for (uint64_t k = 0; k < c->count; k++) {
+        uint64_t h = hstate(c->st + k * c->W, c->W) & nm;
+        while (t[h]) h = (h + 1) & nm;
+        t[h] = (uint32_t)(k + 1);
+    }
+    free(c->tab); c->tab = t; c->tmask = nm;
+    return 0;
+}
+
+/* index of s, inserting it (parent p) if new; *isnew set; -1: out of memory */
+static int64_t insert(chk *c, const uint32_t *s, uint32_t p, int *isnew) {
+    int W = c->W;
+    uint64_t h = hstate(s, W) & c->tmask;
+    for (;;) {
+        uint32_t e = c->tab[h];
+        if (!e) break;
+        if (!memcmp(c->st + (uint64_t)(e - 1) * W, s, W * sizeof(uint32_t))) { *isnew = 0; return e - 1; }
+        h = (h + 1) & c->tmask;
+    }
+    if (c->count >= 0xfffffff0ULL) return -1;
+    if (c->count == c->cap) {
+        uint64_t nc = c->cap + c->cap / 2;
+        uint32_t *st = realloc(c->st, nc * W * sizeof(uint32_t));
+        if (!st) return -1;
+        c->st = st;
+        uint32_t *pa = realloc(c->parent, nc * sizeof(uint32_t));
+        if (!pa) return -1;
+        c->parent = pa; c->cap = nc;
+    }
+    uint64_t k = c->count++;
+    memcpy(c->st + k * W, s, W * sizeof(uint32_t));
+    c->parent[k] = p;
+    c->tab[h] = (uint32_t)(k + 1);
+    *isnew = 1;
+    if (c->count * 2 > c->tmask) { if (grow_tab(c)) return -1; }
+    return (int64_t)k;
+}
+
+int chk_add_initial(chk *c, const uint32_t *state) {
+    int isnew;
+    if (insert(c, state, 0xffffffffu, &isnew) < 0) return -1;
+    c->layer_start = 0; c->layer_end = c->count; c->cur = 0;
+    return 0;
+}
+
+void chk_next_layer(chk *c) { c->layer_start = c->layer_end; c->layer_end = c->count; }
+
+void chk_pinfo(chk *c, uint32_t pid, uint64_t resv, uint64_t quiet) {
+    if (pid >= c->pcap) {
+        uint64_t nc = c->pcap;
+        while (nc <= pid) nc *= 2;
+        uint64_t *a = realloc(c->presv, nc * 8), *b;
+        if (!a) return;
+        c->presv = a;
+        b = realloc(c->pquiet, nc * 8);
+        if (!b) return;
+        c->pquiet = b;
+        memset(c->presv + c->pcap, 0, (nc - c->pcap) * 8);
+        memset(c->pquiet + c->pcap, 0, (nc - c->pcap) * 8);
+        c->pcap = nc;
+    }
+    c->presv[pid] = resv; c->pquiet[pid] = quiet;
+    if (pid >= c->pcount) c->pcount = pid + 1;
+}
+
+static uint64_t mhash(uint32_t i, uint32_t x, uint32_t sh, uint64_t resv) {
+    return mix(((uint64_t)x << 32 ^ sh) * 31 + i * 0x9e3779b97f4a7c15ULL + resv * 0x100000001b3ULL);
+}
+
+static const mslot *mfind(chk *c, uint32_t i, uint32_t x, uint32_t sh, uint64_t resv) {
+    uint64_t h = mhash(i, x, sh, resv) & c->mmask;
+    for (;;) {
+        const mslot *m = &c->mt[h];
+        if (!m->used) return NULL;
+        if (m->i == i && m->x == x && m->sh == sh && m->resv == resv) return m;
+        h = (h + 1) & c->mmask;
+    }
+}
+
+static int mput(chk *c, uint32_t i, uint32_t x, uint32_t sh, uint64_t resv, uint32_t off, uint32_t cnt) {
+    if ((c->mcount + 1) * 2 > c->mmask) {
+        uint64_t nm = c->mmask * 2 + 1;
+        mslot *t = calloc(nm + 1, sizeof(mslot));
+        if (!t) return -1;
+        for (uint64_t k = 0; k <= c->mmask; k++) {
+            mslot *m = &c->mt[k];
+            if (!m->used) continue;
+            uint64_t h = mhash(m->i, m->x, m->sh, m->resv) & nm;
+            while (t[h].used) h = (h + 1) & nm;
+            t[h] = *m;
+        }
+        free(c->mt); c->mt = t; c->mmask = nm;
+    }
+    uint64_t h = mhash(i, x, sh, resv) & c->mmask;
+    while (c->mt[h].used) h = (h + 1) & c->mmask;
+    mslot *m = &c->mt[h];
+    m->i = i; m->x = x; m->sh = sh; m->resv = resv; m->off = off; m->cnt = cnt; m->used = 1;
+    c->mcount++;
+    return 0;
+}
+
+int chk_moves(chk *c, uint32_t i, uint32_t x, uint32_t sh, uint64_t resv, uint32_t n,
+              const uint32_t *moves) {
+    if (n > MAXMV) return -2;
+    while (c->mvcount + n > c->mvcap) {
+        move *m = realloc(c->mv, c->mvcap * 2 * sizeof(move));
+        if (!m) return -1;
+        c->mv = m; c->mvcap *= 2;
+    }
+    uint32_t off = (uint32_t)c->mvcount;
+    for (uint32_t k = 0; k < n; k++) {
+        move *m = &c->mv[off + k];
+        m->sh = moves[5 * k]; m->pid = moves[5 * k + 1]; m->loc = moves[5 * k + 2];
+        m->old = moves[5 * k + 3]; m->bad = moves[5 * k + 4];
+    }
+    c->mvcount += n;
+    return mput(c, i, x, sh, resv, off, n);
+}
+
+static uint64_t chash(uint32_t q, uint32_t x, uint32_t loc, uint32_t old) {
+    return mix(((uint64_t)x << 32 ^ old) * 31 + q * 0x9e3779b97f4a7c15ULL + loc * 0x100000001b3ULL);
+}
+
+static int cfind(chk *c, uint32_t q, uint32_t x, uint32_t loc, uint32_t old, uint32_t *y) {
+    uint64_t h = chash(q, x, loc, old) & c->cmask;
+    for (;;) {
+        const cslot *e = &c->ct[h];
+        if (!e->used) return 0;
+        if (e->q == q && e->x == x && e->loc == loc && e->old == old) { *y = e->y; return 1; }
+        h = (h + 1) & c->cmask;
+    }
+}
+
+int chk_commit(chk *c, uint32_t q, uint32_t x, uint32_t loc, uint32_t old, uint32_t y) {
+    if ((c->ccount + 1) * 2 > c->cmask) {
+        uint64_t nm = c->cmask * 2 + 1;
+        cslot *t = calloc(nm + 1, sizeof(cslot));
+        if (!t) return -1;
+        for (uint64_t k = 0; k <= c->cmask; k++) {
+            cslot *e = &c->ct[k];
+            if (!e->used) continue;
+            uint64_t h = chash(e->q, e->x, e->loc, e->old) & nm;
+            while (t[h].used) h = (h + 1) & nm;
+            t[h] = *e;
+        }
+        free(c->ct); c->ct = t; c->cmask = nm;
+    }
+    uint64_t h = chash(q, x, loc, old) & c->cmask;
+    while (c->ct[h].used) h = (h + 1) & c->cmask;
+    cslot *e = &c->ct[h];
+    e->q = q; e->x = x; e->loc = loc; e->old = old; e->y = y; e->used = 1;
+    c->ccount++;
+    return 0;
+}
+
+void chk_ack_terminal(chk *c) { c->term_ack = 1; }
+void chk_set_check_at(chk *c, uint64_t at) { c->check_at = at; }
+
+static int add_edge(chk *c, uint32_t a, uint32_t b) {
+    if (c->ecount == c->ecap) {
+        uint32_t *e = realloc(c->edges, c->ecap * 4 * sizeof(uint32_t));
+        if (!e) return -1;
+        c->edges = e; c->ecap *= 2;
+    }
+    c->edges[2 * c->ecount] = a; c->edges[2 * c->ecount + 1] = b;
+    c->ecount++;
+    return 0;
+}
+
+int chk_run(chk *c) {
+    const int n = c->n, W = c->W;
+    const mslot *ms[MAXP];
+    uint64_t rm[MAXP];
+    while (c->cur < c->layer_end) {
+        const uint32_t *s = c->st + c->cur * W;
+        uint32_t sh = s[0];
+        for (int q = 0; q < n; q++) {
+            uint32_t x = s[q + 1];
+            if (x >= c->pcount) { c->miss[0] = x; return R_MISS_PINFO; }
+            rm[q] = c->arm ? c->presv[x] : 0;
+        }
+        uint32_t total = 0;
+        for (int i = 0; i < n; i++) {
+            uint64_t resv = 0;
+            if (c->arm) for (int q = 0; q < n; q++) if (q != i) resv |= rm[q];
+            ms[i] = mfind(c, i, s[i + 1], sh, resv);
+            if (!ms[i]) {
+                c->miss[0] = i; c->miss[1] = s[i + 1]; c->miss[2] = sh;
+                c->miss[3] = (uint32_t)resv; c->miss[4] = (uint32_t)(resv >> 32);
+                return R_MISS_MOVES;
+            }
+            total += ms[i]->cnt;
+            for (uint32_t k = 0; k < ms[i]->cnt; k++) {
+                const move *m = &c->mv[ms[i]->off + k];
+                if (m->loc == 0xffffffffu) continue;
+                for (int q = 0; q < n; q++) {
+                    uint32_t y;
+                    if (q == i) continue;
+                    if (!cfind(c, q, s[q + 1], m->loc, m->old, &y)) {
+                        c->miss[0] = q; c->miss[1] = s[q + 1]; c->miss[2] = m->loc; c->miss[3] = m->old;
+                        return R_MISS_COMMIT;
+                    }
+                }
+            }
+        }
+        if (total == 0 && !(c->term_ack && c->term_at == c->cur)) {
+            c->term_at = c->cur; c->term_ack = 0;
+            return R_TERMINAL;
+        }
+        int quiet = 1;
+        for (int q = 1; q < n; q++) if (!((c->pquiet[s[q + 1]] >> q) & 1)) { quiet = 0; break; }
+        uint32_t me = (uint32_t)c->cur;
+        if (quiet && total == 0 && add_edge(c, me, 0xffffffffu)) return R_NOMEM;  /* a quiescent end */
+        int viol = 0;
+        for (int i = 0; i < n; i++) {
+            for (uint32_t k = 0; k < ms[i]->cnt; k++) {
+                const move *m = &c->mv[ms[i]->off + k];
+                uint32_t *ns = c->scratch;
+                s = c->st + c->cur * W;  /* insert may move the array */
+                memcpy(ns, s, W * sizeof(uint32_t));
+                if (m->loc != 0xffffffffu)
+                    for (int q = 0; q < n; q++) {
+                        if (q == i) continue;
+                        cfind(c, q, s[q + 1], m->loc, m->old, &ns[q + 1]);
+                    }
+                ns[0] = m->sh; ns[i + 1] = m->pid;
+                int isnew;
+                int64_t t = insert(c, ns, me, &isnew);
+                if (t < 0) return R_NOMEM;
+                if (quiet && add_edge(c, me, (uint32_t)t)) return R_NOMEM;
+                if (m->bad && !viol) { viol = 1; c->viol_idx = (uint64_t)t; c->viol_bad = m->bad; }
+            }
+        }
+        c->transitions += total;
+        c->cur++;
+        if (viol) return R_VIOLATION;
+        if (c->count >= c->check_at) return R_CHECK;
+    }
+    return R_LAYER;
+}
+
+uint64_t chk_count(chk *c) { return c->count; }
+uint64_t chk_transitions(chk *c) { return c->transitions; }
+uint64_t chk_layer_start(chk *c) { return c->layer_start; }
+uint64_t chk_layer_end(chk *c) { return c->layer_end; }
+uint64_t chk_current(chk *c) { return c->cur; }
+uint64_t chk_bytes(chk *c) {
+    return c->cap * (c->W + 1) * 4 + (c->tmask + 1) * 4 + (c->mmask + 1) * sizeof(mslot)
+        + c->mvcap * sizeof(move) + (c->cmask + 1) * sizeof(cslot) + c->ecap * 8;
+}
+const uint32_t *chk_state(chk *c, uint64_t idx) { return c->st + idx * c->W; }
+uint32_t chk_parent(chk *c, uint64_t idx) { return c->parent[idx]; }
+uint64_t chk_nedges(chk *c) { return c->ecount; }
+const uint32_t *chk_edges(chk *c) { return c->edges; }
+void chk_miss(chk *c, uint32_t *out) { memcpy(out, c->miss, sizeof c->miss); }
+void chk_violation(chk *c, uint64_t *out) { out[0] = c->viol_idx; out[1] = c->viol_bad; }
+"""

@@ -1,0 +1,61 @@
+"""The checker at scale: the C search loop and the reductions change the cost of a check, never its result."""
+import pytest
+
+from aiocore import _plugins
+from aiocore._checker import Bounds, check_ir, supported_configs
+from aiocore._checker import _fast
+
+MODELS = ("sc", "tso", "arm")
+BUILTINS = [i.name for i in _plugins.registry() if i.ir is not None and i.status == "ok"]
+
+needs_c = pytest.mark.skipif(not _fast.available(), reason=f"the C loop cannot be built: {_fast.why_not()}")
+
+
+def _same(a, b):
+    return (a.verdict, a.states, a.transitions, a.trace, a.other) == (b.verdict, b.states, b.transitions, b.trace, b.other)
+
+
+@needs_c
+@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("model", MODELS)
+def test_c_loop_explores_the_python_loop_states(name, model):
+    """The C loop finds the same states, transitions, verdict and counterexample as the Python loop."""
+    ir = _plugins.get(name).ir
+    for config in supported_configs(ir):
+        b = Bounds(1, 2, 1, 2)
+        py = check_ir(ir, model, config, b, engine="python")
+        c = check_ir(ir, model, config, b, engine="c")
+        assert (py.engine, c.engine) == ("python", "c")
+        assert _same(py, c), (config, py.verdict, c.verdict, py.states, c.states)
+
+
+@needs_c
+@pytest.mark.parametrize("skeleton,faults,recovery", [("polling", "none", False), ("2015", "crash", True),
+                                                      ("polling", "crash", False)])
+def test_c_loop_equals_python_loop_with_skeleton_and_faults(skeleton, faults, recovery):
+    """CHOOSE, crash and recovery moves go through the C loop unchanged."""
+    ir = _plugins.get("notified").ir
+    for model in MODELS:
+        py = check_ir(ir, model, "home", Bounds(2, 1), engine="python", skeleton=skeleton, faults=faults,
+                      recovery=recovery)
+        c = check_ir(ir, model, "home", Bounds(2, 1), engine="c", skeleton=skeleton, faults=faults,
+                     recovery=recovery)
+        assert _same(py, c), (model, py.verdict, c.verdict)
+
+
+@needs_c
+def test_c_loop_stops_at_max_states_like_python():
+    """A run cut by max_states is unknown after the same number of states in both loops."""
+    ir = _plugins.get("explicit-mb").ir
+    py = check_ir(ir, "arm", "home", Bounds(max_states=500), engine="python", want_trace=False)
+    c = check_ir(ir, "arm", "home", Bounds(max_states=500), engine="c", want_trace=False)
+    assert (py.verdict, py.stopped_by, py.states) == (c.verdict, c.stopped_by, c.states) == (
+        "unknown", "max-states", py.states)
+
+
+def test_unknown_engine_is_refused():
+    """An engine name that does not exist is a clear error, not a silent fallback."""
+    from aiocore._checker import ModelError
+
+    with pytest.raises(ModelError, match="unknown engine 'fortran'"):
+        check_ir(_plugins.get("notified").ir, "sc", "home", engine="fortran")
