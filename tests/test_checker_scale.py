@@ -59,3 +59,18 @@ def test_unknown_engine_is_refused():
 
     with pytest.raises(ModelError, match="unknown engine 'fortran'"):
         check_ir(_plugins.get("notified").ir, "sc", "home", engine="fortran")
+
+
+@needs_c
+@pytest.mark.parametrize("model", MODELS)
+def test_packed_keys_survive_repacking(model):
+    """Ids outgrowing their packed width (start at 1 bit each) re-pack every key: same states, same verdict."""
+    from aiocore._checker._explore import Explorer
+    from aiocore._checker._program import build
+
+    ir = _plugins.get("late-clear").ir
+    ref = Explorer(build(ir, model, "foreign", 1, 2)).explore(engine="python")
+    r = _fast.search(Explorer(build(ir, model, "foreign", 1, 2)), narrow=1)
+    assert (r.verdict, r.states, r.transitions, set(r.found)) == (ref.verdict, ref.states, ref.transitions,
+                                                                set(ref.found))
+    assert [s for s in r.path_to(r.found[r.verdict][0])] == ref.path_to(ref.found[ref.verdict][0])

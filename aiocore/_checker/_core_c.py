@@ -21,9 +21,13 @@
 # counterexample -- are those of the Python loop in _search.py, which stays
 # the reference (tests compare the two).
 #
-# A state is W = 1 + n uint32 words: (shared id, process ids...).  States are
-# stored once, in discovery order (index = BFS order); the visited set is an
-# open-addressing table of indices.
+# A state is W = 1 + n ids (shared id, process ids...), packed into one 64-bit
+# key (each position as wide as its largest id needs; when an id outgrows its
+# width every key is re-packed).  Keys are stored once, in discovery order
+# (index = BFS order), with the parent's index; the visited set is an
+# open-addressing table of the keys themselves, so a lookup touches one
+# cache line.  Programs whose ids need more than 63 bits in all stop with
+# R_WIDE and the Python loop takes over.
 CDEF = r"""
 typedef struct chk chk;
 chk *chk_new(int n, int arm);
@@ -36,17 +40,20 @@ int chk_moves(chk *c, uint32_t i, uint32_t x, uint32_t sh, uint64_t resv, uint32
               const uint32_t *moves);
 int chk_commit(chk *c, uint32_t q, uint32_t x, uint32_t loc, uint32_t old, uint32_t y);
 void chk_ack_terminal(chk *c);
+int chk_narrow(chk *c, int bits);
 void chk_set_check_at(chk *c, uint64_t at);
 uint64_t chk_count(chk *c);
 uint64_t chk_transitions(chk *c);
 uint64_t chk_layer_start(chk *c);
 uint64_t chk_layer_end(chk *c);
 uint64_t chk_bytes(chk *c);
-const uint32_t *chk_state(chk *c, uint64_t idx);
+void chk_state(chk *c, uint64_t idx, uint32_t *out);
 uint32_t chk_parent(chk *c, uint64_t idx);
 uint64_t chk_current(chk *c);
 uint64_t chk_nedges(chk *c);
-const uint32_t *chk_edges(chk *c);
+const uint32_t *chk_edges_src(chk *c);
+const uint64_t *chk_edges_dst(chk *c);
+int chk_resolve(chk *c);
 void chk_miss(chk *c, uint32_t *out);
 void chk_violation(chk *c, uint64_t *out);
 """
@@ -57,7 +64,7 @@ SOURCE = r"""
 #include <string.h>
 
 enum { R_LAYER = 0, R_MISS_MOVES = 1, R_MISS_COMMIT = 2, R_MISS_PINFO = 3, R_TERMINAL = 4,
-       R_VIOLATION = 5, R_CHECK = 6, R_NOMEM = 7 };
+       R_VIOLATION = 5, R_CHECK = 6, R_NOMEM = 7, R_WIDE = 8 };
 
 typedef struct chk chk;
 void chk_free(chk *c);
@@ -70,18 +77,22 @@ typedef struct { uint32_t q, x, loc, old, y, used; } cslot;
 
 struct chk {
     int n, W, arm;
-    uint32_t *st; uint64_t cap, count;
+    /* states, in discovery order, packed into one word each (see encode) */
+    uint64_t *key; uint64_t cap, count;
     uint32_t *parent;
-    uint32_t *tab; uint64_t tmask;
+    uint64_t *tab; uint64_t tmask;            /* the visited set: packed keys, 0 = empty */
+    int bits[MAXP + 1], shift[MAXP + 1];
+    uint32_t maxseen[MAXP + 1];
     mslot *mt; uint64_t mmask, mcount;
     move *mv; uint64_t mvcap, mvcount;
     cslot *ct; uint64_t cmask, ccount;
     uint64_t *presv, *pquiet; uint64_t pcap, pcount;
     uint64_t cur, layer_start, layer_end, transitions, check_at;
-    uint32_t *edges; uint64_t ecap, ecount;
+    uint32_t *esrc; uint64_t *edst; uint64_t ecap, ecount;   /* quiescent edges: (index, key) */
     int term_ack; uint64_t term_at;
     uint32_t miss[6];
-    uint64_t viol_idx, viol_bad;
+    uint64_t viol_key, viol_idx, viol_bad;
+    uint32_t cur_words[MAXP + 1];
     uint32_t scratch[MAXP + 1];
 };
 
@@ -90,10 +101,79 @@ static uint64_t mix(uint64_t h) {
     h ^= h >> 33; return h;
 }
 
-static uint64_t hstate(const uint32_t *s, int W) {
-    uint64_t h = 0x9e3779b97f4a7c15ULL;
-    for (int k = 0; k < W; k++) h = (h ^ s[k]) * 0x100000001b3ULL;
-    return mix(h);
+/* A state's W ids packed into 63 bits (bit 63 set, so that 0 means "empty");
+   the width of each position grows when an id outgrows it (repack). */
+static int encode(const chk *c, const uint32_t *s, uint64_t *out) {
+    uint64_t k = 1ULL << 63;
+    for (int w = 0; w < c->W; w++) {
+        if (c->bits[w] < 32 && (s[w] >> c->bits[w])) return w;
+        k |= (uint64_t)s[w] << c->shift[w];
+    }
+    *out = k;
+    return -1;
+}
+
+static void decode(const chk *c, uint64_t k, uint32_t *s) {
+    for (int w = 0; w < c->W; w++) s[w] = (uint32_t)((k >> c->shift[w]) & ((1ULL << c->bits[w]) - 1));
+}
+
+static void set_shifts(chk *c) {
+    int sh = 0;
+    for (int w = 0; w < c->W; w++) { c->shift[w] = sh; sh += c->bits[w]; }
+}
+
+static int bitlen(uint32_t v) { int b = 0; while (v) { b++; v >>= 1; } return b; }
+
+static int tab_insert_key(uint64_t *t, uint64_t mask, uint64_t k) {
+    uint64_t h = mix(k) & mask;
+    while (t[h]) h = (h + 1) & mask;
+    t[h] = k;
+    return 0;
+}
+
+static int rebuild_tab(chk *c, uint64_t nm) {
+    /* the table is rebuilt from the keys, so the old one goes first: the
+       peak is the new table, not both */
+    free(c->tab);
+    c->tab = NULL;
+    uint64_t *t = calloc(nm + 1, sizeof(uint64_t));
+    if (!t) return -1;
+    for (uint64_t j = 0; j < c->count; j++) tab_insert_key(t, nm, c->key[j]);
+    c->tab = t; c->tmask = nm;
+    return 0;
+}
+
+/* position w must hold v: new widths, every stored key re-packed; -2 if 63 bits cannot */
+static int repack(chk *c, int w, uint32_t v) {
+    int need[MAXP + 1], total = 0, old_bits[MAXP + 1], old_shift[MAXP + 1];
+    for (int q = 0; q < c->W; q++) {
+        need[q] = bitlen(c->maxseen[q]);
+        if (need[q] < 1) need[q] = 1;
+    }
+    need[w] = bitlen(v) + 1;
+    for (int q = 0; q < c->W; q++) total += need[q];
+    if (total > 63) return -2;
+    int spare = 63 - total;
+    for (int q = 0; spare > 0; q = (q + 1) % c->W) { need[q]++; spare--; }
+    memcpy(old_bits, c->bits, sizeof old_bits); memcpy(old_shift, c->shift, sizeof old_shift);
+    uint32_t tmp[MAXP + 1];
+    chk o = *c;
+    memcpy(c->bits, need, sizeof need);
+    set_shifts(c);
+    for (uint64_t j = 0; j < c->count; j++) {
+        memcpy(o.bits, old_bits, sizeof old_bits); memcpy(o.shift, old_shift, sizeof old_shift);
+        decode(&o, c->key[j], tmp);
+        uint64_t k;
+        encode(c, tmp, &k);
+        c->key[j] = k;
+    }
+    for (uint64_t e = 0; e < c->ecount; e++) {
+        if (!c->edst[e]) continue;
+        decode(&o, c->edst[e], tmp);
+        encode(c, tmp, &c->edst[e]);
+    }
+    if (c->viol_key) { decode(&o, c->viol_key, tmp); encode(c, tmp, &c->viol_key); }
+    return rebuild_tab(c, c->tmask);
 }
 
 chk *chk_new(int n, int arm) {
@@ -101,73 +181,68 @@ chk *chk_new(int n, int arm) {
     chk *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->n = n; c->W = n + 1; c->arm = arm;
+    for (int w = 0; w < c->W; w++) c->bits[w] = 63 / c->W;
+    set_shifts(c);
     c->cap = 1024;
-    c->st = malloc(c->cap * c->W * sizeof(uint32_t));
+    c->key = malloc(c->cap * sizeof(uint64_t));
     c->parent = malloc(c->cap * sizeof(uint32_t));
-    c->tmask = 2047; c->tab = calloc(c->tmask + 1, sizeof(uint32_t));
+    c->tmask = 2047; c->tab = calloc(c->tmask + 1, sizeof(uint64_t));
     c->mmask = 1023; c->mt = calloc(c->mmask + 1, sizeof(mslot));
     c->mvcap = 4096; c->mv = malloc(c->mvcap * sizeof(move));
     c->cmask = 255; c->ct = calloc(c->cmask + 1, sizeof(cslot));
     c->pcap = 1024; c->presv = calloc(c->pcap, 8); c->pquiet = calloc(c->pcap, 8);
-    c->ecap = 1024; c->edges = malloc(c->ecap * 2 * sizeof(uint32_t));
+    c->ecap = 1024; c->esrc = malloc(c->ecap * sizeof(uint32_t)); c->edst = malloc(c->ecap * 8);
     c->check_at = UINT64_MAX;
     c->term_at = UINT64_MAX;
-    if (!c->st || !c->parent || !c->tab || !c->mt || !c->mv || !c->ct || !c->presv
-        || !c->pquiet || !c->edges) { chk_free(c); return NULL; }
+    if (!c->key || !c->parent || !c->tab || !c->mt || !c->mv || !c->ct || !c->presv
+        || !c->pquiet || !c->esrc || !c->edst) { chk_free(c); return NULL; }
     return c;
 }
 
 void chk_free(chk *c) {
     if (!c) return;
-    free(c->st); free(c->parent); free(c->tab); free(c->mt); free(c->mv); free(c->ct);
-    free(c->presv); free(c->pquiet); free(c->edges); free(c);
+    free(c->key); free(c->parent); free(c->tab); free(c->mt); free(c->mv); free(c->ct);
+    free(c->presv); free(c->pquiet); free(c->esrc); free(c->edst); free(c);
 }
 
-static int grow_tab(chk *c) {
-    uint64_t nm = c->tmask * 2 + 1;
-    uint32_t *t = calloc(nm + 1, sizeof(uint32_t));
-    if (!t) return -1;
-    for (uint64_t k = 0; k < c->count; k++) {
-        uint64_t h = hstate(c->st + k * c->W, c->W) & nm;
-        while (t[h]) h = (h + 1) & nm;
-        t[h] = (uint32_t)(k + 1);
+/* insert s (parent p) if new: 1 new, 0 known, -1 out of memory, -2 too wide; *kout its key */
+static int insert(chk *c, const uint32_t *s, uint32_t p, uint64_t *kout) {
+    uint64_t k;
+    int w;
+    while ((w = encode(c, s, &k)) >= 0) {
+        int r = repack(c, w, s[w]);
+        if (r) return r;
     }
-    free(c->tab); c->tab = t; c->tmask = nm;
-    return 0;
-}
-
-/* index of s, inserting it (parent p) if new; *isnew set; -1: out of memory */
-static int64_t insert(chk *c, const uint32_t *s, uint32_t p, int *isnew) {
-    int W = c->W;
-    uint64_t h = hstate(s, W) & c->tmask;
+    *kout = k;
+    uint64_t h = mix(k) & c->tmask;
     for (;;) {
-        uint32_t e = c->tab[h];
+        uint64_t e = c->tab[h];
         if (!e) break;
-        if (!memcmp(c->st + (uint64_t)(e - 1) * W, s, W * sizeof(uint32_t))) { *isnew = 0; return e - 1; }
+        if (e == k) return 0;
         h = (h + 1) & c->tmask;
     }
     if (c->count >= 0xfffffff0ULL) return -1;
     if (c->count == c->cap) {
         uint64_t nc = c->cap + c->cap / 2;
-        uint32_t *st = realloc(c->st, nc * W * sizeof(uint32_t));
-        if (!st) return -1;
-        c->st = st;
+        uint64_t *ks = realloc(c->key, nc * sizeof(uint64_t));
+        if (!ks) return -1;
+        c->key = ks;
         uint32_t *pa = realloc(c->parent, nc * sizeof(uint32_t));
         if (!pa) return -1;
         c->parent = pa; c->cap = nc;
     }
-    uint64_t k = c->count++;
-    memcpy(c->st + k * W, s, W * sizeof(uint32_t));
-    c->parent[k] = p;
-    c->tab[h] = (uint32_t)(k + 1);
-    *isnew = 1;
-    if (c->count * 2 > c->tmask) { if (grow_tab(c)) return -1; }
-    return (int64_t)k;
+    uint64_t j = c->count++;
+    c->key[j] = k;
+    c->parent[j] = p;
+    c->tab[h] = k;
+    for (int q = 0; q < c->W; q++) if (s[q] > c->maxseen[q]) c->maxseen[q] = s[q];
+    if (c->count * 2 > c->tmask) { if (rebuild_tab(c, c->tmask * 2 + 1)) return -1; }
+    return 1;
 }
 
 int chk_add_initial(chk *c, const uint32_t *state) {
-    int isnew;
-    if (insert(c, state, 0xffffffffu, &isnew) < 0) return -1;
+    uint64_t k;
+    if (insert(c, state, 0xffffffffu, &k) < 0) return -1;
     c->layer_start = 0; c->layer_end = c->count; c->cur = 0;
     return 0;
 }
@@ -283,15 +358,27 @@ int chk_commit(chk *c, uint32_t q, uint32_t x, uint32_t loc, uint32_t old, uint3
 }
 
 void chk_ack_terminal(chk *c) { c->term_ack = 1; }
+
+/* tests: start every position `bits` wide (before the first state), so that
+   the ids outgrow them and the keys are re-packed many times */
+int chk_narrow(chk *c, int bits) {
+    if (c->count || bits < 1 || bits * c->W > 63) return -1;
+    for (int w = 0; w < c->W; w++) c->bits[w] = bits;
+    set_shifts(c);
+    return 0;
+}
 void chk_set_check_at(chk *c, uint64_t at) { c->check_at = at; }
 
-static int add_edge(chk *c, uint32_t a, uint32_t b) {
+static int add_edge(chk *c, uint32_t a, uint64_t bkey) {
     if (c->ecount == c->ecap) {
-        uint32_t *e = realloc(c->edges, c->ecap * 4 * sizeof(uint32_t));
+        uint32_t *e = realloc(c->esrc, c->ecap * 2 * sizeof(uint32_t));
         if (!e) return -1;
-        c->edges = e; c->ecap *= 2;
+        c->esrc = e;
+        uint64_t *d = realloc(c->edst, c->ecap * 2 * 8);
+        if (!d) return -1;
+        c->edst = d; c->ecap *= 2;
     }
-    c->edges[2 * c->ecount] = a; c->edges[2 * c->ecount + 1] = b;
+    c->esrc[c->ecount] = a; c->edst[c->ecount] = bkey;
     c->ecount++;
     return 0;
 }
@@ -300,8 +387,9 @@ int chk_run(chk *c) {
     const int n = c->n, W = c->W;
     const mslot *ms[MAXP];
     uint64_t rm[MAXP];
+    uint32_t *s = c->cur_words;
     while (c->cur < c->layer_end) {
-        const uint32_t *s = c->st + c->cur * W;
+        decode(c, c->key[c->cur], s);
         uint32_t sh = s[0];
         for (int q = 0; q < n; q++) {
             uint32_t x = s[q + 1];
@@ -339,13 +427,12 @@ int chk_run(chk *c) {
         int quiet = 1;
         for (int q = 1; q < n; q++) if (!((c->pquiet[s[q + 1]] >> q) & 1)) { quiet = 0; break; }
         uint32_t me = (uint32_t)c->cur;
-        if (quiet && total == 0 && add_edge(c, me, 0xffffffffu)) return R_NOMEM;  /* a quiescent end */
+        if (quiet && total == 0 && add_edge(c, me, 0)) return R_NOMEM;  /* a quiescent end */
         int viol = 0;
         for (int i = 0; i < n; i++) {
             for (uint32_t k = 0; k < ms[i]->cnt; k++) {
                 const move *m = &c->mv[ms[i]->off + k];
                 uint32_t *ns = c->scratch;
-                s = c->st + c->cur * W;  /* insert may move the array */
                 memcpy(ns, s, W * sizeof(uint32_t));
                 if (m->loc != 0xffffffffu)
                     for (int q = 0; q < n; q++) {
@@ -353,11 +440,12 @@ int chk_run(chk *c) {
                         cfind(c, q, s[q + 1], m->loc, m->old, &ns[q + 1]);
                     }
                 ns[0] = m->sh; ns[i + 1] = m->pid;
-                int isnew;
-                int64_t t = insert(c, ns, me, &isnew);
-                if (t < 0) return R_NOMEM;
-                if (quiet && add_edge(c, me, (uint32_t)t)) return R_NOMEM;
-                if (m->bad && !viol) { viol = 1; c->viol_idx = (uint64_t)t; c->viol_bad = m->bad; }
+                uint64_t tk;
+                int r = insert(c, ns, me, &tk);
+                if (r == -2) return R_WIDE;
+                if (r < 0) return R_NOMEM;
+                if (quiet && add_edge(c, me, tk)) return R_NOMEM;
+                if (m->bad && !viol) { viol = 1; c->viol_key = tk; c->viol_bad = m->bad; }
             }
         }
         c->transitions += total;
@@ -368,19 +456,51 @@ int chk_run(chk *c) {
     return R_LAYER;
 }
 
+/* The index of every edge's target and of the violation, from their keys:
+   one pass over the states with a small table of the keys asked for. */
+int chk_resolve(chk *c) {
+    uint64_t want = c->ecount + 1, mask = 1;
+    while (mask < want * 2) mask <<= 1;
+    mask -= 1;
+    uint64_t *ks = calloc(mask + 1, 8);
+    uint32_t *ix = malloc((mask + 1) * 4);
+    if (!ks || !ix) { free(ks); free(ix); return -1; }
+    for (uint64_t e = 0; e < c->ecount; e++) if (c->edst[e]) tab_insert_key(ks, mask, c->edst[e]);
+    if (c->viol_key) tab_insert_key(ks, mask, c->viol_key);
+    for (uint64_t j = 0; j < c->count; j++) {
+        uint64_t k = c->key[j], h = mix(k) & mask;
+        while (ks[h]) { if (ks[h] == k) { ix[h] = (uint32_t)j; break; } h = (h + 1) & mask; }
+    }
+    for (uint64_t e = 0; e < c->ecount; e++) {
+        uint64_t k = c->edst[e];
+        if (!k) { c->edst[e] = 0xffffffffu; continue; }
+        uint64_t h = mix(k) & mask;
+        while (ks[h] != k) h = (h + 1) & mask;
+        c->edst[e] = ix[h];
+    }
+    if (c->viol_key) {
+        uint64_t h = mix(c->viol_key) & mask;
+        while (ks[h] != c->viol_key) h = (h + 1) & mask;
+        c->viol_idx = ix[h];
+    }
+    free(ks); free(ix);
+    return 0;
+}
+
 uint64_t chk_count(chk *c) { return c->count; }
 uint64_t chk_transitions(chk *c) { return c->transitions; }
 uint64_t chk_layer_start(chk *c) { return c->layer_start; }
 uint64_t chk_layer_end(chk *c) { return c->layer_end; }
 uint64_t chk_current(chk *c) { return c->cur; }
 uint64_t chk_bytes(chk *c) {
-    return c->cap * (c->W + 1) * 4 + (c->tmask + 1) * 4 + (c->mmask + 1) * sizeof(mslot)
-        + c->mvcap * sizeof(move) + (c->cmask + 1) * sizeof(cslot) + c->ecap * 8;
+    return c->cap * 12 + (c->tmask + 1) * 8 + (c->mmask + 1) * sizeof(mslot)
+        + c->mvcap * sizeof(move) + (c->cmask + 1) * sizeof(cslot) + c->ecap * 12;
 }
-const uint32_t *chk_state(chk *c, uint64_t idx) { return c->st + idx * c->W; }
+void chk_state(chk *c, uint64_t idx, uint32_t *out) { decode(c, c->key[idx], out); }
 uint32_t chk_parent(chk *c, uint64_t idx) { return c->parent[idx]; }
 uint64_t chk_nedges(chk *c) { return c->ecount; }
-const uint32_t *chk_edges(chk *c) { return c->edges; }
+const uint32_t *chk_edges_src(chk *c) { return c->esrc; }
+const uint64_t *chk_edges_dst(chk *c) { return c->edst; }
 void chk_miss(chk *c, uint32_t *out) { memcpy(out, c->miss, sizeof c->miss); }
 void chk_violation(chk *c, uint64_t *out) { out[0] = c->viol_idx; out[1] = c->viol_bad; }
 """

@@ -584,7 +584,12 @@ class Explorer:
         if engine not in ("auto", "c", "python"):
             raise ModelError(f"unknown engine {engine!r} (engines: auto, c, python)")
         if engine != "python" and _fast.available(self):
-            return _fast.search(self, deadline=deadline, max_memory=max_memory)
+            try:
+                return _fast.search(self, deadline=deadline, max_memory=max_memory)
+            except _fast.TooWide:
+                if engine == "c":
+                    raise ModelError("the checker's C loop cannot run here: the state ids "
+                                     "need more than 63 bits") from None
         if engine == "c":
             raise ModelError(f"the checker's C loop cannot run here: {_fast.why_not() or 'program too large'}")
         r = search(self, deadline=deadline, max_memory=max_memory)

@@ -24,7 +24,12 @@ from pathlib import Path
 from . import _core_c
 from ._program import ARM
 
-R_LAYER, R_MISS_MOVES, R_MISS_COMMIT, R_MISS_PINFO, R_TERMINAL, R_VIOLATION, R_CHECK, R_NOMEM = range(8)
+(R_LAYER, R_MISS_MOVES, R_MISS_COMMIT, R_MISS_PINFO, R_TERMINAL, R_VIOLATION, R_CHECK, R_NOMEM,
+ R_WIDE) = range(9)
+
+
+class TooWide(Exception):
+    """The program's ids do not pack into 63 bits: the Python loop must run it."""
 NO_LOC = 0xFFFFFFFF
 
 _lib = None
@@ -95,6 +100,7 @@ class _Handle:
         if self.c == ffi.NULL:
             raise MemoryError("the checker's C core could not allocate its tables")
         self.W = n + 1
+        self._out = ffi.new("uint32_t[]", n + 1)
 
     def __del__(self):
         c, self.c = getattr(self, "c", None), None
@@ -102,8 +108,8 @@ class _Handle:
             self.lib.chk_free(c)
 
     def state(self, idx):
-        p = self.lib.chk_state(self.c, idx)
-        return tuple(p[k] for k in range(self.W))
+        self.lib.chk_state(self.c, idx, self._out)
+        return tuple(self._out)
 
 
 class CParents:
@@ -167,14 +173,17 @@ class CParents:
         return True
 
 
-def search(ex, *, deadline=None, max_memory=None):
-    """_search.search, with the loop in C (same result)."""
+def search(ex, *, deadline=None, max_memory=None, narrow=None):
+    """_search.search, with the loop in C (same result).  ``narrow`` (tests):
+    start every id position that many bits wide, to exercise re-packing."""
     from ._search import MEMORY_CHECK_EVERY, ExploreResult, find_cycle, rss_bytes
 
     ffi, lib = _load()
     n, arm = ex.n, ex.m == ARM
     h = _Handle(ffi, lib, n, arm)
     c = h.c
+    if narrow is not None and lib.chk_narrow(c, narrow) != 0:
+        raise ValueError(f"cannot start {narrow} bits wide")
     t0 = time.monotonic()
     init = ex.initial()
     if lib.chk_add_initial(c, ffi.new("uint32_t[]", list(init))) != 0:
@@ -273,6 +282,8 @@ def search(ex, *, deadline=None, max_memory=None):
                 found[t[0]] = (s, t[1])
             lib.chk_ack_terminal(c)
         elif code == R_VIOLATION:
+            if lib.chk_resolve(c) != 0:
+                raise MemoryError("the checker's C core ran out of memory (resolve)")
             lib.chk_violation(c, viol)
             found["lost-work"] = (known(viol[0]), bads[viol[1]])
             break
@@ -283,6 +294,8 @@ def search(ex, *, deadline=None, max_memory=None):
             if peak > max_memory:
                 stopped_by = "max-memory"
                 break
+        elif code == R_WIDE:
+            raise TooWide()
         elif code == R_NOMEM:
             stopped_by = "max-memory"  # malloc failed: the machine's memory is the limit
             break
@@ -296,17 +309,20 @@ def search(ex, *, deadline=None, max_memory=None):
         qgraph = {}
         ne = lib.chk_nedges(c)
         if ne:
-            buf = ffi.buffer(lib.chk_edges(c), ne * 8)
             import array
 
-            a = array.array("I")
-            a.frombytes(bytes(buf))
-            for k in range(0, len(a), 2):
-                lst = qgraph.get(a[k])
+            if lib.chk_resolve(c) != 0:
+                raise MemoryError("the checker's C core ran out of memory (resolve)")
+            src = array.array("I")
+            src.frombytes(bytes(ffi.buffer(lib.chk_edges_src(c), ne * 4)))
+            dst = array.array("Q")
+            dst.frombytes(bytes(ffi.buffer(lib.chk_edges_dst(c), ne * 8)))
+            for a, b in zip(src, dst):
+                lst = qgraph.get(a)
                 if lst is None:
-                    lst = qgraph[a[k]] = []
-                if a[k + 1] != 0xFFFFFFFF:
-                    lst.append(a[k + 1])
+                    lst = qgraph[a] = []
+                if b != 0xFFFFFFFF:
+                    lst.append(b)
         qdepth = {s: bisect.bisect_right(layer_starts, s) - 1 for s in qgraph}
         cyc = find_cycle(qgraph, qdepth)
         if cyc is not None:
