@@ -93,7 +93,7 @@ struct chk {
     uint32_t miss[6];
     uint64_t viol_key, viol_idx, viol_bad;
     uint32_t cur_words[MAXP + 1];
-    uint32_t scratch[MAXP + 1];
+    uint64_t *kbuf; uint32_t *wbuf; uint64_t kcap;   /* one state's successors */
 };
 
 static uint64_t mix(uint64_t h) {
@@ -202,18 +202,11 @@ chk *chk_new(int n, int arm) {
 void chk_free(chk *c) {
     if (!c) return;
     free(c->key); free(c->parent); free(c->tab); free(c->mt); free(c->mv); free(c->ct);
-    free(c->presv); free(c->pquiet); free(c->esrc); free(c->edst); free(c);
+    free(c->presv); free(c->pquiet); free(c->esrc); free(c->edst); free(c->kbuf); free(c->wbuf); free(c);
 }
 
-/* insert s (parent p) if new: 1 new, 0 known, -1 out of memory, -2 too wide; *kout its key */
-static int insert(chk *c, const uint32_t *s, uint32_t p, uint64_t *kout) {
-    uint64_t k;
-    int w;
-    while ((w = encode(c, s, &k)) >= 0) {
-        int r = repack(c, w, s[w]);
-        if (r) return r;
-    }
-    *kout = k;
+/* insert key k of state s (parent p) if new: 1 new, 0 known, -1 out of memory */
+static int insert_key(chk *c, uint64_t k, const uint32_t *s, uint32_t p) {
     uint64_t h = mix(k) & c->tmask;
     for (;;) {
         uint64_t e = c->tab[h];
@@ -236,8 +229,22 @@ static int insert(chk *c, const uint32_t *s, uint32_t p, uint64_t *kout) {
     c->parent[j] = p;
     c->tab[h] = k;
     for (int q = 0; q < c->W; q++) if (s[q] > c->maxseen[q]) c->maxseen[q] = s[q];
-    if (c->count * 2 > c->tmask) { if (rebuild_tab(c, c->tmask * 2 + 1)) return -1; }
+    /* linear probing stays short up to ~0.7 full with this hash: a table of
+       2^k slots holds at most 0.7 * 2^k keys */
+    if (c->count * 10 > (c->tmask + 1) * 7) { if (rebuild_tab(c, c->tmask * 2 + 1)) return -1; }
     return 1;
+}
+
+/* insert s (parent p) if new: 1 new, 0 known, -1 out of memory, -2 too wide */
+static int insert(chk *c, const uint32_t *s, uint32_t p, uint64_t *kout) {
+    uint64_t k;
+    int w;
+    while ((w = encode(c, s, &k)) >= 0) {
+        int r = repack(c, w, s[w]);
+        if (r) return r;
+    }
+    *kout = k;
+    return insert_key(c, k, s, p);
 }
 
 int chk_add_initial(chk *c, const uint32_t *state) {
@@ -429,10 +436,23 @@ int chk_run(chk *c) {
         uint32_t me = (uint32_t)c->cur;
         if (quiet && total == 0 && add_edge(c, me, 0)) return R_NOMEM;  /* a quiescent end */
         int viol = 0;
+        /* every successor's key first (re-packing before any insert if an id
+           outgrows its width), then their table slots prefetched, then the
+           inserts in order: the cache misses of one state overlap */
+        if (total > c->kcap) {
+            uint64_t nc = total * 2;
+            uint64_t *kb = realloc(c->kbuf, nc * 8);
+            if (!kb) return R_NOMEM;
+            c->kbuf = kb;
+            uint32_t *wb = realloc(c->wbuf, nc * W * 4);
+            if (!wb) return R_NOMEM;
+            c->wbuf = wb; c->kcap = nc;
+        }
+        uint32_t t = 0;
         for (int i = 0; i < n; i++) {
-            for (uint32_t k = 0; k < ms[i]->cnt; k++) {
+            for (uint32_t k = 0; k < ms[i]->cnt; k++, t++) {
                 const move *m = &c->mv[ms[i]->off + k];
-                uint32_t *ns = c->scratch;
+                uint32_t *ns = c->wbuf + (uint64_t)t * W;
                 memcpy(ns, s, W * sizeof(uint32_t));
                 if (m->loc != 0xffffffffu)
                     for (int q = 0; q < n; q++) {
@@ -440,9 +460,25 @@ int chk_run(chk *c) {
                         cfind(c, q, s[q + 1], m->loc, m->old, &ns[q + 1]);
                     }
                 ns[0] = m->sh; ns[i + 1] = m->pid;
-                uint64_t tk;
-                int r = insert(c, ns, me, &tk);
+            }
+        }
+        for (t = 0; t < total; t++) {
+            const uint32_t *ns = c->wbuf + (uint64_t)t * W;
+            int w = encode(c, ns, &c->kbuf[t]);
+            if (w >= 0) {  /* widths change: encode them all again */
+                int r = repack(c, w, ns[w]);
                 if (r == -2) return R_WIDE;
+                if (r) return R_NOMEM;
+                t = (uint32_t)-1;
+            }
+        }
+        for (t = 0; t < total; t++) __builtin_prefetch(&c->tab[mix(c->kbuf[t]) & c->tmask]);
+        t = 0;
+        for (int i = 0; i < n; i++) {
+            for (uint32_t k = 0; k < ms[i]->cnt; k++, t++) {
+                const move *m = &c->mv[ms[i]->off + k];
+                uint64_t tk = c->kbuf[t];
+                int r = insert_key(c, tk, c->wbuf + (uint64_t)t * W, me);
                 if (r < 0) return R_NOMEM;
                 if (quiet && add_edge(c, me, tk)) return R_NOMEM;
                 if (m->bad && !viol) { viol = 1; c->viol_key = tk; c->viol_bad = m->bad; }
