@@ -79,6 +79,15 @@ def report(rows, bounds, opts, args) -> int:
     if bounds.max_memory:
         limits += f", {bounds.max_memory / 2**20:,.0f} MiB"
     con.print(f"bounds: {escape(bounds.describe())}; {limits}")
+    from ._checker import REDUCTIONS
+    from ._checker import _fast
+
+    engine = {"python": "the Python loop", "c": "the C loop"}.get(opts.engine) or (
+        "the C loop" if _fast.available() else "the Python loop (no C compiler)")
+    on = ", ".join(r.name for r in REDUCTIONS if r.in_force)
+    off = ", ".join(r.name for r in REDUCTIONS if not r.in_force)
+    con.print(f"search: {engine}; exact reductions in force: {on}; off: {off} (not exact "
+              f"here, README: checker at scale)")
 
     seconds = _run_with_progress(rows, bounds, opts, args.jobs)
     summaries = _matrix.assess(rows, opts)

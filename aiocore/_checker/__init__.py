@@ -206,6 +206,37 @@ class Bounds:
 DEFAULT_BOUNDS = Bounds()
 
 
+@attrs.frozen
+class Reduction:
+    """One way the checker avoids states, and whether it runs."""
+
+    name: str
+    in_force: bool
+    exact: bool  # same verdicts and counterexamples as without it
+    what: str
+
+
+#: Printed with every report and in --json.  The first three are the model's
+#: own exact reductions (see the package docstring); symmetry and
+#: partial-order reduction were asked for (issue 12) and are off, with why.
+REDUCTIONS = (
+    Reduction("local-steps", True, True,
+              "local steps (branches, bookkeeping, stores entering a buffer, forwarded loads, "
+              "fences with nothing to wait for) merged into the visible operation before them"),
+    Reduction("leave-folded", True, True,
+              "a notifier's choice to leave is a move of its next visible operation"),
+    Reduction("dead-values", True, True,
+              "dead locals zeroed and stale values nobody can read dropped"),
+    Reduction("symmetry", False, False,
+              "off: permuting notifiers is not a symmetry, the owner scans bh0, bh1, ... in a "
+              "fixed order one read at a time (aiocore/_checker/_reductions.py)"),
+    Reduction("partial-order", False, False,
+              "off: no persistent set smaller than everything enabled, every visible operation "
+              "of a notifier conflicts with one the looping owner can still make "
+              "(aiocore/_checker/_reductions.py)"),
+)
+
+
 @attrs.define
 class CheckResult:
     strategy: str
@@ -261,6 +292,7 @@ class CheckResult:
             "skeleton": self.skeleton,
             "faults": self.faults,
             "recovery": self.recovery,
+            "engine": self.engine,
             "trace": self.trace,
         }
 
@@ -317,6 +349,6 @@ def worst(verdicts) -> str:
 
 
 __all__ = [
-    "Bounds", "DEFAULT_BOUNDS", "CheckResult", "ModelError", "check_ir", "supported_configs",
+    "Bounds", "DEFAULT_BOUNDS", "REDUCTIONS", "Reduction", "CheckResult", "ModelError", "check_ir", "supported_configs",
     "worst", "MODELS", "CONFIGS", "VERDICT_ORDER",
 ]

@@ -34,6 +34,7 @@ class Options:
     skeleton: str = "2015"
     faults: str = "none"
     recovery: bool = False
+    engine: str = "auto"  # the search loop: "c", "python" or "auto" (same results)
 
     def describe(self) -> str:
         out = f"skeleton {self.skeleton}"
@@ -97,7 +98,7 @@ def _work(k: int):
     o = _OPTS
     try:
         return k, check_ir(ir, model, config, _BOUNDS, skeleton=o.skeleton, faults=o.faults,
-                           recovery=o.recovery), ""
+                           recovery=o.recovery, engine=o.engine), ""
     except Exception as e:  # a strategy the checker cannot handle: report it, go on
         return k, None, f"{type(e).__name__}: {e}"
 
