@@ -72,8 +72,12 @@ void chk_free(chk *c);
 #define MAXMV 4096
 
 typedef struct { uint32_t sh, pid, loc, old, bad; } move;   /* loc = 0xffffffff: no commit */
-typedef struct { uint64_t resv; uint32_t i, x, sh, used; uint32_t off, cnt; } mslot;
-typedef struct { uint32_t q, x, loc, old, y, used; } cslot;
+/* memo slots, kept small (they are looked up n times per state): the moves of
+   (process i, id x, shared id sh, reservations as a small id r) and the id y
+   of process q (id x) once a store to loc that overwrote `old` is visible;
+   ri = (r + 1) << 4 | i and qloc = (loc + 1) << 4 | q are never 0 in a used slot */
+typedef struct { uint32_t x, sh, ri, off, cnt; } mslot;
+typedef struct { uint32_t x, old, qloc, y; } cslot;
 
 struct chk {
     int n, W, arm;
@@ -84,6 +88,7 @@ struct chk {
     int bits[MAXP + 1], shift[MAXP + 1];
     uint32_t maxseen[MAXP + 1];
     mslot *mt; uint64_t mmask, mcount;
+    uint64_t resv_masks[4096]; uint32_t nresv;     /* the distinct reservation masks */
     move *mv; uint64_t mvcap, mvcount;
     cslot *ct; uint64_t cmask, ccount;
     uint64_t *presv, *pquiet; uint64_t pcap, pcount;
@@ -194,6 +199,7 @@ chk *chk_new(int n, int arm) {
     c->ecap = 1024; c->esrc = malloc(c->ecap * sizeof(uint32_t)); c->edst = malloc(c->ecap * 8);
     c->check_at = UINT64_MAX;
     c->term_at = UINT64_MAX;
+    c->resv_masks[0] = 0; c->nresv = 1;  /* id 0: nothing reserved */
     if (!c->key || !c->parent || !c->tab || !c->mt || !c->mv || !c->ct || !c->presv
         || !c->pquiet || !c->esrc || !c->edst) { chk_free(c); return NULL; }
     return c;
@@ -274,38 +280,46 @@ void chk_pinfo(chk *c, uint32_t pid, uint64_t resv, uint64_t quiet) {
     if (pid >= c->pcount) c->pcount = pid + 1;
 }
 
-static uint64_t mhash(uint32_t i, uint32_t x, uint32_t sh, uint64_t resv) {
-    return mix(((uint64_t)x << 32 ^ sh) * 31 + i * 0x9e3779b97f4a7c15ULL + resv * 0x100000001b3ULL);
+/* the small id of a reservation mask (new ones appended); -1 beyond 4095 */
+static int32_t resv_id(chk *c, uint64_t resv) {
+    for (uint32_t k = 0; k < c->nresv; k++) if (c->resv_masks[k] == resv) return (int32_t)k;
+    if (c->nresv >= 4095) return -1;
+    c->resv_masks[c->nresv] = resv;
+    return (int32_t)c->nresv++;
 }
 
-static const mslot *mfind(chk *c, uint32_t i, uint32_t x, uint32_t sh, uint64_t resv) {
-    uint64_t h = mhash(i, x, sh, resv) & c->mmask;
+static uint64_t mhash(uint32_t ri, uint32_t x, uint32_t sh) {
+    return mix(((uint64_t)x << 32 ^ sh) + ri * 0x9e3779b97f4a7c15ULL);
+}
+
+static const mslot *mfind(chk *c, uint32_t ri, uint32_t x, uint32_t sh) {
+    uint64_t h = mhash(ri, x, sh) & c->mmask;
     for (;;) {
         const mslot *m = &c->mt[h];
-        if (!m->used) return NULL;
-        if (m->i == i && m->x == x && m->sh == sh && m->resv == resv) return m;
+        if (!m->ri) return NULL;
+        if (m->ri == ri && m->x == x && m->sh == sh) return m;
         h = (h + 1) & c->mmask;
     }
 }
 
-static int mput(chk *c, uint32_t i, uint32_t x, uint32_t sh, uint64_t resv, uint32_t off, uint32_t cnt) {
+static int mput(chk *c, uint32_t ri, uint32_t x, uint32_t sh, uint32_t off, uint32_t cnt) {
     if ((c->mcount + 1) * 2 > c->mmask) {
         uint64_t nm = c->mmask * 2 + 1;
         mslot *t = calloc(nm + 1, sizeof(mslot));
         if (!t) return -1;
         for (uint64_t k = 0; k <= c->mmask; k++) {
             mslot *m = &c->mt[k];
-            if (!m->used) continue;
-            uint64_t h = mhash(m->i, m->x, m->sh, m->resv) & nm;
-            while (t[h].used) h = (h + 1) & nm;
+            if (!m->ri) continue;
+            uint64_t h = mhash(m->ri, m->x, m->sh) & nm;
+            while (t[h].ri) h = (h + 1) & nm;
             t[h] = *m;
         }
         free(c->mt); c->mt = t; c->mmask = nm;
     }
-    uint64_t h = mhash(i, x, sh, resv) & c->mmask;
-    while (c->mt[h].used) h = (h + 1) & c->mmask;
+    uint64_t h = mhash(ri, x, sh) & c->mmask;
+    while (c->mt[h].ri) h = (h + 1) & c->mmask;
     mslot *m = &c->mt[h];
-    m->i = i; m->x = x; m->sh = sh; m->resv = resv; m->off = off; m->cnt = cnt; m->used = 1;
+    m->ri = ri; m->x = x; m->sh = sh; m->off = off; m->cnt = cnt;
     c->mcount++;
     return 0;
 }
@@ -325,19 +339,22 @@ int chk_moves(chk *c, uint32_t i, uint32_t x, uint32_t sh, uint64_t resv, uint32
         m->old = moves[5 * k + 3]; m->bad = moves[5 * k + 4];
     }
     c->mvcount += n;
-    return mput(c, i, x, sh, resv, off, n);
+    int32_t r = resv_id(c, resv);
+    if (r < 0) return -2;
+    return mput(c, ((uint32_t)r + 1) << 4 | i, x, sh, off, n);
 }
 
-static uint64_t chash(uint32_t q, uint32_t x, uint32_t loc, uint32_t old) {
-    return mix(((uint64_t)x << 32 ^ old) * 31 + q * 0x9e3779b97f4a7c15ULL + loc * 0x100000001b3ULL);
+static uint64_t chash(uint32_t qloc, uint32_t x, uint32_t old) {
+    return mix(((uint64_t)x << 32 ^ old) + qloc * 0x9e3779b97f4a7c15ULL);
 }
 
 static int cfind(chk *c, uint32_t q, uint32_t x, uint32_t loc, uint32_t old, uint32_t *y) {
-    uint64_t h = chash(q, x, loc, old) & c->cmask;
+    uint32_t qloc = (loc + 1) << 4 | q;
+    uint64_t h = chash(qloc, x, old) & c->cmask;
     for (;;) {
         const cslot *e = &c->ct[h];
-        if (!e->used) return 0;
-        if (e->q == q && e->x == x && e->loc == loc && e->old == old) { *y = e->y; return 1; }
+        if (!e->qloc) return 0;
+        if (e->qloc == qloc && e->x == x && e->old == old) { *y = e->y; return 1; }
         h = (h + 1) & c->cmask;
     }
 }
@@ -349,17 +366,18 @@ int chk_commit(chk *c, uint32_t q, uint32_t x, uint32_t loc, uint32_t old, uint3
         if (!t) return -1;
         for (uint64_t k = 0; k <= c->cmask; k++) {
             cslot *e = &c->ct[k];
-            if (!e->used) continue;
-            uint64_t h = chash(e->q, e->x, e->loc, e->old) & nm;
-            while (t[h].used) h = (h + 1) & nm;
+            if (!e->qloc) continue;
+            uint64_t h = chash(e->qloc, e->x, e->old) & nm;
+            while (t[h].qloc) h = (h + 1) & nm;
             t[h] = *e;
         }
         free(c->ct); c->ct = t; c->cmask = nm;
     }
-    uint64_t h = chash(q, x, loc, old) & c->cmask;
-    while (c->ct[h].used) h = (h + 1) & c->cmask;
+    uint32_t qloc = (loc + 1) << 4 | q;
+    uint64_t h = chash(qloc, x, old) & c->cmask;
+    while (c->ct[h].qloc) h = (h + 1) & c->cmask;
     cslot *e = &c->ct[h];
-    e->q = q; e->x = x; e->loc = loc; e->old = old; e->y = y; e->used = 1;
+    e->qloc = qloc; e->x = x; e->old = old; e->y = y;
     c->ccount++;
     return 0;
 }
@@ -404,11 +422,22 @@ int chk_run(chk *c) {
             rm[q] = c->arm ? c->presv[x] : 0;
         }
         uint32_t total = 0;
+        uint32_t ri[MAXP];
+        uint64_t resvs[MAXP];
+        /* the n memo slots are fetched together (prefetch), then probed */
         for (int i = 0; i < n; i++) {
             uint64_t resv = 0;
             if (c->arm) for (int q = 0; q < n; q++) if (q != i) resv |= rm[q];
-            ms[i] = mfind(c, i, s[i + 1], sh, resv);
-            if (!ms[i]) {
+            int32_t r = resv ? resv_id(c, resv) : 0;
+            if (r < 0) return R_WIDE;
+            resvs[i] = resv;
+            ri[i] = ((uint32_t)r + 1) << 4 | i;
+            __builtin_prefetch(&c->mt[mhash(ri[i], s[i + 1], sh) & c->mmask]);
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t resv = resvs[i];
+            ms[i] = mfind(c, ri[i], s[i + 1], sh);
+            if (!ms[i]) {  /* (misses in the order the Python loop meets them: ids alike) */
                 c->miss[0] = i; c->miss[1] = s[i + 1]; c->miss[2] = sh;
                 c->miss[3] = (uint32_t)resv; c->miss[4] = (uint32_t)(resv >> 32);
                 return R_MISS_MOVES;
