@@ -277,6 +277,8 @@ def _table(results, seed, args, interrupted):
         style = "red" if (c.failed or c.headlines) else ("yellow" if c.shortfall else "green")
         first = "-" if c.first_finding_s is None else f"{c.first_finding_s:.2f} s ({_where(c)})"
         exp = c.expected + (" (checker)" if c.expectation_source == "checker" else "")
+        if c.checker_disagrees():
+            exp += f" (declared; the checker says {c.checker_disagrees()})"
         t.row(escape(c.strategy), escape(exp), f"[{style}]{escape(c.verdict)}: {escape(c.matches())}[/{style}]",
               escape(first), _kinds(c))
     t.print(out)

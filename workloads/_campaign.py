@@ -128,6 +128,17 @@ class Campaign:
         """An expected bug that was not reproduced: the tool's shortfall."""
         return self.expected not in ("pass", "unknown") and self.expected not in self.observed()
 
+    def checker_disagrees(self) -> str:
+        """The checker's tso verdict where it differs from a declared expectation ("" if not)."""
+        from aiocore._checker import worst
+
+        if self.expectation_source != "declared" or not self.predictions:
+            return ""
+        paths = {r.path for r in self.runs} or set(PATHS)
+        configs = {c for p in paths for c in PATH_CONFIGS[p]}
+        v = worst([p.verdict for p in self.predictions if p.config in configs])
+        return "" if v == self.expected else v
+
     def matches(self) -> str:
         if self.counts()["error"]:
             return "unknown (a run failed)"
@@ -145,6 +156,7 @@ class Campaign:
             strategy=self.strategy,
             expected=self.expected,
             expectation_source=self.expectation_source,
+            checker_says=self.checker_disagrees() or self.expected,
             verdict=self.verdict,
             matches=self.matches(),
             failed=self.failed,
@@ -199,7 +211,7 @@ def arms(info, traffics, paths=None, chaos_modes=CHAOS_MODES, predictions=()) ->
                         w = 2.0 if path == "mixed" else 4.0
                         sc_level = any(p.sc_too for p in hits)
                         favoured = "notifiers" if sc_level else "off"
-                        w *= 2.0 if mode == favoured else 1.0
+                        w *= 3.0 if mode == favoured else 1.0
                     else:
                         w = 0.25  # a little budget where nothing is predicted: a headline lives there
                 out.append((Arm(wl.name, path, mode), w))
@@ -251,7 +263,7 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
     while True:
         spent = time.monotonic() - t0
         left = budget - spent
-        if left < 0.5 or (should_stop is not None and should_stop()):
+        if left < 0.05 or (should_stop is not None and should_stop()):
             break
         arm = rnd.choices([a for a, _ in weighted], [w for _, w in weighted])[0]
         run_seed = (seed * 1_000_003 + k) & ((1 << 63) - 1)
