@@ -247,6 +247,7 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
         on_slice=None, tick=None) -> Campaign:
     """Spend `budget` seconds on one strategy, slice by slice, until a finding
     (or, with all_findings, the budget's end)."""
+    t0 = time.monotonic()  # the checker's time counts: a user waits for it too
     info = get_strategy(strategy)
     preds = predict(info, skeleton) if guided else []
     modes = {"off": ("off",), "on": ("notifiers", "owner"), "mix": CHAOS_MODES}[chaos]
@@ -258,7 +259,6 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
     camp = Campaign(strategy, exp, source, budget, preds)
     rnd = random.Random(seed)
     by_name = {w.name: w for w in traffics}
-    t0 = time.monotonic()
     k = 0
     while True:
         spent = time.monotonic() - t0
@@ -285,14 +285,18 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
                           matches="unknown (the run failed)", errors=[f"{type(e).__name__}: {e}"],
                           seed=run_seed, chaos=arm.chaos, path=arm.path)
         camp.runs.append(r)
-        found = _note_findings(camp, r, arm, spent)
+        # The finding's wall-clock time since the campaign began: the slice's
+        # start-up (processes attaching) counts, and so does its tear-down
+        # (a slight overestimate).
+        now = time.monotonic() - t0
+        found = _note_findings(camp, r, arm, now - max(0.0, r.seconds - (r.first_finding_s or 0.0)))
         if r.errors or (found and not all_findings):
             break
     camp.seconds = time.monotonic() - t0
     return camp
 
 
-def _note_findings(camp: Campaign, r: RunResult, arm: Arm, spent: float) -> bool:
+def _note_findings(camp: Campaign, r: RunResult, arm: Arm, at: float) -> bool:
     """Record a slice's findings: the first one's time and place, which
     counterexample each reproduces, and headlines.  True if it found one."""
     kinds = []
@@ -305,7 +309,7 @@ def _note_findings(camp: Campaign, r: RunResult, arm: Arm, spent: float) -> bool
     if not kinds:
         return False
     if camp.first_finding_s is None:
-        camp.first_finding_s = spent + (r.first_finding_s if r.first_finding_s is not None else r.seconds)
+        camp.first_finding_s = at
         camp.first_arm = arm
     for kind in kinds:
         p = _predicted(camp.predictions, kind, arm.path)

@@ -111,14 +111,6 @@ def main(argv=None) -> int:
         ctx.close()
 
 
-def _slot_of(lib, c, ffi, pid):
-    out = ffi.new("int64_t[6]")
-    for i in range(64):
-        if lib.aio_drv_proc_get(c, i, out) > 0 and out[0] == pid:
-            return i
-    return -1
-
-
 def victim_server(ctx, bh: int, rate: float, seed: int, kills_fd: int) -> int:
     """Fork victims and kill them at random, ``rate`` kills per second.
 
@@ -137,7 +129,7 @@ def victim_server(ctx, bh: int, rate: float, seed: int, kills_fd: int) -> int:
 
     from aiocore._breakpoint import kill_notifier
 
-    lib, c, ffi = ctx._lib, ctx._c, ctx._ffi
+    lib, c = ctx._lib, ctx._c
     a = lib.aio_drv_area(c)
     rnd = random.Random(seed)
     server = os.getpid()
@@ -148,12 +140,16 @@ def victim_server(ctx, bh: int, rate: float, seed: int, kills_fd: int) -> int:
             os.close(r)
             die_with_parent(server)
             slot = lib.aio_drv_proc_claim(c, ROLE_CODES["pingpong"])
-            os.write(w, b"x")
+            os.write(w, slot.to_bytes(4, "little", signed=True))  # its driver slot (not its recovery slot)
             os._exit(1 if slot < 0 else (0 if lib.aio_drv_victim(c, bh, slot) == 0 else 1))
         os.close(w)
-        os.read(r, 1)  # it holds its slot: the kill lands inside its loop
+        got = os.read(r, 4)  # it holds its slot: the kill lands inside its loop
         os.close(r)
-        slot = _slot_of(lib, c, ffi, pid)
+        slot = int.from_bytes(got, "little", signed=True) if len(got) == 4 else -1
+        if slot < 0:
+            os.waitpid(pid, 0)
+            print(f"aiocore stress victim server: a victim found no free process slot ({slot})", file=sys.stderr)
+            return 1
         before = ctx.counters().recoveries
         kill_notifier(pid, delay_s=min(rnd.expovariate(rate), 1.0))
         deadline = time.monotonic() + 0.5
@@ -163,8 +159,7 @@ def victim_server(ctx, bh: int, rate: float, seed: int, kills_fd: int) -> int:
                 recovered = True
                 break
             time.sleep(0.0005)
-        if slot >= 0:
-            lib.aio_drv_proc_release(c, slot)
+        lib.aio_drv_proc_release(c, slot)
         if recovered or not a.stop.v:  # a kill cut short by the run's end is not counted
             os.write(kills_fd, b"r" if recovered else b"n")
     return 0
