@@ -18,8 +18,8 @@ import sys
 #: Seconds per strategy: with the ten built-ins the default run stays
 #: within four minutes on two CPUs (the strategies expected to pass spend
 #: all of it; the others stop at their first finding).
-DEFAULT_BUDGET = 18.0
-DEFAULT_SLICE = 3.0
+DEFAULT_BUDGET = 20.0
+DEFAULT_SLICE = 2.0
 
 
 def register(sub):
@@ -51,9 +51,10 @@ def register(sub):
     p.add_argument("--json", action="store_true", help="print a JSON list (one object per strategy, every slice in it)")
     p.add_argument("--detail", action="store_true", help="also print one row per slice")
     p.add_argument("--seed", type=int, default=None,
-                   help="seed of the campaign (default: random, printed); every slice's seed is in "
-                   "--detail/--json, and `-s S -w W --path P --chaos MODE --seed N --no-guide` "
-                   "replays a slice")
+                   help="seed of the campaign (default: random, printed); strategy k's campaign uses "
+                   "seed+k, so `-s S --seed N` repeats a campaign's choices")
+    p.add_argument("--replay", metavar="SEED:TRAFFIC:PATH:CHAOS",
+                   help="run one slice again (its `replay` in --json, or in --detail)")
     p.add_argument("--chaos", choices=("off", "on", "mix"), default="mix",
                    help="pauses at the strategy's primitives (a chaos build): off; on (the notifiers "
                    "pause in some slices, the owner in others); mix (default: slices without chaos too)")
@@ -151,6 +152,12 @@ def cmd_stress(args) -> int:
             con.print(f"aiocore stress: {info.name} does not support the {args.skeleton} skeleton "
                       f"(it declares {', '.join(info.skeletons)})")
             return 2
+    if args.replay:
+        try:
+            _campaign.parse_replay(args.replay, {w.name for w in workloads})
+        except ValueError as e:
+            con.print(f"aiocore stress: {e}", highlight=False)
+            return 2
     seed = args.seed if args.seed is not None else secrets.randbits(48)
     con.print(f"aiocore stress: seed {seed} (strategy k's campaign runs with seed {seed}+k; --seed "
               f"replays), --chaos {args.chaos}, {args.budget:g} s per strategy", highlight=False)
@@ -202,7 +209,7 @@ def cmd_stress(args) -> int:
                         recovery=False if args.no_recovery else None, guided=not args.no_guide,
                         all_findings=args.all_findings, lost_ms=args.lost_ms, busy_k=args.busy_k,
                         pin=not args.no_pin, should_stop=lambda: stop["sig"] is not None,
-                        on_slice=on_slice,
+                        on_slice=on_slice, replay=args.replay,
                     )
                 except ValueError as e:
                     con.print(f"aiocore stress: {e}", highlight=False)
@@ -235,7 +242,8 @@ def _findings_cell(r) -> str:
     return (
         f"{r.lost_wakeups} lost wakeups, {r.busy_loops} busy loops "
         f"(timeout: {r.lost_wakeups_timed}, {r.busy_loops_timed}), {r.lost_work} lost work; "
-        f"{r.wakeups:,} wakeups, {r.dispatched:,} dispatches; chaos {r.chaos}, seed {r.seed}"
+        f"{r.wakeups:,} wakeups, {r.dispatched:,} dispatches in {r.seconds:.1f} s"
+        + (f"; {r.kills} kills, {r.kills_recovered} recovered" if r.kills else "")
     )
 
 
@@ -283,18 +291,18 @@ def _table(results, seed, args, interrupted):
               escape(first), _kinds(c))
     t.print(out)
     if args.detail:
+        from aiocore_workloads._campaign import replay_id
+
         d = (
-            Table("every slice")
+            Table("every slice (--replay runs one again)")
             .column("strategy", key=True)
-            .column("path")
-            .column("traffic")
-            .column("chaos")
+            .column("--replay", key=True)
             .column("verdict", key=True)
             .column("findings")
         )
         for c in results:
             for r in c.runs:
-                d.row(escape(c.strategy), r.path, escape(r.workload), r.chaos, escape(r.verdict), _findings_cell(r))
+                d.row(escape(c.strategy), escape(replay_id(r)), escape(r.verdict), _findings_cell(r))
         d.print(out)
     for c in results:
         for r in c.runs:

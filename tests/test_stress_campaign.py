@@ -158,7 +158,7 @@ def test_conformance_fails_a_strategy_declaring_pass_with_a_tso_lost_wakeup(outs
     p = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--pyargs", "aiocore.conformance",
          "--aio-strategy", "glib-nofence", "-k", "checker_confirms or native_campaign",
-         "--aio-stress-budget", "20"],
+         "--aio-stress-budget", "45"],
         capture_output=True, text=True, env=outsiders_env, cwd=tmp_path, timeout=600)
     assert p.returncode == 1, p.stdout[-3000:]
     out = p.stdout

@@ -27,8 +27,8 @@
 #    the path exercises); one the checker did not predict is a headline --
 #    the model or the compiler is wrong -- and is printed with its snapshot.
 #
-# The seed of every slice is printed by the CLI, so a finding is replayed
-# with `aiocore stress -s S -w TRAFFIC --path P --chaos MODE --seed N`.
+# Every slice's seed is in --json and --detail, with the argument that runs
+# it again: `aiocore stress -s S --replay SEED:TRAFFIC:PATH:CHAOS`.
 from __future__ import annotations
 
 import random
@@ -169,7 +169,7 @@ class Campaign:
             predictions=[attrs.asdict(p) for p in self.predictions],
             reproduces=self.reproduces,
             headlines=self.headlines,
-            runs=[dict(r.row(), traffic=r.workload) for r in self.runs],
+            runs=[dict(r.row(), traffic=r.workload, replay=replay_id(r)) for r in self.runs],
         )
 
 
@@ -241,17 +241,22 @@ def _predicted(predictions, kind: str, path: str):
 
 
 def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed: int = 0,
-        procs: int = 2, slice_s: float = 3.0, skeleton: str = "2015", kill_rate: float = 0.0,
+        procs: int = 2, slice_s: float = 2.0, skeleton: str = "2015", kill_rate: float = 0.0,
         recovery: bool | None = None, guided: bool = True, all_findings: bool = False,
         lost_ms: float = 10.0, busy_k: int = 200, pin: bool = True, should_stop=None,
-        on_slice=None, tick=None) -> Campaign:
+        on_slice=None, tick=None, replay: str | None = None) -> Campaign:
     """Spend `budget` seconds on one strategy, slice by slice, until a finding
-    (or, with all_findings, the budget's end)."""
+    (or, with all_findings, the budget's end).  ``replay`` ("SEED:TRAFFIC:
+    PATH:CHAOS", a slice's ``replay`` in --json) runs that one slice again."""
     t0 = time.monotonic()  # the checker's time counts: a user waits for it too
     info = get_strategy(strategy)
     preds = predict(info, skeleton) if guided else []
     modes = {"off": ("off",), "on": ("notifiers", "owner"), "mix": CHAOS_MODES}[chaos]
     weighted = arms(info, traffics, paths, modes, preds)
+    fixed_seed = None
+    if replay is not None:
+        fixed_seed, arm = parse_replay(replay, {w.name for w in traffics})
+        weighted = [(arm, 1.0)]
     if not weighted:
         raise ValueError(f"{strategy}: no traffic and path to run it on")
     run_paths = sorted({a.path for a, _ in weighted})
@@ -266,7 +271,7 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
         if left < 0.05 or (should_stop is not None and should_stop()):
             break
         arm = rnd.choices([a for a, _ in weighted], [w for _, w in weighted])[0]
-        run_seed = (seed * 1_000_003 + k) & ((1 << 63) - 1)
+        run_seed = (seed * 1_000_003 + k) & ((1 << 63) - 1) if fixed_seed is None else fixed_seed
         k += 1
         if on_slice is not None:
             on_slice(camp, arm, run_seed)
@@ -290,10 +295,32 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
         # (a slight overestimate).
         now = time.monotonic() - t0
         found = _note_findings(camp, r, arm, now - max(0.0, r.seconds - (r.first_finding_s or 0.0)))
-        if r.errors or (found and not all_findings):
+        if r.errors or (found and not all_findings) or fixed_seed is not None:
             break
     camp.seconds = time.monotonic() - t0
     return camp
+
+
+def replay_id(r: RunResult) -> str:
+    """The --replay argument that runs slice `r` again: SEED:TRAFFIC:PATH:CHAOS."""
+    return f"{r.seed}:{r.workload}:{r.path}:{r.chaos}"
+
+
+def parse_replay(text: str, traffics) -> tuple[int, Arm]:
+    """(seed, arm) of a --replay argument, or a ValueError naming what is wrong."""
+    parts = text.split(":")
+    if len(parts) != 4:
+        raise ValueError(f"--replay {text!r}: expected SEED:TRAFFIC:PATH:CHAOS (a slice's `replay` in --json)")
+    seed, traffic, path, chaos = parts
+    if not seed.isdigit():
+        raise ValueError(f"--replay {text!r}: the seed {seed!r} is not a number")
+    if traffic not in traffics:
+        raise ValueError(f"--replay {text!r}: no traffic {traffic!r} (traffics: {', '.join(sorted(traffics))})")
+    if path not in PATHS:
+        raise ValueError(f"--replay {text!r}: no path {path!r} (paths: {', '.join(PATHS)})")
+    if chaos not in CHAOS_MODES:
+        raise ValueError(f"--replay {text!r}: no chaos mode {chaos!r} (modes: {', '.join(CHAOS_MODES)})")
+    return int(seed), Arm(traffic, path, chaos)
 
 
 def _note_findings(camp: Campaign, r: RunResult, arm: Arm, at: float) -> bool:
