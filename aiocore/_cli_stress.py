@@ -1,53 +1,80 @@
-# `aiocore stress`: every installed strategy under every workload, with the
-# watchdog looking for lost wakeups, busy loops and lost work.
+# `aiocore stress`: a campaign per strategy -- its budget spent across
+# traffics (the workloads), the owner's paths and chaos modes, where the
+# model checker says it can fail -- with the watchdog judging states.
 #
-# Default: every strategy x every workload that applies to it (the foreign
-# workload only for strategies that allow foreign pollers), DEFAULT_SECONDS
-# each -- about 80 pairs, three to four minutes on a 2-CPU machine.  The exit
-# status is 1 if a strategy expected to pass on this machine (its "tso"
-# expectation, or the workload's config's) shows any finding, or a run
-# failed; 2 for bad arguments; 130/143 when interrupted (after cleaning up).
+# Default: every installed strategy, DEFAULT_BUDGET seconds each, every
+# traffic on every path it can run on (aiocore_workloads._campaign).  The
+# table has one row per strategy; --detail and --json give every slice.
+# Exit status 1 if a strategy expected to pass on this machine (x86: its
+# "tso" expectation) shows a finding, or a run failed -- and, with --strict,
+# if an expected bug was not reproduced; 2 for bad arguments; 130/143 when
+# interrupted (after cleaning up).
 from __future__ import annotations
 
 import json
 import signal
 import sys
 
-DEFAULT_SECONDS = 2.0
+#: Seconds per strategy: with the ten built-ins the default run stays
+#: within four minutes on two CPUs (the strategies expected to pass spend
+#: all of it; the others stop at their first finding).
+DEFAULT_BUDGET = 20.0
+DEFAULT_SLICE = 2.0
 
 
 def register(sub):
+    from aiocore_workloads._base import PATHS
+
     p = sub.add_parser(
         "stress",
-        help="run strategies under multiprocess workloads with a watchdog",
+        help="catch each strategy's bugs natively: multiprocess traffic, every poll path, chaos, a watchdog",
         description=(
-            "Run every installed notification strategy under every workload (or the ones "
-            f"named) for --duration seconds each (default {DEFAULT_SECONDS:g}), with a watchdog "
-            "that detects lost wakeups, busy loops and lost work while the run goes on, "
-            "rescues the owner and counts.  Exit status 1 if a strategy expected to pass "
-            "on this machine shows a finding."
+            "Run a campaign per notification strategy: the model checker first says where it can "
+            "fail on this machine (tso); its --budget is then spent in slices across traffics "
+            "(workloads), the owner's paths and chaos modes, weighted towards the checker's "
+            "counterexamples, until a finding or the end.  A watchdog judges consistent "
+            "snapshots of the shared state: a lost wakeup and a busy loop are states.  Exit "
+            "status 1 if a strategy expected to pass on this machine shows a finding."
         ),
     )
     p.add_argument("--strategy", "-s", action="append", metavar="S", help="a strategy (repeatable; default: all)")
-    p.add_argument("--workload", "-w", action="append", metavar="W", help="a workload (repeatable; default: all)")
-    p.add_argument(
-        "--duration", "-d", type=float, default=DEFAULT_SECONDS, metavar="SECONDS",
-        help=f"seconds per (strategy, workload) pair (default {DEFAULT_SECONDS:g})",
-    )
+    p.add_argument("--workload", "-w", action="append", metavar="W",
+                   help="a traffic (repeatable; default: all; `--list` lists them)")
+    p.add_argument("--path", action="append", choices=PATHS, metavar="P",
+                   help=f"an owner's path: {', '.join(PATHS)} (repeatable; default: every one the "
+                   "strategy can run on)")
+    p.add_argument("--budget", "--duration", "-d", dest="budget", type=float, default=DEFAULT_BUDGET,
+                   metavar="SECONDS", help=f"seconds per strategy (default {DEFAULT_BUDGET:g})")
+    p.add_argument("--slice", type=float, default=DEFAULT_SLICE, metavar="SECONDS",
+                   help=f"longest single run of one (traffic, path, chaos) (default {DEFAULT_SLICE:g})")
     p.add_argument("--procs", "-n", type=int, default=2, metavar="N", help="notifying processes per workload (default 2)")
-    p.add_argument("--json", action="store_true", help="print a JSON list of results instead of the table")
+    p.add_argument("--json", action="store_true", help="print a JSON list (one object per strategy, every slice in it)")
+    p.add_argument("--detail", action="store_true", help="also print one row per slice")
     p.add_argument("--seed", type=int, default=None,
-                   help="seed of the drivers' jitter and the chaos pauses (default: random, printed); "
-                   "pair k runs with seed+k, and `-s S -w W --seed N` replays a row whose seed is N")
+                   help="seed of the campaign (default: random, printed); strategy k's campaign uses "
+                   "seed+k, so `-s S --seed N` repeats a campaign's choices")
+    p.add_argument("--replay", metavar="SEED:TRAFFIC:PATH:CHAOS",
+                   help="run one slice again (its `replay` in --json, or in --detail)")
     p.add_argument("--chaos", choices=("off", "on", "mix"), default="mix",
                    help="pauses at the strategy's primitives (a chaos build): off; on (the notifiers "
-                   "pause in some runs, the owner in others); mix (default: runs without chaos too). "
-                   "A run's mode follows from its seed")
-    p.add_argument("--lost-ms", type=float, default=10.0, help="lost-wakeup threshold in ms (default 10)")
-    p.add_argument("--busy-k", type=int, default=200, help="busy-loop threshold in fruitless wake-ups (default 200)")
-    p.add_argument("--until-found", action="store_true", help="stop a pair at its first finding")
+                   "pause in some slices, the owner in others); mix (default: slices without chaos too)")
+    p.add_argument("--no-guide", action="store_true",
+                   help="do not ask the model checker first: spread the budget evenly")
+    p.add_argument("--all-findings", action="store_true",
+                   help="spend the whole budget even after a finding (default: stop at the first)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 also when an expected bug was not reproduced (the tool's shortfall)")
+    p.add_argument("--skeleton", choices=("2015", "polling"), default="2015",
+                   help="the aio_poll skeleton (default 2015; polling: QEMU's adaptive polling mode)")
+    p.add_argument("--kill-rate", type=float, default=0.0, metavar="PER_S",
+                   help="SIGKILL that many victim notifiers per second, at random instants of their "
+                   "protocol calls (crash-stop faults; the owner runs with recovery)")
+    p.add_argument("--no-recovery", action="store_true",
+                   help="with --kill-rate: the owner does not recover from deaths (to see what they do)")
+    p.add_argument("--lost-ms", type=float, default=10.0, help="the time-based lost-wakeup threshold in ms (default 10)")
+    p.add_argument("--busy-k", type=int, default=200, help="the time-based busy-loop threshold in fruitless wake-ups (default 200)")
     p.add_argument("--no-pin", action="store_true", help="do not pin the owner and the others to different CPUs")
-    p.add_argument("--list", action="store_true", help="list the workloads (and broken workload plugins) and exit")
+    p.add_argument("--list", action="store_true", help="list the traffics, paths (and broken workload plugins) and exit")
     p.set_defaults(func=cmd_stress)
 
 
@@ -73,6 +100,8 @@ def _select(args, err):
     wls = {i.name: i.workload for i in W.registry() if i.status == "ok"}
     if args.workload:
         for w in args.workload:
+            if w in ("gsource", "foreign") and w not in wls:
+                raise SystemExit(f"aiocore stress: {w} is an owner's path now, not a traffic: --path {w}")
             if w not in wls:
                 try:
                     W.get(w)
@@ -81,14 +110,7 @@ def _select(args, err):
         workloads = [wls[w] for w in args.workload]
     else:
         workloads = [wls[n] for n in sorted(wls)]
-    pairs, skipped = [], []
-    for info in strategies:
-        for wl in workloads:
-            if wl.applies_to(info):
-                pairs.append((info, wl))
-            else:
-                skipped.append((info.name, wl.name))
-    return pairs, skipped
+    return strategies, workloads
 
 
 def cmd_stress(args) -> int:
@@ -98,6 +120,8 @@ def cmd_stress(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     import aiocore_workloads as W
+    from aiocore_workloads import _campaign
+    from aiocore_workloads._base import PATHS
 
     con = Console(stderr=True)
     err = lambda m: con.print(f"[yellow]{m}[/yellow]", highlight=False)  # noqa: E731
@@ -105,22 +129,40 @@ def cmd_stress(args) -> int:
         out = Console()
         for i in W.registry():
             if i.status == "ok":
-                out.print(f"[bold]{i.name}[/bold] ({i.source}, config {i.workload.config}): {i.workload.description}")
+                out.print(f"[bold]{i.name}[/bold] ({i.source}): {i.workload.description}", highlight=False)
             else:
                 out.print(f"[red]{i.source}: {i.status}[/red]")
+        out.print(f"paths: {', '.join(PATHS)}", highlight=False)
         return 0
-    if args.duration <= 0 or args.procs < 1:
-        con.print("aiocore stress: --duration must be > 0 and --procs >= 1")
+    if args.budget <= 0 or args.slice <= 0 or args.procs < 1:
+        con.print("aiocore stress: --budget and --slice must be > 0 and --procs >= 1")
         return 2
-    pairs, skipped = _select(args, err)
-    if not pairs:
+    if not 0 <= args.kill_rate <= 1000:
+        con.print(f"aiocore stress: --kill-rate must be within 0..1000 kills per second, not {args.kill_rate:g}")
+        return 2
+    if args.no_recovery and not args.kill_rate:
+        con.print("aiocore stress: --no-recovery only means something with --kill-rate")
+        return 2
+    strategies, workloads = _select(args, err)
+    if not strategies or not workloads:
         con.print("aiocore stress: nothing to run")
         return 2
+    for info in strategies:
+        if args.skeleton not in getattr(info, "skeletons", ("2015",)):
+            con.print(f"aiocore stress: {info.name} does not support the {args.skeleton} skeleton "
+                      f"(it declares {', '.join(info.skeletons)})")
+            return 2
+    if args.replay:
+        try:
+            _campaign.parse_replay(args.replay, {w.name for w in workloads})
+        except ValueError as e:
+            con.print(f"aiocore stress: {e}", highlight=False)
+            return 2
     seed = args.seed if args.seed is not None else secrets.randbits(48)
-    con.print(f"aiocore stress: seed {seed} (pair k runs with seed {seed}+k; --seed replays), "
-              f"--chaos {args.chaos}", highlight=False)
+    con.print(f"aiocore stress: seed {seed} (strategy k's campaign runs with seed {seed}+k; --seed "
+              f"replays), --chaos {args.chaos}, {args.budget:g} s per strategy", highlight=False)
 
-    # Signals: the first SIGINT/SIGTERM stops the current pair cleanly (its
+    # Signals: the first SIGINT/SIGTERM stops the current slice cleanly (its
     # processes, segment and memfd are cleaned up) and prints what ran; a
     # second one raises at once (cleanup still runs in finally blocks).
     stop = {"sig": None}
@@ -137,7 +179,6 @@ def cmd_stress(args) -> int:
 
     janitor = _janitor.start()
     results = []
-    total = args.duration * len(pairs)
     try:
         with Progress(
             TextColumn("{task.description}"),
@@ -149,45 +190,32 @@ def cmd_stress(args) -> int:
             transient=args.json,
             disable=not con.is_terminal,
         ) as prog:
-            task = prog.add_task("starting", total=total)
-            for k, (info, wl) in enumerate(pairs):
+            task = prog.add_task("starting", total=args.budget * len(strategies))
+            for k, info in enumerate(strategies):
                 if stop["sig"] is not None:
                     break
-                done_before = k * args.duration
-                label = f"[{k + 1}/{len(pairs)}] {info.name} × {wl.name}"
+                label = f"[{k + 1}/{len(strategies)}] {info.name}"
+                prog.update(task, description=f"{label}: asking the checker", completed=k * args.budget)
 
-                def tick(wd, label=label, done_before=done_before):
-                    s = wd.last
-                    elapsed = (s[0] - wd.t0) / 1e9 if s and wd.t0 else 0.0
-                    prog.update(
-                        task,
-                        completed=done_before + min(elapsed, args.duration),
-                        description=f"{label}: {s[20] if s else 0} dispatches, "
-                        f"{wd.lost_wakeups + wd.lost_wakeups_timed} lost wakeups, "
-                        f"{wd.busy_loops + wd.busy_loops_timed} busy loops",
-                    )
+                def on_slice(camp, arm, run_seed, label=label, k=k):
+                    prog.update(task, description=f"{label}: {arm.where()}",
+                                completed=k * args.budget + sum(r.seconds for r in camp.runs))
 
-                prog.update(task, description=label, completed=done_before)
-                run_seed = (seed + k) & ((1 << 63) - 1)
                 try:
-                    r = W.run_pair(
-                        info.name, wl, args.duration, args.procs,
-                        seed=run_seed, lost_ms=args.lost_ms, busy_k=args.busy_k,
-                        chaos=chaos_for(args.chaos, run_seed),
-                        until_found=args.until_found, tick=tick,
-                        should_stop=lambda: stop["sig"] is not None, pin=not args.no_pin,
+                    camp = _campaign.run(
+                        info.name, workloads, args.budget, paths=args.path, chaos=args.chaos,
+                        seed=(seed + k) & ((1 << 63) - 1), procs=args.procs, slice_s=args.slice,
+                        skeleton=args.skeleton, kill_rate=args.kill_rate,
+                        recovery=False if args.no_recovery else None, guided=not args.no_guide,
+                        all_findings=args.all_findings, lost_ms=args.lost_ms, busy_k=args.busy_k,
+                        pin=not args.no_pin, should_stop=lambda: stop["sig"] is not None,
+                        on_slice=on_slice, replay=args.replay,
                     )
-                except W._runner.Stopped:
-                    break
-                except Exception as e:  # one broken pair does not hide the others
-                    r = W.RunResult(
-                        strategy=info.name, workload=wl.name, seconds=0.0, wakeups=0, dispatched=0,
-                        lost_wakeups=0, busy_loops=0, lost_work=0, verdict="error", failed=True,
-                        matches="unknown (the run failed)", errors=[f"{type(e).__name__}: {e}"],
-                        seed=run_seed, chaos=chaos_for(args.chaos, run_seed).mode,
-                    )
-                results.append(r)
-                prog.update(task, completed=(k + 1) * args.duration)
+                except ValueError as e:
+                    con.print(f"aiocore stress: {e}", highlight=False)
+                    continue
+                results.append(camp)
+                prog.update(task, completed=(k + 1) * args.budget)
     except KeyboardInterrupt:
         stop["sig"] = stop["sig"] or signal.SIGINT
     finally:
@@ -197,22 +225,15 @@ def cmd_stress(args) -> int:
             janitor.close()
 
     if args.json:
-        print(json.dumps([r.row() for r in results], indent=2))
+        print(json.dumps([c.row() for c in results], indent=2, default=str))
     else:
-        _table(results, skipped, seed, args, stop["sig"] is not None)
+        _table(results, seed, args, stop["sig"] is not None)
     if stop["sig"] is not None:
         return 128 + int(stop["sig"])
-    return 1 if any(r.failed for r in results) else 0
-
-
-def chaos_for(choice: str, run_seed: int):
-    """The chaos of one run: its mode follows from its seed (so --seed replays it)."""
-    from aiocore_workloads._chaos import Chaos
-
-    if choice == "off":
-        return Chaos("off", run_seed)
-    modes = ("notifiers", "owner") if choice == "on" else ("notifiers", "owner", "off")
-    return Chaos(modes[run_seed % len(modes)], run_seed)
+    bad = any(c.failed or c.headlines for c in results)
+    if args.strict:
+        bad = bad or any(c.shortfall for c in results)
+    return 1 if bad else 0
 
 
 def _findings_cell(r) -> str:
@@ -221,60 +242,92 @@ def _findings_cell(r) -> str:
     return (
         f"{r.lost_wakeups} lost wakeups, {r.busy_loops} busy loops "
         f"(timeout: {r.lost_wakeups_timed}, {r.busy_loops_timed}), {r.lost_work} lost work; "
-        f"{r.wakeups:,} wakeups, {r.dispatched:,} dispatches; chaos {r.chaos}, seed {r.seed}"
+        f"{r.wakeups:,} wakeups, {r.dispatched:,} dispatches in {r.seconds:.1f} s"
+        + (f"; {r.kills} kills, {r.kills_recovered} recovered" if r.kills else "")
     )
 
 
-def _table(results, skipped, seed, args, interrupted):
+def _where(c) -> str:
+    if c.first_arm is None:
+        return "-"
+    a = c.first_arm
+    return f"{a.path} × {a.traffic}, {a.chaos}"
+
+
+def _kinds(c) -> str:
+    n = c.counts()
+    found = [f"{n[k]} {k}" for k in ("lost-wakeup", "busy-loop", "lost-work") if n[k]]
+    if n["timeout"]:
+        found.append(f"{n['timeout']} by timeout")
+    return f"{', '.join(found) or 'none'}; {len(c.runs)} slices, {c.seconds:.0f} s"
+
+
+def _table(results, seed, args, interrupted):
     from rich.console import Console
     from rich.markup import escape
 
     from ._tables import Table
 
     # Printed at the console's real width (80 in a pipe, or $COLUMNS):
-    # strategy, workload and verdict are key columns, never cut; the counts
-    # and the comparison with the expectation wrap.
+    # strategy and verdict are key columns, never cut; the rest wraps.
     out = Console(highlight=False)
+    kill = f", --kill-rate {args.kill_rate:g}" if args.kill_rate else ""
     t = (
-        Table(f"aiocore stress: {args.duration:g} s per pair, --procs {args.procs}, "
-              f"--chaos {args.chaos}, seed {seed}")
+        Table(f"aiocore stress: {args.budget:g} s per strategy, --chaos {args.chaos}, "
+              f"skeleton {args.skeleton}{kill}, seed {seed}")
         .column("strategy", key=True, style="bold")
-        .column("workload", key=True)
-        .column("verdict", key=True)
-        .column("findings")
         .column("x86 expectation")
+        .column("verdict", key=True)
+        .column("first finding (where)")
+        .column("findings")
     )
-    for r in results:
-        bad = r.failed
-        style = "red" if bad else ("green" if r.matches.startswith("yes") else "yellow")
-        t.row(
-            escape(r.strategy), escape(r.workload), f"[{style}]{escape(r.verdict)}[/{style}]",
-            _findings_cell(r),
-            f"{escape(r.expected or '?')}: [{style}]{escape(r.matches)}[/{style}]",
-        )
+    for c in results:
+        style = "red" if (c.failed or c.headlines) else ("yellow" if c.shortfall else "green")
+        first = "-" if c.first_finding_s is None else f"{c.first_finding_s:.2f} s ({_where(c)})"
+        exp = c.expected + (" (checker)" if c.expectation_source == "checker" else "")
+        if c.checker_disagrees():
+            exp += f" (declared; the checker says {c.checker_disagrees()})"
+        t.row(escape(c.strategy), escape(exp), f"[{style}]{escape(c.verdict)}: {escape(c.matches())}[/{style}]",
+              escape(first), _kinds(c))
     t.print(out)
-    for r in results:
-        for e in r.errors:
-            out.print(f"[red]{r.strategy} × {r.workload}: {e}[/red]", highlight=False)
-    if skipped:
-        out.print(
-            f"skipped {len(skipped)} pairs whose workload needs foreign pollers "
-            "the strategy does not allow", style="dim",
+    if args.detail:
+        from aiocore_workloads._campaign import replay_id
+
+        d = (
+            Table("every slice (--replay runs one again)")
+            .column("strategy", key=True)
+            .column("--replay", key=True)
+            .column("verdict", key=True)
+            .column("findings")
         )
-    failed = [r for r in results if r.failed]
-    unrepro = [r for r in results if r.matches == "not reproduced"]
-    if unrepro:
-        out.print(
-            f"{len(unrepro)} pairs did not reproduce their expected bug in {args.duration:g} s "
-            "(races are probabilistic: longer --duration, or see docs/stress.md for which "
-            "workload catches which strategy)", style="yellow",
-        )
+        for c in results:
+            for r in c.runs:
+                d.row(escape(c.strategy), escape(replay_id(r)), escape(r.verdict), _findings_cell(r))
+        d.print(out)
+    for c in results:
+        for r in c.runs:
+            for e in r.errors:
+                out.print(f"[red]{c.strategy} on {r.path} × {r.workload}: {escape(e)}[/red]")
+        for line in c.reproduces:
+            out.print(f"{c.strategy}: {escape(line)}", style="dim")
+        for h in c.headlines:
+            out.print(f"HEADLINE {escape(h['text'])}", style="bold red")
+            if h.get("snapshot"):
+                out.print(escape(json.dumps(h["snapshot"], default=str)[:1500]), style="red")
+    short = [c for c in results if c.shortfall]
+    for c in short:
+        out.print(f"{c.strategy}: expected {c.expected} not reproduced in {c.seconds:.0f} s "
+                  f"({len(c.runs)} slices): a shortfall of the tool (a longer --budget, or "
+                  f"docs/stress.md)", style="yellow")
     if interrupted:
-        out.print("interrupted: the table shows the pairs that finished", style="yellow")
+        out.print("interrupted: the table shows the strategies that finished", style="yellow")
+    failed = [c for c in results if c.failed]
     if failed:
-        out.print(f"{len(failed)} pairs expected to pass on this machine showed a finding", style="bold red")
-    elif results:
-        out.print("every strategy expected to pass on this machine passed", style="bold green")
+        out.print(f"{len(failed)} strategies expected to pass on this machine showed a finding "
+                  f"or failed to run", style="bold red")
+    elif results and not any(c.headlines for c in results):
+        out.print("every strategy expected to pass on this machine passed"
+                  + ("; every expected bug was caught" if not short else ""), style="bold green")
 
 
 def main(argv=None) -> int:  # pragma: no cover - `python -m aiocore._cli_stress`

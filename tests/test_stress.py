@@ -28,9 +28,7 @@ from aiocore import _plugins
 
 W = pytest.importorskip("aiocore_workloads")
 
-BUILTIN_WORKLOADS = {
-    "virtio-net-tx", "thread-pool", "ping-pong", "timers", "fd-io", "gsource", "foreign", "mixed",
-}
+BUILTIN_WORKLOADS = {"virtio-net-tx", "thread-pool", "ping-pong", "timers", "fd-io", "mixed"}
 
 
 #: AIOCORE_STRESS_STRATEGY=a,b restricts the stress tests to those strategies
@@ -47,12 +45,25 @@ def _strategies():
 
 STRATEGIES = _strategies()
 WORKLOADS = [i.workload for i in W.registry() if i.status == "ok"]
-PAIRS = [
-    pytest.param(s, w, id=f"{s.name}-{w.name}")
-    for s in STRATEGIES
-    for w in WORKLOADS
-    if w.applies_to(s)
-]
+
+
+def _pairs():
+    """Every strategy x every traffic, each on one of the paths the strategy
+    can run on, rotating so that every strategy meets every path."""
+    out = []
+    for s in STRATEGIES:
+        k = 0
+        for w in WORKLOADS:
+            if not w.applies_to(s):
+                continue
+            paths = w.paths_for(s)
+            path = paths[k % len(paths)]
+            k += 1
+            out.append(pytest.param(s, w, path, id=f"{s.name}-{w.name}-{path}"))
+    return out
+
+
+PAIRS = _pairs()
 
 
 @pytest.fixture
@@ -70,13 +81,31 @@ def _describe(r):
 
 
 def test_builtin_workloads_are_registered():
+    """The built-in traffics are registered; every one runs on every path the strategy allows."""
     names = set(W.names())
     assert BUILTIN_WORKLOADS <= names
     assert not [b for b in W.broken() if b.startswith("aiocore[")]
-    fw = W.get("foreign")
-    assert fw.config == "foreign" and fw.needs_foreign_pollers
-    assert not fw.applies_to(_plugins.get("explicit-mb"))
-    assert fw.applies_to(_plugins.get("late-clear"))
+    pp = W.get("ping-pong")
+    assert pp.paths_for(_plugins.get("explicit-mb")) == ("aio_poll", "gsource", "mixed")
+    assert pp.paths_for(_plugins.get("late-clear")) == W.PATHS
+
+
+def test_with_path_adds_the_foreign_poller_and_names_bad_paths():
+    """A path changes the owner's mode and the processes; bad paths are named."""
+    from aiocore_workloads._base import with_path
+
+    base = W.get("thread-pool").plan(2)
+    p = with_path(base, "foreign", foreign_ok=True)
+    assert p.path == "foreign" and p.foreign == 1 and p.filler_bhs >= 1000 and p.pool_workers == base.pool_workers
+    m = with_path(base, "mixed", foreign_ok=False)
+    assert m.path == "mixed" and m.foreign == 0
+    assert with_path(base, "mixed", foreign_ok=True).foreign == 1
+    with pytest.raises(ValueError, match="unknown path 'glib'"):
+        with_path(base, "glib", foreign_ok=True)
+    with pytest.raises(ValueError, match="foreign pollers"):
+        with_path(base, "foreign", foreign_ok=False)
+    with pytest.raises(ValueError, match="gsource path only"):
+        with_path(W.Plan(gsource=True), "aio_poll", foreign_ok=True)
 
 
 class _Dist:
@@ -127,38 +156,39 @@ def test_broken_workload_plugins_are_reported_not_hiding_others(monkeypatch):
 
 
 def test_judge():
-    from aiocore_workloads.builtin import Foreign, PingPong
+    """The expectation follows the path's configs (late-clear fails with a foreign poller only)."""
+    from aiocore_workloads.builtin import PingPong
 
     info = _plugins.get("late-clear")
-    # late-clear passes in the home config and loses wakeups with a foreign poller
-    assert W.judge(info, PingPong(), [], 0)[0:4:3] == ("pass", False)
-    v, exp, m, failed = W.judge(info, PingPong(), ["lost-wakeup"], 0)
+    assert W.judge(info, PingPong(), [], 0, "aio_poll")[0:4:3] == ("pass", False)
+    v, exp, m, failed = W.judge(info, PingPong(), ["lost-wakeup"], 0, "gsource")
     assert exp == "pass" and failed and m.startswith("UNEXPECTED")
-    v, exp, m, failed = W.judge(info, Foreign(), [], 0)
+    v, exp, m, failed = W.judge(info, PingPong(), [], 0, "foreign")
     assert exp == "lost-wakeup" and m == "not reproduced" and not failed
-    v, exp, m, failed = W.judge(info, Foreign(), ["lost-wakeup"], 0)
+    v, exp, m, failed = W.judge(info, PingPong(), ["lost-wakeup"], 0, "mixed")
     assert m == "yes" and not failed
 
 
 def test_judge_a_pair_cut_short_by_an_error_is_unknown_never_pass():
     """An errored pair reads error / unknown and fails, whatever was expected."""
-    from aiocore_workloads.builtin import Foreign, PingPong
+    from aiocore_workloads.builtin import PingPong
 
     info = _plugins.get("late-clear")
-    for wl in (PingPong(), Foreign()):
-        v, exp, m, failed = W.judge(info, wl, ["error"], 0)
-        assert v == "error" and m.startswith("unknown") and failed, (wl, v, m)
+    for path in ("aio_poll", "foreign"):
+        v, exp, m, failed = W.judge(info, PingPong(), ["error"], 0, path)
+        assert v == "error" and m.startswith("unknown") and failed, (path, v, m)
 
 
 # --- every pair ---------------------------------------------------------------
 
 
 @pytest.mark.stress
-@pytest.mark.parametrize("info,workload", PAIRS)
-def test_pair(info, workload, stress_seconds):
-    """Every strategy under every workload: the accounting always adds up,
-    and a strategy expected to pass natively (x86) shows no finding."""
-    r = W.run_pair(info.name, workload, stress_seconds, procs=2)
+@pytest.mark.parametrize("info,workload,path", PAIRS)
+def test_pair(info, workload, path, stress_seconds):
+    """Every strategy under every traffic (on a rotating path): the accounting
+    always adds up, and a strategy expected to pass natively (x86) shows no finding."""
+    r = W.run_pair(info.name, workload, stress_seconds, procs=2, path=path)
+    assert r.path == path
     assert not r.errors, _describe(r)
     assert r.lost_work == 0, _describe(r)
     assert r.dispatched > 0, _describe(r)
@@ -170,12 +200,12 @@ def test_pair(info, workload, stress_seconds):
 
 # --- the known-bad strategies are caught natively -----------------------------
 
-# (strategy, expected finding, [(workload, procs), ...] tried in turn)
+# (strategy, expected finding, [(traffic, path, procs), ...] tried in turn)
 CATCHES = [
-    ("no-mb", "lost-wakeup", [("thread-pool", 2), ("ping-pong", 1)]),
-    ("bug1", "busy-loop", [("virtio-net-tx", 2)]),
-    ("bug2", "lost-wakeup", [("ping-pong", 2)]),
-    ("late-clear", "lost-wakeup", [("foreign", 2)]),
+    ("no-mb", "lost-wakeup", [("thread-pool", "aio_poll", 2), ("ping-pong", "aio_poll", 1)]),
+    ("bug1", "busy-loop", [("virtio-net-tx", "aio_poll", 2)]),
+    ("bug2", "lost-wakeup", [("ping-pong", "aio_poll", 2)]),
+    ("late-clear", "lost-wakeup", [("ping-pong", "foreign", 1)]),
 ]
 
 
@@ -194,9 +224,9 @@ def test_known_bad_strategy_is_caught(strategy, kind, how, stress_seconds):
     tried = []
     k = 0
     while time.monotonic() - t0 < bound:
-        wl, procs = how[k % len(how)]
+        wl, path, procs = how[k % len(how)]
         k += 1
-        r = W.run_pair(strategy, W.get(wl), 10.0, procs=procs, until_found=True)
+        r = W.run_pair(strategy, W.get(wl), 10.0, procs=procs, until_found=True, path=path)
         tried.append((wl, r.seconds, r.lost_wakeups, r.busy_loops, r.lost_wakeups_timed, r.busy_loops_timed))
         assert not r.errors, _describe(r)
         assert r.lost_work == 0, _describe(r)
@@ -228,22 +258,35 @@ def _cli(*args, **kw):
 
 @pytest.mark.stress
 def test_cli_json():
-    p = _cli("stress", "-s", "explicit-mb", "-w", "ping-pong", "-w", "timers", "-d", "0.5", "--json", timeout=120)
+    """--json: one object per strategy, with its predictions and every slice."""
+    p = _cli("stress", "-s", "explicit-mb", "-w", "ping-pong", "-w", "timers", "--path", "gsource",
+             "-d", "2", "--slice", "0.8", "--json", timeout=120)
     assert p.returncode == 0, p.stderr
     rows = json.loads(p.stdout)
-    assert [r["workload"] for r in rows] == ["ping-pong", "timers"]
-    for r in rows:
-        for k in ("strategy", "workload", "seconds", "wakeups", "dispatched", "lost_wakeups",
-                  "busy_loops", "lost_work", "verdict"):
-            assert k in r
-        assert r["verdict"] == "pass"
+    assert [r["strategy"] for r in rows] == ["explicit-mb"]
+    r = rows[0]
+    assert r["verdict"] == "pass" and r["expected"] == "pass" and not r["failed"]
+    assert [q["config"] for q in r["predictions"]] == ["home", "gsource"]
+    assert r["runs"] and {s["path"] for s in r["runs"]} == {"gsource"}
+    assert {s["traffic"] for s in r["runs"]} <= {"ping-pong", "timers"}
+    for s in r["runs"]:
+        for k in ("seconds", "wakeups", "dispatched", "lost_wakeups", "busy_loops", "lost_work",
+                  "verdict", "seed", "chaos", "path"):
+            assert k in s
 
 
 def test_cli_bad_names():
+    """Unknown strategies, traffics and paths are named; a path is not a traffic."""
     p = _cli("stress", "-s", "no-such-strategy", timeout=60)
     assert p.returncode != 0 and "no-such-strategy" in (p.stderr + p.stdout)
     p = _cli("stress", "-w", "no-such-workload", timeout=60)
     assert p.returncode != 0 and "no-such-workload" in (p.stderr + p.stdout)
+    p = _cli("stress", "-w", "gsource", timeout=60)
+    assert p.returncode != 0 and "--path gsource" in (p.stderr + p.stdout)
+    p = _cli("stress", "--path", "glib", timeout=60)
+    assert p.returncode == 2 and "glib" in p.stderr
+    p = _cli("stress", "--kill-rate", "-1", timeout=60)
+    assert p.returncode == 2 and "--kill-rate" in p.stderr
 
 
 def _my_processes(prefix):

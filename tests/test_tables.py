@@ -145,10 +145,10 @@ STRESS_VERDICTS = {"pass", "lost-wakeup", "busy-loop", "lost-work", "error", "ca
 
 @pytest.mark.stress
 def test_stress_table_at_80_columns():
-    """The pair matrix (--duration): every strategy and the workload whole,
+    """The campaign table and --detail's slices: every strategy and the traffic whole,
     no cell cut, an outcome word whole.  (Whether a row or a table title
     names the strategy is the command's choice.)"""
-    args = ["stress", "-w", "ping-pong", "-d", "0.3", "--seed", "1"]
+    args = ["stress", "-w", "ping-pong", "-d", "0.3", "--seed", "1", "--detail"]
     for s in STRESSED:
         args += ["-s", s]
     p = _cli(*args, timeout=180)

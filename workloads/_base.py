@@ -18,6 +18,26 @@ import attrs
 #: The process kinds a plan can ask for (each is one C loop).
 ROLES = ("pingpong", "timer-racer", "pool-worker", "guest", "fd-writer", "foreign")
 
+#: The owner's poll paths, the second axis beside the traffic (the
+#: workload): QEMU's blocking aio_poll (the home poller), glib's GSource
+#: prepare / check / dispatch, aio_poll plus a temporary foreign poller in
+#: another process (bdrv_drain before 2018), or all of them at once -- the
+#: owner picks aio_poll or the GSource path at random per iteration, as
+#: QEMU's main loop runs glib with bdrv_drain's blocking aio_poll in between,
+#: with a foreign poller when the strategy allows one.
+PATHS = ("aio_poll", "gsource", "foreign", "mixed")
+
+#: The checker's configs a path exercises (whose expected verdicts apply).
+PATH_CONFIGS = {
+    "aio_poll": ("home",),
+    "gsource": ("gsource",),
+    "foreign": ("foreign",),
+    "mixed": ("home", "gsource", "foreign"),
+}
+
+#: The owner loop's mode per path (aio_drv_owner_run's `gsource` argument).
+OWNER_MODE = {"aio_poll": 0, "gsource": 1, "foreign": 0, "mixed": 2}
+
 
 @attrs.define
 class Plan:
@@ -29,7 +49,11 @@ class Plan:
     ``filler_bhs`` (allocated bottom halves that are never scheduled: they
     lengthen every scan of the BH flags, as a busy QEMU context does)."""
 
+    #: True fixes the path to "gsource" whatever --path says (workloads
+    #: written before paths were an axis).
     gsource: bool = False
+    #: The owner's path (PATHS); the runner sets it (with_path).
+    path: str = "aio_poll"
     pingpong: int = 0
     timer_racers: int = 0
     pool_workers: int = 0
@@ -73,6 +97,26 @@ class Plan:
         return out
 
 
+def with_path(plan: Plan, path: str, foreign_ok: bool) -> Plan:
+    """The traffic's plan run on `path`.  A foreign path adds the temporary
+    poller, sharing the (mostly asleep) owner's CPU so that it races the
+    notifiers, and idle filler BHs that make each of its scans of the flags
+    take microseconds, as in a busy QEMU -- so that a poller away for
+    longer than it should leaves a visible state.  On "mixed" the foreign
+    poller comes only if the strategy allows it."""
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r} (paths: {', '.join(PATHS)})")
+    if plan.gsource and path != "gsource":
+        raise ValueError(f"this traffic runs on the gsource path only, not {path!r}")
+    if path == "foreign" and not foreign_ok:
+        raise ValueError("the foreign path needs a strategy that allows foreign pollers")
+    p = attrs.evolve(plan, path=path)
+    if path == "foreign" or (path == "mixed" and foreign_ok):
+        p = attrs.evolve(p, foreign=max(1, p.foreign), filler_bhs=max(p.filler_bhs, 1000),
+                         pin="foreign-with-owner")
+    return p
+
+
 class Workload:
     """Base class of workloads.
 
@@ -91,6 +135,17 @@ class Workload:
     def applies_to(self, info) -> bool:
         """Whether this workload can run a strategy (a StrategyInfo)."""
         return not self.needs_foreign_pollers or allows_foreign_pollers(info)
+
+    def paths_for(self, info) -> tuple[str, ...]:
+        """The paths this traffic can run on with a strategy: every one, but
+        foreign only where the strategy allows foreign pollers (and only
+        gsource for a plan that fixes it)."""
+        if self.config == "gsource":
+            return ("gsource",)
+        if self.config == "foreign":
+            return ("foreign",)
+        ok = allows_foreign_pollers(info)
+        return tuple(p for p in PATHS if p != "foreign" or ok)
 
     def plan(self, procs: int) -> Plan:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -28,7 +28,7 @@ import attrs
 import aiocore
 from aiocore._plugins import expected_verdict, get as get_strategy
 
-from ._base import Plan, Workload
+from ._base import OWNER_MODE, PATH_CONFIGS, Plan, Workload, allows_foreign_pollers, with_path
 from ._chaos import ENV as CHAOS_ENV, Chaos, configure as chaos_configure, use_build
 from ._watchdog import Watchdog
 
@@ -37,6 +37,11 @@ ACTION_VIRTIO_TX = 3
 ACTION_POOL = 4
 ACTION_COUNT = 1
 ROLE_OWNER = 1
+
+
+def default_path(workload: Workload) -> str:
+    """The path a workload runs on when none is asked for."""
+    return {"gsource": "gsource", "foreign": "foreign"}.get(workload.config, "aio_poll")
 
 
 @attrs.define
@@ -62,6 +67,10 @@ class RunResult:
     crash_rescues: int = 0
     seed: int = 0
     chaos: str = "off"  # the chaos mode of the run (aiocore_workloads._chaos)
+    path: str = "aio_poll"  # the owner's path (aiocore_workloads._base.PATHS)
+    skeleton: str = "2015"
+    kills: int = 0  # victims killed (--kill-rate)
+    kills_recovered: int = 0  # ... whose death the owner's recovery handled in time
     counters: dict = attrs.field(factory=dict)
     work: dict = attrs.field(factory=dict)
     findings: list = attrs.field(factory=list)
@@ -89,6 +98,10 @@ class RunResult:
             max_busy_streak=self.max_busy_streak,
             seed=self.seed,
             chaos=self.chaos,
+            path=self.path,
+            skeleton=self.skeleton,
+            kills=self.kills,
+            kills_recovered=self.kills_recovered,
             work=self.work,
             findings=[attrs.asdict(f) for f in self.findings],
             errors=self.errors,
@@ -99,10 +112,24 @@ class Stopped(Exception):
     """The run was asked to stop (signal)."""
 
 
-def judge(info, workload: Workload, observed: list[str], lost_work: int):
+def expected_on(info, configs, skeleton: str = "2015") -> str | None:
+    """A strategy's declared x86 (tso) verdict over the checker configs a
+    path exercises: the worst of them (None if it declares none)."""
+    from aiocore._checker import worst
+
+    vs = [expected_verdict(info, "tso", cfg, skeleton) for cfg in configs]
+    vs = [v for v in vs if v is not None]
+    return worst(vs) if vs else None
+
+
+def judge(info, workload: Workload, observed: list[str], lost_work: int, path: str | None = None,
+          skeleton: str = "2015"):
     """(verdict, expected, matches, failed) for a finished run."""
     verdict = "+".join(observed) or "pass"
-    exp = expected_verdict(info, "tso", workload.config) if info is not None else None
+    configs = PATH_CONFIGS[path] if path else (workload.config,)
+    if path == "mixed" and not allows_foreign_pollers(info):
+        configs = ("home", "gsource")
+    exp = expected_on(info, configs, skeleton) if info is not None else None
     assumed = exp is None
     exp = exp or "pass"
     if exp == "pass":
@@ -150,11 +177,11 @@ def _cpus(pin):
     return {own}, set(cpus) - {own}
 
 
-def _spawn(role, index, name, area_fd, extra_fds, errfile, cpus=None, chaos=None):
+def _spawn(role, index, name, area_fd, extra_fds, errfile, cpus=None, chaos=None, tail=None):
     cmd = [
         sys.executable, "-m", "aiocore_workloads._child", role, str(index), name,
         str(area_fd), str(os.getpid()), ",".join(str(f) for f in extra_fds),
-    ]
+    ] + ([tail] if tail else [])
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env[CHAOS_ENV] = (chaos or Chaos()).env()
@@ -195,15 +222,30 @@ def run_pair(
     start_timeout: float = 60.0,
     pin: bool = True,
     chaos: Chaos | None = None,
+    path: str | None = None,
+    skeleton: str = "2015",
+    kill_rate: float = 0.0,
+    recovery: bool | None = None,
 ) -> RunResult:
-    """Run one workload against one strategy for `seconds` (or, with
-    until_found, until the watchdog's first finding, at most `seconds`)."""
+    """Run one workload (the traffic) against one strategy on one of the
+    owner's paths for `seconds` (or, with until_found, until the
+    watchdog's first finding, at most `seconds`).
+
+    ``kill_rate`` > 0 adds a victim server that SIGKILLs that many victim
+    notifiers per second at random instants of their protocol calls
+    (_child.victim_server); the context then runs with ``recovery`` (default
+    on when killing).  The workload's own processes are never killed, so
+    its accounting stays exact."""
     info = get_strategy(strategy) if strategy != "unconditional-c" else None
     if info is None:
         from aiocore._plugins import _core_info
 
         info = _core_info()
-    plan: Plan = workload.plan(procs)
+    if kill_rate < 0 or kill_rate > 1000:
+        raise ValueError(f"kill_rate must be within 0..1000 kills per second, not {kill_rate!r}")
+    recovery = kill_rate > 0 if recovery is None else bool(recovery)
+    path = default_path(workload) if path is None else path
+    plan: Plan = with_path(workload.plan(procs), path, allows_foreign_pollers(info))
     seed = secrets.randbits(63) if seed is None else seed
     chaos = Chaos() if chaos is None else chaos
     n_bh = max(64, plan.pingpong + plan.timer_racers + plan.filler_bhs + 16)
@@ -214,7 +256,8 @@ def run_pair(
     blocked = _block_signals()
     try:
         with use_build(chaos):
-            ctx = aiocore.AioContext.create(strategy, n_bh=min(n_bh, 8192), n_timers=max(16, plan.timers + 4))
+            ctx = aiocore.AioContext.create(strategy, n_bh=min(n_bh, 8192), n_timers=max(16, plan.timers + 4),
+                                            skeleton=skeleton, recovery=recovery)
     except BaseException:
         _unblock_signals(blocked)
         raise
@@ -222,7 +265,7 @@ def run_pair(
         _unblock_signals(blocked)
         chaos_configure(ctx._lib, chaos, "owner", 0)
         r = _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, busy_k,
-                         until_found, tick, should_stop, start_timeout, pin, chaos)
+                         until_found, tick, should_stop, start_timeout, pin, chaos, kill_rate, skeleton)
         r.chaos = chaos.mode
         return r
     finally:
@@ -242,7 +285,8 @@ def _unblock_signals(old):
 
 
 def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, busy_k,
-                 until_found, tick, should_stop, start_timeout, pin, chaos) -> RunResult:
+                 until_found, tick, should_stop, start_timeout, pin, chaos, kill_rate=0.0,
+                 skeleton="2015") -> RunResult:
     """run_pair's body once the context exists (the caller closes it, always)."""
     lib, ffi, c = ctx._lib, ctx._ffi, ctx._c
     children: list[subprocess.Popen] = []
@@ -255,6 +299,7 @@ def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, bu
     mapped = False
     wd = None
     t_run = 0.0
+    kills_r = -1  # the victim server's kill pipe (read end)
     noop = lambda: None  # noqa: E731
     try:
         area_fd = os.memfd_create("aiocore-stress", os.MFD_CLOEXEC)
@@ -303,6 +348,10 @@ def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, bu
             ctx.set_fd_handler(rfd, noop)
             a.fd[i] = rfd
         a.n_fds = len(pipes)
+        victim_bh = -1
+        if kill_rate > 0:
+            victim_bh = ctx.bh_new(noop)
+            ctx.bh_set_action(victim_bh, ACTION_COUNT, 0)
         slot = lib.aio_drv_proc_claim(c, ROLE_OWNER)
         owner_cpus, other_cpus = _cpus(pin and plan.pin != "none")
 
@@ -315,6 +364,13 @@ def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, bu
             if role == "foreign" and plan.pin == "foreign-with-owner" and owner_cpus:
                 cpus = owner_cpus
             children.append(_spawn(role, idx, ctx.name, area_fd, extra, errfile, cpus, chaos))
+        if kill_rate > 0:
+            kills_r, kills_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                children.append(_spawn("victim-server", victim_bh, ctx.name, area_fd, [kills_w], errfile,
+                                       other_cpus, chaos, tail=f"{int(kill_rate * 1000)},{seed & 0xFFFFFFFF}"))
+            finally:
+                os.close(kills_w)
         os.close(area_fd)
         area_fd = -1
         for _, w in pipes:  # the writers have them now
@@ -346,7 +402,8 @@ def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, bu
                     os.sched_setaffinity(0, owner_cpus)  # this thread only
                 except OSError:
                     pass
-            owner_rc.append(lib.aio_drv_owner_run(c, 1 if plan.gsource else 0, slot))
+            mode = 1 if plan.gsource else OWNER_MODE[plan.path]
+            owner_rc.append(lib.aio_drv_owner_run(c, mode, slot))
 
         wd = Watchdog(ctx, lost_ms=lost_ms, busy_k=busy_k)
         owner_thread = threading.Thread(target=owner, name="aiocore-owner", daemon=True)
@@ -381,11 +438,15 @@ def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, bu
         finally:
             if area_fd >= 0:
                 os.close(area_fd)
+            if kills_r >= 0:
+                os.close(kills_r)
             _close_run(lib, c, pipes, errfile)
         raise
     _stop_all(ctx, lib, c, children, owner_thread, mapped)
+    kills = _read_kills(kills_r)
     try:
-        res = _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy)
+        res = _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy,
+                       skeleton, kills, victim_bh)
         tail = _read_err(errfile)
         if tail and not res.errors and any(p.returncode not in (0, None, 3, -9) for p in children):
             res.errors.append(tail)
@@ -402,6 +463,24 @@ def _close_run(lib, c, pipes, errfile):
             pass
     errfile.close()
     lib.aio_drv_area_unmap(c)
+
+
+def _read_kills(fd) -> tuple[int, int]:
+    """(kills, kills the owner recovered in time) from the victim server's pipe; closes it."""
+    if fd < 0:
+        return 0, 0
+    data = b""
+    try:
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            data += b
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+    return len(data), data.count(b"r")
 
 
 def _read_err(f) -> str:
@@ -438,8 +517,14 @@ def _stop_all(ctx, lib, c, children, owner_thread, mapped):
             owner_thread.join(timeout=0.05)
 
 
-def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy) -> RunResult:
-    """End-of-run accounting: every 0->1 schedule dispatched exactly once."""
+def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy,
+             skeleton="2015", kills=(0, 0), victim_bh=-1) -> RunResult:
+    """End-of-run accounting: every 0->1 schedule dispatched exactly once.
+
+    The victims' BH is judged apart: a victim killed inside bh_schedule may
+    have claimed the flag without counting its schedule (or counted it
+    without having set the flag), so its schedules and dispatches may
+    differ by at most one per kill; more than that is lost work."""
     lib, c = ctx._lib, ctx._c
     a = lib.aio_drv_area(c)
     left = lib.aio_drv_owner_drain(c, 100000)
@@ -447,14 +532,21 @@ def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy
     # Per BH: schedules == dispatches + cancels + pending, never more dispatches.
     bh_lost = bh_double = 0
     hwm = ctx.snapshot().bh_hwm
+    victim_d = 0
     for bh in range(hwm):
         st = ctx.bh_stats(bh)
         d = st["schedules"] - st["dispatches"] - st["cancels"] - st["scheduled"]
+        if bh == victim_bh:
+            victim_d = d
+            d = 0 if abs(d) <= kills[0] else d
         if d > 0:
             bh_lost += d
         elif d < 0:
             bh_double += -d
     work = dict(bh_lost=bh_lost, bh_double=bh_double, left_pending=max(0, left))
+    if victim_bh >= 0:
+        work.update(victim_schedule_gap=victim_d, kills=kills[0], kills_recovered=kills[1],
+                    recoveries=cnt.recoveries)
     wl_issues = 0
     n_pp = plan.pingpong + plan.timer_racers
     if n_pp:
@@ -504,7 +596,7 @@ def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy
         observed.append("lost-work")
     if errors:
         observed.append("error")
-    verdict, exp, matches, failed = judge(info, workload, observed, lost_work)
+    verdict, exp, matches, failed = judge(info, workload, observed, lost_work, plan.path, skeleton)
     if errors:
         failed = True
     return RunResult(
@@ -528,6 +620,10 @@ def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy
         max_busy_streak=int(a.max_streak.v),
         crash_rescues=wd.crash_rescues if wd else 0,
         seed=seed,
+        path=plan.path,
+        skeleton=skeleton,
+        kills=kills[0],
+        kills_recovered=kills[1],
         counters=attrs.asdict(cnt),
         work=work,
         findings=list(wd.findings) if wd else [],

@@ -1,4 +1,6 @@
-# The built-in workloads.  Registered in aiocore's pyproject.toml under the
+# The built-in workloads: traffics.  The owner's path (blocking aio_poll,
+# GSource, a foreign poller, or all of them) is the other axis (--path,
+# _base.PATHS): every traffic here runs on every path.  Registered in aiocore's pyproject.toml under the
 # entry-point group "aiocore.workloads", like any third-party workload.
 #
 # `procs` is the user's --procs: the number of notifying processes for the
@@ -65,36 +67,6 @@ class FdIo(Workload):
 
     def plan(self, procs):
         return Plan(pipes=4, fd_writers=1, pingpong=max(1, procs - 1))
-
-
-class GSource(Workload):
-    name = "gsource"
-    config = "gsource"
-    description = "the owner runs glib's prepare / poll / check / dispatch path instead of aio_poll"
-
-    def plan(self, procs):
-        return Plan(gsource=True, pingpong=max(1, procs), timers=2, timer_idle_pct=50)
-
-
-class Foreign(Workload):
-    name = "foreign"
-    config = "foreign"
-    needs_foreign_pollers = True
-    description = (
-        "a second, temporary poller process (bdrv_drain from another thread, before 2018) "
-        "polls until it makes progress and leaves, while a notifier ping-pongs"
-    )
-
-    def plan(self, procs):
-        # Idle bottom halves make each scan of the flags take microseconds,
-        # as in a busy QEMU; a temporary poller that goes away for longer
-        # than the watchdog's threshold leaves a lost wake-up visible.
-        # The temporary poller shares the (mostly sleeping) owner's CPU, so
-        # that it runs at the same time as the notifiers.
-        return Plan(
-            foreign=1, pingpong=max(1, procs - 1), filler_bhs=1000, race_pct=20, jitter_ns=500,
-            pin="foreign-with-owner",
-        )
 
 
 class Mixed(Workload):

@@ -25,8 +25,10 @@ static void drv_drain_fd(AioDrvArea *a, int fd)
 }
 
 /*
- * The owner: blocking aio_poll (gsource=0) or glib's prepare / wait / check /
- * dispatch (gsource=1) until `stop`.  BH actions run natively inside the
+ * The owner: blocking aio_poll (gsource=0), glib's prepare / wait / check /
+ * dispatch (gsource=1), or either at random per iteration (gsource=2: QEMU's
+ * main loop, where glib drives the context and bdrv_drain's blocking aio_poll
+ * runs on the same context in between) until `stop`.  BH actions run natively inside the
  * dispatch; the timer and fd events it hands back are handled here in C
  * (timers re-armed with jitter, or left dormant so that the owner sometimes
  * waits with an infinite timeout; pipes drained).
@@ -60,7 +62,11 @@ int aio_drv_owner_run(AioContext *ctx, int gsource, int slot)
         drv_arm(ctx, a, a->timer[i], &rng);
     }
     drv_pos(me, AIO_DRV_POS_OWNER);
+    int mode = gsource;
     while (!DRV_STOP(a)) {
+        if (mode == 2) {
+            gsource = (int)(drv_rand(&rng) & 1);
+        }
         uint64_t w0 = RAW_READ(wk), e0 = RAW_READ(es);
         uint64_t seq0 = RAW_READ(&ctx->shm->owner.poll_seq);
         int progress = 0, n, woke, bh_progress = 0;

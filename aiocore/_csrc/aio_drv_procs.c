@@ -316,3 +316,58 @@ out:
     drv_pos(me, AIO_DRV_POS_EXITED);
     return AIO_OK;
 }
+
+/*
+ * A victim of `aiocore stress --kill-rate`: a notifier that exists to be
+ * SIGKILLed at a random instant.  It schedules its own BH (a counting
+ * action) with a little jitter and now and then makes a bare aio_notify, so
+ * that a kill lands inside bh_schedule or aio_notify, between any two of the
+ * strategy's primitives, as often as between calls.  Its slot keeps
+ * publishing which call it is in: a victim killed in the middle of one is
+ * `dead_in_protocol` to the watchdog until the victim server has seen the
+ * owner's recovery run and releases the slot (workloads/_child.py).
+ */
+int aio_drv_victim(AioContext *ctx, int bh, int slot)
+{
+    int w = 0;
+    DRV_PROLOGUE(ctx, slot);
+    uint64_t rng = drv_seed(a, (int)getpid(), AIO_DRV_ROLE_NOTIFIER);
+    while (!DRV_STOP(a)) {
+        if (drv_quiet(a, me)) {   /* nobody rescues a stuck owner by accident */
+            continue;
+        }
+        uint64_t r = drv_rand(&rng);
+        if (r % 8 == 0) {
+            drv_pos(me, AIO_DRV_POS_IN_NOTIFY);
+            (void)aio_notify(ctx);
+            drv_call_end(me, AIO_DRV_POS_WORKING);
+        } else {
+            (void)drv_schedule(ctx, me, bh);
+        }
+        drv_op(me);
+        drv_delay_ns(a, (int64_t)((r >> 8) % ((uint64_t)a->jitter_ns + 1)));
+    }
+    drv_pos(me, AIO_DRV_POS_EXITED);
+    return AIO_OK;
+}
+
+/* Free slot `slot` of a process that is gone (the victim server, once the
+ * owner's recovery has handled its victim's death).  Only a dead pid is
+ * released: a live process keeps its slot. */
+int aio_drv_proc_release(AioContext *ctx, int slot)
+{
+    CHECK_OPEN(ctx);
+    AioProcSlot *me = drv_me(ctx, slot);
+    if (!me) {
+        return AIO_E_INVAL;
+    }
+    uint32_t pid = RAW_READ(&me->pid);
+    if (pid && kill((pid_t)pid, 0) == 0) {
+        return AIO_E_INVAL;   /* still alive: not ours to free */
+    }
+    DRV_REL(&me->pos, (uint32_t)AIO_DRV_POS_EXITED);
+    /* Release: the slot's last fields are written before a claimer's CAS
+     * can see it free (pairs with the acq_rel CAS in aio_drv_proc_claim). */
+    __atomic_store_n(&me->pid, 0, __ATOMIC_RELEASE);
+    return AIO_OK;
+}

@@ -47,5 +47,7 @@ int aio_drv_pool_worker(AioContext *ctx, int w, int slot);
 int aio_drv_virtio_guest(AioContext *ctx, int w, int slot);
 int aio_drv_fd_writer(AioContext *ctx, int w, int slot, const int *fds, int nfds);
 int aio_drv_foreign(AioContext *ctx, int w, int slot);
+int aio_drv_victim(AioContext *ctx, int bh, int slot);
+int aio_drv_proc_release(AioContext *ctx, int slot);
 int aio_chaos_config(int on, uint64_t seed, uint32_t pct, uint32_t max_ns);
 uint64_t aio_chaos_count(void);

@@ -44,6 +44,14 @@ def pytest_addoption(parser):
         help="run aiocore fixtures under this strategy (repeatable; 'all' for every "
         "installed one; default: every strategy expected to pass natively)",
     )
+    group.addoption(
+        "--aio-stress-budget",
+        type=float,
+        default=12.0,
+        metavar="SECONDS",
+        dest="aio_stress_budget",
+        help="seconds of the native campaign per strategy (aiocore stress's, default 12)",
+    )
 
 
 def pytest_configure(config):
@@ -83,6 +91,14 @@ def pytest_generate_tests(metafunc):
     if "aio_strategy" in metafunc.fixturenames:
         names = selected_strategies(metafunc.config)
         metafunc.parametrize("aio_strategy", names, ids=names, scope="session")
+
+
+@pytest.fixture(scope="session")
+def aio_stress_budget(request):
+    v = request.config.getoption("aio_stress_budget", default=12.0)
+    if not v or v <= 0:
+        raise pytest.UsageError(f"--aio-stress-budget must be > 0, not {v}")
+    return float(v)
 
 
 @pytest.fixture(scope="session")

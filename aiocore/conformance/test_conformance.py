@@ -244,3 +244,33 @@ def test_checker_confirms_the_declared_verdict(aio_strategy_info, model):
     assert s.status != "MISMATCH", (
         f"{info.name} {model}: the checker finds {s.verdict} (worst over {','.join(s.configs)}), "
         f"the strategy declares {s.expected}")
+
+
+def test_native_campaign_matches_the_tso_expectation(aio_strategy_info, aio_stress_budget):
+    """A short native campaign (aiocore stress's, guided by the checker): a strategy declared
+    to pass on tso (this machine) shows no finding; one declared to fail is caught in its budget."""
+    import json as _json
+
+    try:
+        import aiocore_workloads as W
+        from aiocore_workloads import _campaign
+    except ImportError:
+        pytest.skip("aiocore_workloads (the stress workloads) is not installed")
+    info = aio_strategy_info
+    if info.ir is None:
+        pytest.skip(f"{info.name} is handwritten C: the campaign's checker guidance needs its IR")
+    traffics = [i.workload for i in W.registry() if i.status == "ok"]
+    c = _campaign.run(info.name, traffics, aio_stress_budget, seed=int(time.time() * 1000))
+    assert not c.counts()["error"], [e for r in c.runs for e in r.errors]
+    if c.expected == "pass":
+        first = next((f for r in c.runs for f in r.findings), None)
+        assert c.verdict == "pass", (
+            f"{info.name} is declared to pass on tso but shows {c.verdict} natively after "
+            f"{c.seconds:.1f} s on {c.first_arm.where() if c.first_arm else '?'}; the checker "
+            f"predicted {[p.label() for p in c.predictions if p.fails] or 'nothing'}; snapshot: "
+            f"{_json.dumps(first.snapshot if first else None, default=str)[:2000]}")
+    else:
+        assert c.expected in c.observed(), (
+            f"{info.name} is declared {c.expected} on tso but {c.seconds:.1f} s of native stress "
+            f"({len(c.runs)} slices) did not catch it; the checker predicts "
+            f"{[p.label() for p in c.predictions if p.fails] or 'nothing'} (a longer --aio-stress-budget?)")
