@@ -93,9 +93,12 @@ def test_permuting_notifiers_is_not_a_symmetry(model):
 
 
 def _outsiders():
-    from test_checker_strategies import EXPECT  # the tests' own strategies (no code from strategies/)
+    # the tests' own strategies (no code from strategies/): the checker tests' variants and the
+    # stranger's distribution in tests/outsiders
+    from outsiders import outsider_strategies as o
+    from test_checker_strategies import EXPECT
 
-    return [cls for cls, _ in EXPECT]
+    return [cls for cls, _ in EXPECT] + [o.EarlyKick, o.GlibNoFence, o.KickAlways, o.XchgGate, o.CoalescedKick]
 
 
 @needs_c
