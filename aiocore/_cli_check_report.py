@@ -42,23 +42,36 @@ def _run_with_progress(rows, bounds, opts, jobs):
     if not err.is_terminal:
         return _matrix.timed_run(rows, bounds, jobs, opts=opts)
     prog = Progress(TextColumn("exploring"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-                    TimeElapsedColumn(), console=err, transient=True, auto_refresh=False)
-    task = prog.add_task("check", total=len(rows))
+                    TextColumn("{task.fields[states]}"), TimeElapsedColumn(), console=err,
+                    transient=True, auto_refresh=False)
+    task = prog.add_task("check", total=len(rows), states="")
     import time
 
     t0 = time.monotonic()
     shown = [False]
+    done_states = [0]
 
-    def progress(row):
-        prog.advance(task)
+    def tick():
         if not shown[0] and time.monotonic() - t0 > PROGRESS_AFTER_S:
             prog.start()
             shown[0] = True
         if shown[0]:
             prog.refresh()
 
+    def progress(row):
+        if row.result is not None:
+            done_states[0] += row.result.states
+        prog.update(task, advance=1, states=f"{done_states[0]:,} states")
+        tick()
+
+    def states_progress(states):
+        # one job: the run in progress reports after each breadth-first layer
+        prog.update(task, states=f"{done_states[0] + states:,} states")
+        tick()
+
     try:
-        return _matrix.timed_run(rows, bounds, jobs, progress, opts=opts)
+        return _matrix.timed_run(rows, bounds, jobs, progress, opts=opts,
+                                 states_progress=states_progress)
     finally:
         if shown[0]:
             prog.stop()

@@ -150,3 +150,23 @@ def test_c_loop_counterexamples_replay_in_the_python_explorer(name, model, confi
         assert loop and seen[loop[0]] == end and ex.quiescent(end)  # the loop closes on its first state
     else:
         assert ex.successors(end) == [] and ex.classify_terminal(end)[0] == r.verdict
+
+
+@pytest.mark.parametrize("engine", ["python", pytest.param("c", marks=needs_c)])
+def test_a_long_run_reports_its_states_as_it_goes(engine):
+    """progress(states) comes after every breadth-first layer, growing, ending at the run's state count."""
+    seen = []
+    r = check_ir(_plugins.get("explicit-mb").ir, "arm", "home", Bounds(2, 2), want_trace=False, engine=engine,
+                 progress=seen.append)
+    assert len(seen) > 10 and seen == sorted(seen) and seen[-1] == r.states
+
+
+def test_one_job_feeds_the_states_counter_of_the_progress_bar():
+    """With one job the matrix passes each layer's count on to the report (the bar of a single long run moves)."""
+    from aiocore._checker import _matrix
+
+    info = _plugins.get("notified")
+    rows = _matrix.plan([info], ("tso",), ("home",))
+    counts = []
+    _matrix.run(rows, Bounds(2, 1), jobs=1, states_progress=counts.append)
+    assert counts and counts[-1] == rows[0].result.states

@@ -173,7 +173,7 @@ class CParents:
         return True
 
 
-def search(ex, *, deadline=None, max_memory=None, narrow=None):
+def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     """_search.search, with the loop in C (same result).  ``narrow`` (tests):
     start every id position that many bits wide, to exercise re-packing."""
     from ._search import MEMORY_CHECK_EVERY, ExploreResult, find_cycle, rss_bytes
@@ -259,6 +259,8 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None):
             if count == lib.chk_layer_end(c) or stopped_by is not None:
                 break
             lib.chk_next_layer(c)
+            if progress is not None:
+                progress(count)
             layer_starts.append(lib.chk_layer_start(c))
         elif code == R_MISS_MOVES:
             lib.chk_miss(c, miss)

@@ -37,7 +37,8 @@ def rss_bytes() -> int:
         return 0
 
 
-def search(ex, *, deadline=None, max_memory=None) -> "ExploreResult":
+def search(ex, *, deadline=None, max_memory=None, progress=None) -> "ExploreResult":
+    """Breadth first from ex.initial(); ``progress(states)`` after each layer."""
     init = ex.initial()
     parent = {init: None}
     frontier = [init]
@@ -86,6 +87,8 @@ def search(ex, *, deadline=None, max_memory=None) -> "ExploreResult":
                 stopped_by = "max-seconds"
         frontier = nxt
         depth += 1
+        if progress is not None:
+            progress(len(parent))
     cycle = None
     if stopped_by is None and "lost-work" not in found:
         cycle = find_cycle(qgraph, qdepth)
