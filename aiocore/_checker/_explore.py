@@ -574,25 +574,9 @@ class Explorer:
         return ("deadlock", f"the home poller is stuck at {P.labels[h[0]]}")
 
     def explore(self, deadline=None, max_memory=None, engine="auto", progress=None):
-        """Breadth-first search of every reachable state: the loop in C
-        (_fast.py) when it can run, else in Python (_search.py); both give
-        the same states, verdicts and counterexamples.  ``engine`` "c" or
-        "python" forces one ("c" raises ModelError when it cannot run).
-        ``progress(states)`` is called after each breadth-first layer."""
-        from . import _fast
-        from ._search import search
+        """Breadth-first search of every reachable state (_search.explore:
+        the C loop when it can run, else the Python loop; the same result)."""
+        from ._search import explore
 
-        if engine not in ("auto", "c", "python"):
-            raise ModelError(f"unknown engine {engine!r} (engines: auto, c, python)")
-        if engine != "python" and _fast.available(self):
-            try:
-                return _fast.search(self, deadline=deadline, max_memory=max_memory, progress=progress)
-            except _fast.TooWide:
-                if engine == "c":
-                    raise ModelError("the checker's C loop cannot run here: the state ids "
-                                     "need more than 63 bits") from None
-        if engine == "c":
-            raise ModelError(f"the checker's C loop cannot run here: {_fast.why_not() or 'program too large'}")
-        r = search(self, deadline=deadline, max_memory=max_memory, progress=progress)
-        r.engine = "python"
-        return r
+        return explore(self, deadline=deadline, max_memory=max_memory, engine=engine,
+                       progress=progress)
