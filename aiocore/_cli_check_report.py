@@ -96,10 +96,11 @@ def report(rows, bounds, opts, args) -> int:
     from ._checker import _fast
 
     engine = {"python": "the Python loop", "c": "the C loop"}.get(opts.engine) or (
-        "the C loop" if _fast.available() else "the Python loop (no C compiler)")
+        "the C loop" if _fast.available() else
+        f"the Python loop (the C loop cannot be built: {_fast.why_not()})")
     on = ", ".join(r.name for r in REDUCTIONS if r.in_force)
     off = ", ".join(r.name for r in REDUCTIONS if not r.in_force)
-    con.print(f"search: {engine}; exact reductions in force: {on}; off: {off} (not exact "
+    con.print(f"search: {escape(engine)}; exact reductions in force: {on}; off: {off} (not exact "
               f"here, README: checker at scale)")
 
     seconds = _run_with_progress(rows, bounds, opts, args.jobs)

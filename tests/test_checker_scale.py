@@ -170,3 +170,16 @@ def test_one_job_feeds_the_states_counter_of_the_progress_bar():
     counts = []
     _matrix.run(rows, Bounds(2, 1), jobs=1, states_progress=counts.append)
     assert counts and counts[-1] == rows[0].result.states
+
+
+def test_without_the_c_loop_the_python_loop_runs(monkeypatch):
+    """When the C loop cannot be built, auto falls back to the Python loop and engine c says why."""
+    from aiocore._checker import ModelError
+
+    monkeypatch.setattr(_fast, "_lib", None)
+    monkeypatch.setattr(_fast, "_why_not", "RuntimeError: no C compiler")
+    ir = _plugins.get("bug1").ir
+    r = check_ir(ir, "sc", "home", Bounds(1, 1))
+    assert (r.engine, r.verdict) == ("python", "busy-loop")
+    with pytest.raises(ModelError, match="C loop cannot run here: RuntimeError: no C compiler"):
+        check_ir(ir, "sc", "home", Bounds(1, 1), engine="c")

@@ -28,9 +28,12 @@ from ._program import ARM
  R_WIDE) = range(9)
 
 
+NO_LOC = 0xFFFFFFFF
+
+
 class TooWide(Exception):
     """The program's ids do not pack into 63 bits: the Python loop must run it."""
-NO_LOC = 0xFFFFFFFF
+
 
 _lib = None
 _why_not = None
