@@ -62,6 +62,7 @@ SOURCE = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 enum { R_LAYER = 0, R_MISS_MOVES = 1, R_MISS_COMMIT = 2, R_MISS_PINFO = 3, R_TERMINAL = 4,
        R_VIOLATION = 5, R_CHECK = 6, R_NOMEM = 7, R_WIDE = 8 };
@@ -99,6 +100,7 @@ struct chk {
     uint64_t viol_key, viol_idx, viol_bad;
     uint32_t cur_words[MAXP + 1];
     uint64_t *kbuf; uint32_t *wbuf; uint64_t kcap;   /* one state's successors */
+    uint32_t pend_n, pend_from; int pend_quiet;       /* ... still to be inserted */
 };
 
 static uint64_t mix(uint64_t h) {
@@ -136,12 +138,35 @@ static int tab_insert_key(uint64_t *t, uint64_t mask, uint64_t k) {
     return 0;
 }
 
+/* The visited table is the one structure read at random (a probe per
+   successor), 128 MiB at 3 x 3 and 1 GiB at 4 x 2: it is mapped on its own
+   and asked for transparent huge pages (this kernel's THP mode is madvise),
+   so that a probe costs a cache miss and not also a page walk.  Anonymous
+   mappings read as zeros, as calloc's memory does. */
+static uint64_t *tab_alloc(uint64_t nslots) {
+    size_t len = nslots * sizeof(uint64_t);
+    if (len < (4u << 20)) return calloc(nslots, sizeof(uint64_t));
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, len, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static void tab_free(uint64_t *t, uint64_t nslots) {
+    size_t len = nslots * sizeof(uint64_t);
+    if (!t) return;
+    if (len < (4u << 20)) free(t);
+    else munmap(t, len);
+}
+
 static int rebuild_tab(chk *c, uint64_t nm) {
     /* the table is rebuilt from the keys, so the old one goes first: the
        peak is the new table, not both */
-    free(c->tab);
+    tab_free(c->tab, c->tmask + 1);
     c->tab = NULL;
-    uint64_t *t = calloc(nm + 1, sizeof(uint64_t));
+    uint64_t *t = tab_alloc(nm + 1);
     if (!t) return -1;
     for (uint64_t j = 0; j < c->count; j++) tab_insert_key(t, nm, c->key[j]);
     c->tab = t; c->tmask = nm;
@@ -191,7 +216,7 @@ chk *chk_new(int n, int arm) {
     c->cap = 1024;
     c->key = malloc(c->cap * sizeof(uint64_t));
     c->parent = malloc(c->cap * sizeof(uint32_t));
-    c->tmask = 2047; c->tab = calloc(c->tmask + 1, sizeof(uint64_t));
+    c->tmask = 2047; c->tab = tab_alloc(c->tmask + 1);
     c->mmask = 1023; c->mt = calloc(c->mmask + 1, sizeof(mslot));
     c->mvcap = 4096; c->mv = malloc(c->mvcap * sizeof(move));
     c->cmask = 255; c->ct = calloc(c->cmask + 1, sizeof(cslot));
@@ -207,7 +232,7 @@ chk *chk_new(int n, int arm) {
 
 void chk_free(chk *c) {
     if (!c) return;
-    free(c->key); free(c->parent); free(c->tab); free(c->mt); free(c->mv); free(c->ct);
+    free(c->key); free(c->parent); tab_free(c->tab, c->tmask + 1); free(c->mt); free(c->mv); free(c->ct);
     free(c->presv); free(c->pquiet); free(c->esrc); free(c->edst); free(c->kbuf); free(c->wbuf); free(c);
 }
 
@@ -408,6 +433,16 @@ static int add_edge(chk *c, uint32_t a, uint64_t bkey) {
     return 0;
 }
 
+/* insert the pending successors of state pend_from, in order */
+static int flush(chk *c) {
+    for (uint32_t t = 0; t < c->pend_n; t++) {
+        if (insert_key(c, c->kbuf[t], c->wbuf + (uint64_t)t * c->W, c->pend_from) < 0) return -1;
+        if (c->pend_quiet && add_edge(c, c->pend_from, c->kbuf[t])) return -1;
+    }
+    c->pend_n = 0;
+    return 0;
+}
+
 int chk_run(chk *c) {
     const int n = c->n, W = c->W;
     const mslot *ms[MAXP];
@@ -456,6 +491,10 @@ int chk_run(chk *c) {
                 }
             }
         }
+        /* the previous state's successors go in now: their slots were
+           prefetched at its end, and the lookups above overlapped the misses */
+        if (flush(c)) return R_NOMEM;
+        if (c->count >= c->check_at) return R_CHECK;
         if (total == 0 && !(c->term_ack && c->term_at == c->cur)) {
             c->term_at = c->cur; c->term_ack = 0;
             return R_TERMINAL;
@@ -464,10 +503,9 @@ int chk_run(chk *c) {
         for (int q = 1; q < n; q++) if (!((c->pquiet[s[q + 1]] >> q) & 1)) { quiet = 0; break; }
         uint32_t me = (uint32_t)c->cur;
         if (quiet && total == 0 && add_edge(c, me, 0)) return R_NOMEM;  /* a quiescent end */
-        int viol = 0;
-        /* every successor's key first (re-packing before any insert if an id
-           outgrows its width), then their table slots prefetched, then the
-           inserts in order: the cache misses of one state overlap */
+        /* every successor's key (re-packing first if an id outgrows its
+           width), their table slots prefetched; inserted in order by the
+           next flush, after the next state's lookups */
         if (total > c->kcap) {
             uint64_t nc = total * 2;
             uint64_t *kb = realloc(c->kbuf, nc * 8);
@@ -478,6 +516,7 @@ int chk_run(chk *c) {
             c->wbuf = wb; c->kcap = nc;
         }
         uint32_t t = 0;
+        int bad = 0;
         for (int i = 0; i < n; i++) {
             for (uint32_t k = 0; k < ms[i]->cnt; k++, t++) {
                 const move *m = &c->mv[ms[i]->off + k];
@@ -489,12 +528,13 @@ int chk_run(chk *c) {
                         cfind(c, q, s[q + 1], m->loc, m->old, &ns[q + 1]);
                     }
                 ns[0] = m->sh; ns[i + 1] = m->pid;
+                if (m->bad) bad = 1;
             }
         }
         for (t = 0; t < total; t++) {
             const uint32_t *ns = c->wbuf + (uint64_t)t * W;
             int w = encode(c, ns, &c->kbuf[t]);
-            if (w >= 0) {  /* widths change: encode them all again */
+            if (w >= 0) {  /* widths change: encode them all again (nothing is pending) */
                 int r = repack(c, w, ns[w]);
                 if (r == -2) return R_WIDE;
                 if (r) return R_NOMEM;
@@ -502,22 +542,20 @@ int chk_run(chk *c) {
             }
         }
         for (t = 0; t < total; t++) __builtin_prefetch(&c->tab[mix(c->kbuf[t]) & c->tmask]);
-        t = 0;
-        for (int i = 0; i < n; i++) {
-            for (uint32_t k = 0; k < ms[i]->cnt; k++, t++) {
-                const move *m = &c->mv[ms[i]->off + k];
-                uint64_t tk = c->kbuf[t];
-                int r = insert_key(c, tk, c->wbuf + (uint64_t)t * W, me);
-                if (r < 0) return R_NOMEM;
-                if (quiet && add_edge(c, me, tk)) return R_NOMEM;
-                if (m->bad && !viol) { viol = 1; c->viol_key = tk; c->viol_bad = m->bad; }
-            }
-        }
+        c->pend_n = total; c->pend_from = me; c->pend_quiet = quiet;
         c->transitions += total;
         c->cur++;
-        if (viol) return R_VIOLATION;
-        if (c->count >= c->check_at) return R_CHECK;
+        if (bad) {  /* a double dispatch: this state's successors go in now, the search stops */
+            if (flush(c)) return R_NOMEM;
+            t = 0;
+            for (int i = 0; i < n; i++)
+                for (uint32_t k = 0; k < ms[i]->cnt; k++, t++) {
+                    const move *m = &c->mv[ms[i]->off + k];
+                    if (m->bad) { c->viol_key = c->kbuf[t]; c->viol_bad = m->bad; return R_VIOLATION; }
+                }
+        }
     }
+    if (flush(c)) return R_NOMEM;
     return R_LAYER;
 }
 
