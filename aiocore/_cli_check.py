@@ -54,6 +54,27 @@ def _positive(text):
     return v
 
 
+#: The largest bounds the CLI accepts: 4 notifiers x 3 schedules each.  Beyond
+#: them a run does not fit a CI minute or a few GiB (benchmarks/checker_scale.py
+#: measures 3x3 and 4x2); the Python API (aiocore._checker.Bounds) takes any.
+MAX_NOTIFIERS = 4
+MAX_SCHEDULES = 3
+
+
+def _at_most(limit, what):
+    def parse(text):
+        import argparse
+
+        v = _positive(text)
+        if v > limit:
+            raise argparse.ArgumentTypeError(
+                f"{v} {what} is beyond the checker's bound: at most {limit} (4 notifiers x 3 "
+                f"schedules is the largest run that fits; see benchmarks/checker_scale.py)")
+        return v
+
+    return parse
+
+
 def _memory(text):
     """--max-memory: bytes, or with a unit: 300M, 2G, 512MiB."""
     import argparse
@@ -103,13 +124,15 @@ def register(sub):
                    help="print the counterexample of every failing verdict (default: only of mismatches)")
     p.add_argument("-j", "--jobs", type=_positive, default=None,
                    help="worker processes (default: one per CPU)")
-    p.add_argument("--notifiers", type=_positive, default=B.notifiers,
+    p.add_argument("--notifiers", type=_at_most(MAX_NOTIFIERS, "notifiers"), default=B.notifiers,
                    help=f"notifier processes, configs home/gsource (default {B.notifiers})")
-    p.add_argument("--schedules", type=_positive, default=B.schedules,
+    p.add_argument("--schedules", type=_at_most(MAX_SCHEDULES, "schedules"), default=B.schedules,
                    help=f"bh_schedule calls (at most) per notifier, configs home/gsource (default {B.schedules})")
-    p.add_argument("--foreign-notifiers", type=_positive, default=B.foreign_notifiers,
+    p.add_argument("--foreign-notifiers", type=_at_most(MAX_NOTIFIERS, "notifiers"),
+                   default=B.foreign_notifiers,
                    help=f"notifier processes, config foreign (default {B.foreign_notifiers})")
-    p.add_argument("--foreign-schedules", type=_positive, default=B.foreign_schedules,
+    p.add_argument("--foreign-schedules", type=_at_most(MAX_SCHEDULES, "schedules"),
+                   default=B.foreign_schedules,
                    help=f"bh_schedule calls (at most) per notifier, config foreign (default {B.foreign_schedules})")
     p.add_argument("--skeleton", choices=("2015", "polling"), default="2015",
                    help="the aio_poll skeleton explored (default 2015; polling: QEMU's of today)")
@@ -126,7 +149,17 @@ def register(sub):
     p.add_argument("--max-memory", type=_memory, default=None,
                    help="stop a run whose resident memory exceeds this (e.g. 300M, 2G): verdict "
                         "unknown (default: no limit)")
+    p.add_argument("--engine", choices=("auto", "c", "python"), default="auto",
+                   help="the search loop: c (compiled once through cffi), python, or auto (c when it "
+                        "can be built); both explore the same states and give the same results")
     p.set_defaults(func=cmd_check)
+
+
+def reductions_json() -> dict:
+    """The reductions in force, as --json reports them with every run."""
+    from ._checker import REDUCTIONS
+
+    return {r.name: {"in_force": r.in_force, "exact": r.exact, "what": r.what} for r in REDUCTIONS}
 
 
 def _select(names, err):
@@ -171,7 +204,7 @@ def cmd_check(args) -> int:
         return 2
     bounds = Bounds(args.notifiers, args.schedules, args.foreign_notifiers, args.foreign_schedules,
                     args.max_states, args.max_seconds, args.max_memory)
-    opts = _matrix.Options(args.skeleton, args.faults, args.recovery)
+    opts = _matrix.Options(args.skeleton, args.faults, args.recovery, args.engine)
     rows = _matrix.plan(infos, args.model, args.config, opts)
     if args.names and not rows:
         err("aiocore check: no run: the configs asked for are not supported by these strategies")
@@ -192,6 +225,7 @@ def cmd_check(args) -> int:
             o["matches"] = {"ok": True, "MISMATCH": False, "UNKNOWN": False,
                             "error": False}.get(r.status)
             o["bounds"] = bounds.to_json()
+            o["reductions"] = reductions_json()
             out.append(o)
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")

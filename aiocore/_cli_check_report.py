@@ -42,23 +42,36 @@ def _run_with_progress(rows, bounds, opts, jobs):
     if not err.is_terminal:
         return _matrix.timed_run(rows, bounds, jobs, opts=opts)
     prog = Progress(TextColumn("exploring"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-                    TimeElapsedColumn(), console=err, transient=True, auto_refresh=False)
-    task = prog.add_task("check", total=len(rows))
+                    TextColumn("{task.fields[states]}"), TimeElapsedColumn(), console=err,
+                    transient=True, auto_refresh=False)
+    task = prog.add_task("check", total=len(rows), states="")
     import time
 
     t0 = time.monotonic()
     shown = [False]
+    done_states = [0]
 
-    def progress(row):
-        prog.advance(task)
+    def tick():
         if not shown[0] and time.monotonic() - t0 > PROGRESS_AFTER_S:
             prog.start()
             shown[0] = True
         if shown[0]:
             prog.refresh()
 
+    def progress(row):
+        if row.result is not None:
+            done_states[0] += row.result.states
+        prog.update(task, advance=1, states=f"{done_states[0]:,} states")
+        tick()
+
+    def states_progress(states):
+        # one job: the run in progress reports after each breadth-first layer
+        prog.update(task, states=f"{done_states[0] + states:,} states")
+        tick()
+
     try:
-        return _matrix.timed_run(rows, bounds, jobs, progress, opts=opts)
+        return _matrix.timed_run(rows, bounds, jobs, progress, opts=opts,
+                                 states_progress=states_progress)
     finally:
         if shown[0]:
             prog.stop()
@@ -79,6 +92,16 @@ def report(rows, bounds, opts, args) -> int:
     if bounds.max_memory:
         limits += f", {bounds.max_memory / 2**20:,.0f} MiB"
     con.print(f"bounds: {escape(bounds.describe())}; {limits}")
+    from ._checker import REDUCTIONS
+    from ._checker import _fast
+
+    engine = {"python": "the Python loop", "c": "the C loop"}.get(opts.engine) or (
+        "the C loop" if _fast.available() else
+        f"the Python loop (the C loop cannot be built: {_fast.why_not()})")
+    on = ", ".join(r.name for r in REDUCTIONS if r.in_force)
+    off = ", ".join(r.name for r in REDUCTIONS if not r.in_force)
+    con.print(f"search: {escape(engine)}; exact reductions in force: {on}; off: {off} (not exact "
+              f"here, README: checker at scale)")
 
     seconds = _run_with_progress(rows, bounds, opts, args.jobs)
     summaries = _matrix.assess(rows, opts)

@@ -35,7 +35,7 @@ def test_json_output_shape():
     for d in data:
         assert set(d) == {"strategy", "model", "config", "verdict", "complete", "states", "seconds",
                           "notifiers", "schedules", "skeleton", "faults", "recovery", "trace",
-                          "expected", "matches", "bounds"}
+                          "expected", "matches", "bounds", "engine", "reductions"}
         assert d["complete"] is True
         assert d["strategy"] == "no-mb" and d["states"] > 0 and d["seconds"] >= 0
         if d["model"] == "sc":
@@ -277,3 +277,32 @@ def test_checker_package_is_installed_by_pyproject():
     with open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml"), "rb") as f:
         cfg = tomllib.load(f)
     assert "aiocore._checker" in cfg["tool"]["setuptools"]["packages"]
+
+
+def test_bounds_up_to_4x3_and_no_further():
+    """--notifiers up to 4 and --schedules up to 3 are accepted; beyond, the bound is named and nothing runs."""
+    code, out, err = run_cli("check", "explicit-mb", "--model", "sc", "--config", "home", "--notifiers", "4",
+                             "--schedules", "3", "--max-states", "2000", "-j", "1", "--json")
+    (r,) = json.loads(out)
+    assert code == 1 and (r["notifiers"], r["schedules"], r["verdict"]) == (4, 3, "unknown"), err
+    for flag, v, what in (("--notifiers", "5", "notifiers"), ("--schedules", "4", "schedules"),
+                          ("--foreign-notifiers", "9", "notifiers"), ("--notifiers", "0", "at least 1")):
+        code, out, err = run_cli("check", "explicit-mb", flag, v)
+        assert code == 2 and what in err and out == "", (flag, err)
+        if v != "0":
+            assert f"{v} {what} is beyond the checker's bound: at most" in err
+
+
+def test_reductions_and_engine_are_reported():
+    """Text and --json say which search loop ran and which reductions are in force (symmetry and POR off, with why)."""
+    code, out, err = run_cli("check", "bug2", "--model", "sc", "--config", "home", "-j", "1", "--json",
+                             "--engine", "python")
+    (r,) = json.loads(out)
+    assert r["engine"] == "python"
+    red = r["reductions"]
+    assert red["symmetry"]["in_force"] is False and "fixed order" in red["symmetry"]["what"]
+    assert red["partial-order"]["in_force"] is False
+    assert red["local-steps"] == {"in_force": True, "exact": True, "what": red["local-steps"]["what"]}
+    code, out, err = run_cli("check", "bug2", "--model", "sc", "--config", "home", "-j", "1")
+    flat = " ".join(out.split())
+    assert "exact reductions in force: local-steps, leave-folded, dead-values; off: symmetry, partial-order" in flat

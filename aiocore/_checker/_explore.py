@@ -265,31 +265,37 @@ class Explorer:
         if old == new:
             return state
         out = None
-        PR = self.PR
         smemo = self.smemo
         for q in range(self.n):
             if q == i:
                 continue
             x = state[q + 1]
-            key = (q, x, loc, old)
-            y = smemo.get(key)
+            y = smemo.get((q, x, loc, old))
             if y is None:
-                pq = PR[x]
-                if loc not in self.prog.procs[q].stale_live[pq[0]]:
-                    y = x
-                else:
-                    st = pq[3]
-                    lst = st[loc]
-                    if old in lst:
-                        lst = tuple(v for v in lst if v != old)
-                    lst = lst + (old,)
-                    y = self.ipr((pq[0], pq[1], pq[2], self._set_stale(st, loc, lst)))
-                smemo[key] = y
+                y = self.stale_after_commit(q, x, loc, old)
             if y != x:
                 if out is None:
                     out = list(state)
                 out[q + 1] = y
         return state if out is None else tuple(out)
+
+    def stale_after_commit(self, q, x, loc, old):
+        """arm: process q (interned id x) once another process's store to loc,
+        which overwrote `old`, is visible: `old` joins the values it may still
+        read there, if it may read loc before its next load barrier."""
+        key = (q, x, loc, old)
+        pq = self.PR[x]
+        if loc not in self.prog.procs[q].stale_live[pq[0]]:
+            y = x
+        else:
+            st = pq[3]
+            lst = st[loc]
+            if old in lst:
+                lst = tuple(v for v in lst if v != old)
+            lst = lst + (old,)
+            y = self.ipr((pq[0], pq[1], pq[2], self._set_stale(st, loc, lst)))
+        self.smemo[key] = y
+        return y
 
     def _info(self, i, pc, result, log):
         P = self.prog.procs[i]
@@ -567,8 +573,10 @@ class Explorer:
             return None
         return ("deadlock", f"the home poller is stuck at {P.labels[h[0]]}")
 
-    def explore(self, deadline=None, max_memory=None):
-        """Breadth-first search of every reachable state (_search.search)."""
-        from ._search import search
+    def explore(self, deadline=None, max_memory=None, engine="auto", progress=None):
+        """Breadth-first search of every reachable state (_search.explore:
+        the C loop when it can run, else the Python loop; the same result)."""
+        from ._search import explore
 
-        return search(self, deadline=deadline, max_memory=max_memory)
+        return explore(self, deadline=deadline, max_memory=max_memory, engine=engine,
+                       progress=progress)

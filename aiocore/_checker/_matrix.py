@@ -34,6 +34,7 @@ class Options:
     skeleton: str = "2015"
     faults: str = "none"
     recovery: bool = False
+    engine: str = "auto"  # the search loop: "c", "python" or "auto" (same results)
 
     def describe(self) -> str:
         out = f"skeleton {self.skeleton}"
@@ -92,19 +93,21 @@ _BOUNDS: Bounds = DEFAULT_BOUNDS
 _OPTS: Options = DEFAULT_OPTIONS
 
 
-def _work(k: int):
+def _work(k: int, states_progress=None):
     ir, model, config = _JOBS[k]
     o = _OPTS
     try:
         return k, check_ir(ir, model, config, _BOUNDS, skeleton=o.skeleton, faults=o.faults,
-                           recovery=o.recovery), ""
+                           recovery=o.recovery, engine=o.engine, progress=states_progress), ""
     except Exception as e:  # a strategy the checker cannot handle: report it, go on
         return k, None, f"{type(e).__name__}: {e}"
 
 
 def run(rows: list[Row], bounds: Bounds = DEFAULT_BOUNDS, jobs: int | None = None, progress=None,
-        opts: Options = DEFAULT_OPTIONS):
-    """Check every row (in place).  jobs > 1 forks that many workers."""
+        opts: Options = DEFAULT_OPTIONS, states_progress=None):
+    """Check every row (in place).  jobs > 1 forks that many workers.
+    ``progress(row)`` after each run; ``states_progress(states)`` after each
+    breadth-first layer of a run made in this process (one job)."""
     global _JOBS, _BOUNDS, _OPTS
     _JOBS = [(r.info.ir, r.model, r.config) for r in rows]
     _BOUNDS = bounds
@@ -115,7 +118,7 @@ def run(rows: list[Row], bounds: Bounds = DEFAULT_BOUNDS, jobs: int | None = Non
     jobs = max(1, min(jobs, len(rows)))
     if jobs == 1 or "fork" not in multiprocessing.get_all_start_methods():
         for k in order:
-            _store(rows, *_work(k))
+            _store(rows, *_work(k, states_progress))
             if progress:
                 progress(rows[k])
         return rows
@@ -212,7 +215,8 @@ def failed(rows, summaries) -> bool:
             or any(r.status in ("error", "UNKNOWN") for r in rows))
 
 
-def timed_run(rows, bounds=DEFAULT_BOUNDS, jobs=None, progress=None, opts: Options = DEFAULT_OPTIONS):
+def timed_run(rows, bounds=DEFAULT_BOUNDS, jobs=None, progress=None, opts: Options = DEFAULT_OPTIONS,
+              states_progress=None):
     t0 = time.monotonic()
-    run(rows, bounds, jobs, progress, opts)
+    run(rows, bounds, jobs, progress, opts, states_progress)
     return time.monotonic() - t0
