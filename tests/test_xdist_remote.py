@@ -34,7 +34,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STRESS = ROOT / "tests" / "test_stress.py"
 #: Two quick pairs of test_stress.py, one per worker.
-PAIRS = ["explicit-mb-ping-pong", "unconditional-c-ping-pong"]
+PAIRS = ["explicit-mb-ping-pong-mixed", "unconditional-c-ping-pong-mixed"]  # strategy-traffic-path
 
 pytestmark = pytest.mark.stress
 
