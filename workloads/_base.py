@@ -35,6 +35,12 @@ PATH_CONFIGS = {
     "mixed": ("home", "gsource", "foreign"),
 }
 
+def path_configs(path: str, foreign_ok: bool) -> tuple[str, ...]:
+    """The checker configs a path exercises with a strategy: "mixed" brings
+    its foreign poller only where the strategy allows one (with_path)."""
+    return tuple(c for c in PATH_CONFIGS[path] if c != "foreign" or foreign_ok)
+
+
 #: The owner loop's mode per path (aio_drv_owner_run's `gsource` argument).
 OWNER_MODE = {"aio_poll": 0, "gsource": 1, "foreign": 0, "mixed": 2}
 

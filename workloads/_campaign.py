@@ -38,7 +38,7 @@ import attrs
 
 from aiocore._plugins import get as get_strategy
 
-from ._base import PATH_CONFIGS, PATHS, allows_foreign_pollers
+from ._base import PATH_CONFIGS, PATHS, allows_foreign_pollers, path_configs
 from ._chaos import Chaos
 from ._runner import RunResult, Stopped, expected_on, run_pair
 
@@ -220,9 +220,8 @@ def arms(info, traffics, paths=None, chaos_modes=CHAOS_MODES, predictions=()) ->
 
 def expectation(info, paths, skeleton="2015", predictions=()) -> tuple[str, str]:
     """(x86 expectation over the paths run, where it comes from)."""
-    configs = sorted({c for p in paths for c in PATH_CONFIGS[p]})
-    if not allows_foreign_pollers(info):
-        configs = [c for c in configs if c != "foreign"]
+    foreign_ok = allows_foreign_pollers(info)
+    configs = sorted({c for p in paths for c in path_configs(p, foreign_ok)})
     declared = expected_on(info, configs, skeleton) if info is not None else None
     if declared is not None:
         return declared, "declared"

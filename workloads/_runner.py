@@ -28,7 +28,7 @@ import attrs
 import aiocore
 from aiocore._plugins import expected_verdict, get as get_strategy
 
-from ._base import OWNER_MODE, PATH_CONFIGS, Plan, Workload, allows_foreign_pollers, with_path
+from ._base import OWNER_MODE, Plan, Workload, allows_foreign_pollers, path_configs, with_path
 from ._chaos import ENV as CHAOS_ENV, Chaos, configure as chaos_configure, use_build
 from ._watchdog import Watchdog
 
@@ -126,9 +126,7 @@ def judge(info, workload: Workload, observed: list[str], lost_work: int, path: s
           skeleton: str = "2015"):
     """(verdict, expected, matches, failed) for a finished run."""
     verdict = "+".join(observed) or "pass"
-    configs = PATH_CONFIGS[path] if path else (workload.config,)
-    if path == "mixed" and not allows_foreign_pollers(info):
-        configs = ("home", "gsource")
+    configs = path_configs(path, allows_foreign_pollers(info)) if path else (workload.config,)
     exp = expected_on(info, configs, skeleton) if info is not None else None
     assumed = exp is None
     exp = exp or "pass"
