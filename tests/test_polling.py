@@ -230,6 +230,47 @@ def test_poll_max_ns_zero_never_polls():
         assert (c.poll_grows, c.poll_successes, ctx.poll_state().poll_ns) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("skeleton", ["polling", "2015"])
+def test_position_stamps_follow_clock_monotonic(skeleton):
+    """The owner's since_ns (extrapolated from the TSC on the polling
+    skeleton's fast path) lies between two CLOCK_MONOTONIC readings taken
+    around the poll, over polls spread across more than one anchor (1 ms)."""
+    with aiocore.AioContext.create("always-notified", skeleton=skeleton) as ctx:
+        bh = ctx.bh_new(lambda: None)
+        for i in range(300):
+            ctx.bh_schedule(bh)
+            t0 = ctx.clock_ns()
+            ctx.aio_poll(True)
+            t1 = ctx.clock_ns()
+            s = ctx.snapshot().since_ns
+            # a stamp may be taken a clock reading's duration before t0's
+            # value lands (2 us: a generous bound for that, not a timing)
+            assert t0 - 2_000 <= s <= t1, (i, t0, s, t1)
+            if i % 50 == 0:
+                while ctx.clock_ns() - t1 < 1_500_000:
+                    pass
+
+
+def test_ready_polls_grow_poll_ns_once_then_sit_in_the_sweet_spot():
+    """adjust_polling_time on the stopwatch, as QEMU: the first ready poll
+    (block_ns > poll_ns = 0, < poll_max_ns) starts polling at 4 us; later
+    ready polls, far shorter than 4 us, leave it (block_ns <= poll_ns; a
+    poll preempted on a loaded machine may grow it once more, so: a few
+    grows in 40 polls, never a shrink)."""
+    with _polling(poll_max_ns=1_000_000, poll_grow=2) as ctx:
+        bh = ctx.bh_new(lambda: None)
+        assert ctx.poll_state().poll_ns == 0
+        ctx.bh_schedule(bh)
+        ctx.aio_poll(True)
+        assert (ctx.counters().poll_grows, ctx.poll_state().poll_ns) == (1, 4000)
+        for _ in range(40):
+            ctx.bh_schedule(bh)
+            ctx.aio_poll(True)
+        c = ctx.counters()
+        assert 1 <= c.poll_grows <= 4 and c.poll_shrinks == 0
+        assert ctx.poll_state().poll_ns == 4000 * 2 ** (c.poll_grows - 1)
+
+
 def test_nonblocking_and_ready_polls_need_no_syscall():
     """With no fd handler, a non-blocking aio_poll, and a blocking one that
     finds work, make no ppoll (and always-notified's accept no read())."""

@@ -42,6 +42,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>   /* __rdtsc: the polling skeleton's stopwatch */
+#endif
 
 #define RAW_READ(p)        __atomic_load_n((p), __ATOMIC_RELAXED)
 #define RAW_SET(p, v)      __atomic_store_n((p), (v), __ATOMIC_RELAXED)

@@ -50,9 +50,8 @@ static int64_t aio_compute_timeout(AioContext *ctx)
     return deadline <= now ? 0 : deadline - now;
 }
 
-/* The owner's position since `now` (a clock reading the caller already
- * has: the polling skeleton reuses its own, a vDSO clock_gettime is ~20 ns
- * and a polling wake-up is a few hundred). */
+/* The owner's position since `now` (a stamp the caller already has: the
+ * polling skeleton reuses its own, see aio_stamp_ns). */
 static void aio_set_pos_at(AioContext *ctx, uint32_t pos, int64_t timeout, int64_t now)
 {
     if (aio_is_home(ctx)) {
@@ -144,8 +143,9 @@ static int aio_dispatch(AioContext *ctx, struct pollfd *pfd, int npfd, int *prog
         hwm = ctx->n_bh;
     }
 
-    /* now_hint: a clock reading of the caller's (polling skeleton), or 0. */
-    int64_t now0 = ctx->now_hint ? ctx->now_hint : aio_clock_ns();
+    /* now_hint: the caller's position stamp (polling skeleton), or 0; a
+     * stamp only -- timers below read the clock. */
+    int64_t now0 = ctx->now_hint ? ctx->now_hint : aio_stamp_ns();
     ctx->now_hint = 0;
     aio_set_pos_at(ctx, AIO_POS_DISPATCH, 0, now0);
     ctx->poll_progress = 0;

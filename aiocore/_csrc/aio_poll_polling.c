@@ -102,22 +102,29 @@ static int aio_run_poll_handlers_once(AioContext *ctx, int64_t *timeout)
 
 /* run_poll_handlers: poll until a handler is ready or max_ns has passed;
  * then "if time has passed with no successful polling, adjust *timeout to
- * keep the same ending time". */
+ * keep the same ending time".  t_start is a stopwatch reading (aio_ticks)
+ * taken at aio_poll's start.  QEMU reads the clock after the round that
+ * found a handler ready too; we do not: the loop ends whatever it says (the
+ * ready handler made *timeout 0, so max_ns is 0), and the wake-up it would
+ * delay is the one polling exists to speed up. */
 static int aio_run_poll_handlers(AioContext *ctx, int64_t max_ns, int64_t *timeout,
-                                 int64_t start, int64_t *now)
+                                 int64_t t_start)
 {
-    int ready;
     int64_t elapsed;
-    do {
-        ready = aio_run_poll_handlers_once(ctx, timeout);
-        *now = aio_clock_ns();
-        elapsed = *now - start;
+    for (;;) {
+        if (aio_run_poll_handlers_once(ctx, timeout)) {
+            return 1;
+        }
+        elapsed = aio_ticks_ns(aio_ticks() - t_start);
         max_ns = aio_soonest(*timeout, max_ns);
-    } while (elapsed < max_ns && !aio_need_wait(ctx));
+        if (elapsed >= max_ns || aio_need_wait(ctx)) {
+            break;
+        }
+    }
     if (*timeout != -1) {
         *timeout -= *timeout < elapsed ? *timeout : elapsed;
     }
-    return ready;
+    return 0;
 }
 
 /* adjust_polling_time, with poll_ns in the segment's owner block (so that
@@ -149,7 +156,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
 {
     struct pollfd pfd[AIO_PFD_CAP];
     int npfd, ncore, r = 0, foreign, use_notify_me, waited = 0, polled = 0;
-    int64_t timeout, start, now, max_ns, poll_ns;
+    int64_t timeout, now, max_ns, poll_ns, t_start;
 
     foreign = !aio_is_home(ctx);
     if (foreign) {
@@ -167,9 +174,12 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     }
     npfd = ncore = aio_build_pollfds(ctx, pfd);
     aio_recovery_pollfds(ctx, pfd, &npfd);
-    /* One clock reading per phase, reused for the owner's position (the
-     * watchdog's since_ns) and for adjust_polling_time's block_ns. */
-    start = now = aio_clock_ns();
+    /* now: the owner's position stamps (the watchdog's since_ns), renewed
+     * after a wait or a fruitless busy-poll; durations use the stopwatch
+     * (aio_ticks), deadlines read the clock themselves (aio_segment.c says
+     * why a polling wake-up reads no clock_gettime). */
+    t_start = aio_ticks();
+    now = aio_stamp_at(t_start);
 
     /* compute_timeout -- aio_poll: timeout = blocking ? aio_compute_timeout(ctx) : 0 */
     AIO_STEP(AIO_STEP_COMPUTE_TIMEOUT);
@@ -183,9 +193,11 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     max_ns = aio_soonest(timeout, poll_ns);
     if (max_ns && !aio_need_wait(ctx)) {
         aio_set_pos_at(ctx, AIO_POS_POLLING, max_ns, now);
-        polled = aio_run_poll_handlers(ctx, max_ns, &timeout, start, &now);
+        polled = aio_run_poll_handlers(ctx, max_ns, &timeout, t_start);
         if (polled) {
             AIO_COUNTER_ADD(ctx, AIO_C_POLL_SUCCESSES, 1);
+        } else {
+            now = aio_stamp_ns();   /* polled for microseconds: a fresh stamp */
         }
     }
 
@@ -244,11 +256,10 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     }
 
     /* adjust -- aio_poll: if (ctx->poll_max_ns) { block_ns = now - start;
-     * adjust_polling_time(ctx, &ctx->poll, block_ns); } */
+     * adjust_polling_time(ctx, &ctx->poll, block_ns); }  (by the stopwatch) */
     AIO_STEP(AIO_STEP_ADJUST);
-    now = aio_clock_ns();
     if (ctx->poll_max_ns && !foreign) {
-        aio_adjust_polling_time(ctx, now - start);
+        aio_adjust_polling_time(ctx, aio_ticks_ns(aio_ticks() - t_start));
     }
 
     /* dispatch -- aio_bh_poll, aio_dispatch_ready_handlers (an fd whose poll

@@ -461,6 +461,103 @@ int64_t aio_clock_ns(void)
     return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
+/*
+ * The polling skeleton's stopwatch: how long a busy-poll phase or an
+ * aio_poll has lasted (run_poll_handlers' elapsed, adjust_polling_time's
+ * block_ns), never a point in time -- deadlines, timers and the owner's
+ * position stamps keep CLOCK_MONOTONIC.  QEMU reads
+ * qemu_clock_get_ns(QEMU_CLOCK_REALTIME) for these; a vDSO clock_gettime
+ * costs ~25 ns here and a polling wake-up does three of them, a third of a
+ * ~130 ns wake-up.  RDTSC costs ~10 ns.  It is used only where the kernel
+ * itself trusts the TSC as its clocksource (which it does only for an
+ * invariant TSC, synchronised across CPUs, so a duration measured across a
+ * migration is still right); the ns per tick come from a 2 ms calibration
+ * against CLOCK_MONOTONIC, once per process, and an error of 1e-4 in a
+ * duration of microseconds is far below what adjust_polling_time resolves
+ * (it doubles or halves).  Elsewhere the stopwatch is clock_gettime.
+ */
+static double aio_ns_per_tick;      /* 0: use clock_gettime */
+static pthread_once_t aio_tick_once = PTHREAD_ONCE_INIT;
+
+#if defined(__x86_64__) || defined(__i386__)
+static inline int64_t aio_rdtsc(void) { return (int64_t)__rdtsc(); }
+
+static int aio_tsc_is_clocksource(void)
+{
+    char buf[32] = {0};
+    int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n >= 3 && strncmp(buf, "tsc", 3) == 0 && (buf[3] == '\n' || buf[3] == 0);
+}
+
+static void aio_tick_init(void)
+{
+    if (!aio_tsc_is_clocksource() || getenv("AIOCORE_NO_TSC")) {
+        return;
+    }
+    int64_t m0 = aio_clock_ns(), t0 = aio_rdtsc(), m1, t1;
+    do {
+        m1 = aio_clock_ns();
+        t1 = aio_rdtsc();
+    } while (m1 - m0 < 2000000);
+    if (t1 > t0) {
+        aio_ns_per_tick = (double)(m1 - m0) / (double)(t1 - t0);
+    }
+}
+#else
+static inline int64_t aio_rdtsc(void) { return 0; }
+static void aio_tick_init(void) {}
+#endif
+
+/* A stopwatch reading: ticks (or ns where there is no usable TSC). */
+static inline int64_t aio_ticks(void)
+{
+    pthread_once(&aio_tick_once, aio_tick_init);
+    return aio_ns_per_tick > 0 ? aio_rdtsc() : aio_clock_ns();
+}
+
+/* The ns between two stopwatch readings. */
+static inline int64_t aio_ticks_ns(int64_t dt)
+{
+    return aio_ns_per_tick > 0 ? (int64_t)((double)dt * aio_ns_per_tick) : dt;
+}
+
+/*
+ * A position stamp (the owner's since_ns, read by the watchdog and by the
+ * stress drivers, which aim at it to within ~100 ns): CLOCK_MONOTONIC as
+ * the stopwatch extrapolates it from an anchor -- a (clock_gettime, TSC)
+ * pair of this thread's, renewed once the anchor is 1 ms old.  The drift
+ * over 1 ms is ~1e-5 of it, so a stamp is within a clock reading's own
+ * duration of CLOCK_MONOTONIC; the polling skeleton's fast path then reads
+ * no clock at all.  Never used for a deadline (timers read the clock).
+ */
+static __thread int64_t aio_anchor_ticks = -1, aio_anchor_ns;
+
+/* The stamp of a stopwatch reading t (aio_ticks) just taken. */
+static inline int64_t aio_stamp_at(int64_t t)
+{
+    if (!(aio_ns_per_tick > 0)) {
+        return t;                                   /* that is clock_gettime */
+    }
+    int64_t d = aio_ticks_ns(t - aio_anchor_ticks);
+    if (aio_anchor_ticks < 0 || d < 0 || d > 1000000) {
+        aio_anchor_ns = aio_clock_ns();
+        aio_anchor_ticks = aio_rdtsc();
+        return aio_anchor_ns;
+    }
+    return aio_anchor_ns + d;
+}
+
+static inline int64_t aio_stamp_ns(void)
+{
+    return aio_stamp_at(aio_ticks());
+}
+
 /* ------------------------------------------------------------------ */
 /* Is the owner still there? (attached processes)                     */
 /* ------------------------------------------------------------------ */
