@@ -73,3 +73,43 @@ double aio_bench_idle(AioContext *ctx, int timer, int64_t tick_ns, int64_t durat
     double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
     return cpu / (double)(now - t0);
 }
+
+/*
+ * virtio_ring_floor: the virtio-net-tx guest (aio_bench_virtio_guest, kicks
+ * suppressed for good: no_notify stays 1) against a host that needs no
+ * AioContext at all -- it spins on the avail index and flushes bursts as
+ * fast as they come.  The packets/s of the ring itself: no skeleton and no
+ * strategy can move packets faster, so it bounds what polling can gain over
+ * the 2015 skeleton.  "Dispatches" are flushes that found packets.
+ */
+void aio_bench_virtio_no_kicks(void *mem)
+{
+    ST(&((BenchShared *)mem)->no_notify.v, 1);
+}
+
+int64_t aio_bench_virtio_ring_floor(void *mem, uint64_t burst, int64_t duration_ns)
+{
+    BenchShared *s = mem;
+    uint32_t *stop = (uint32_t *)&s->stop.v;
+    uint64_t consumed = 0, flushes = 0, sum = 0, k = 0;
+    int64_t t0 = 0, t1 = 0;
+    while (!BENCH_STOPPED(stop)) {
+        uint64_t got = bench_flush_tx(s, burst, &sum);
+        if (got) {
+            if (t0 == 0) {
+                t0 = aio_clock_ns();
+            }
+            consumed += got;
+            flushes++;
+        } else {
+            bench_cpu_relax();
+        }
+        if (t0 && (++k & 63) == 0 && aio_clock_ns() - t0 >= duration_ns) {
+            t1 = aio_clock_ns();
+            ST(stop, 1);
+            break;
+        }
+    }
+    bench_publish(s, consumed, flushes, sum, t0, t1);
+    return (int64_t)consumed;
+}

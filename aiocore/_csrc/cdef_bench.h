@@ -19,6 +19,8 @@ size_t aio_bench_shared_size(void);
 uint32_t *aio_bench_stop_word(void *mem);
 uint64_t aio_bench_stat(void *mem, int i);
 int64_t aio_bench_virtio_guest(AioContext *ctx, int bh, void *mem);
+void aio_bench_virtio_no_kicks(void *mem);
+int64_t aio_bench_virtio_ring_floor(void *mem, uint64_t burst, int64_t duration_ns);
 int64_t aio_bench_virtio_host(AioContext *ctx, int bh, void *mem, uint64_t burst,
                               int64_t duration_ns);
 int64_t aio_bench_pool_worker(AioContext *ctx, int bh, void *mem, int efd);
