@@ -111,10 +111,11 @@ def test_description_matches_compiled_code(name):
 
 def test_polling_figures_and_targets(quick_json):
     """The polling skeleton's floor, figures, seed question and targets are in the JSON."""
-    assert {"shm_spin_pingpong", "shm_spin_pingpong_p99"} <= set(quick_json["floors"])
+    assert {"shm_spin_pingpong", "shm_spin_pingpong_p99", "virtio_ring_floor_pps"} <= set(quick_json["floors"])
+    assert quick_json["floors"]["virtio_ring_floor_pps"]["value"] > 0
     sp = quick_json["strategies"]["selfpipe"]
     for k in ("wakeup_polling_p50", "wakeup_polling_p99", "wakeup_polling_p50_vs_spin",
-              "virtio_polling_dispatches_per_s", "idle_cpu_fraction"):
+              "virtio_polling_dispatches_per_s", "virtio_polling_pps_vs_ring_floor", "idle_cpu_fraction"):
         assert sp[k]["value"] is not None, k
     # notified does not declare the polling skeleton: no polling wake-up for it.
     assert "wakeup_polling_p50" not in quick_json["strategies"]["notified"]
