@@ -189,7 +189,7 @@ def assemble(col, res, strategies, infos):
 
 def targets(res, add):
     """The polling targets (issue 11 item 5), through _bench.check_targets's add."""
-    fl, st = res["floors"], res["strategies"]
+    st = res["strategies"]
     for s, d in st.items():
         if "wakeup_polling_p50" not in d:
             continue

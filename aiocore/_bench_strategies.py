@@ -3,26 +3,13 @@
 # paths of each strategy's own module.
 from __future__ import annotations
 
-import asyncio
-import gc
-import itertools
-import mmap
 import os
-import platform
-import re
-import shutil
-import statistics
-import subprocess
-import sys
 import threading
-import time
-from collections import Counter
 
-from . import _ir
 
 
 from ._bench_base import *  # noqa: F401,F403
-from ._bench_base import _fork, _Pinned, _reap, _Shared, _watchdog, _loop_time  # noqa: F401
+from ._bench_base import _fork, _Pinned, _reap, _Shared, _watchdog  # noqa: F401
 
 # --- per strategy ----------------------------------------------------------------------
 

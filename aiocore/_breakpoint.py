@@ -138,6 +138,33 @@ class Kill:
     status: int | None  # its wait status, if reaped
 
 
+def fork_hammering_notifier(ctx, n_bh: int) -> int:
+    """Fork a notifier of attached context ``ctx`` that loops on bh_schedule
+    (BHs 0..n_bh-1 in turn) and aio_notify (every fourth round) until it is
+    killed; return its pid once it is in its loop.  The child registers its
+    own process slot (at-fork hook), as any attached process does."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.write(w, b"x")
+            os.close(w)
+            sched, notify = ctx.bh_schedule, ctx.notify
+            k = 0
+            while True:
+                sched(k % n_bh)
+                if k & 3 == 0:
+                    notify()
+                k += 1
+        finally:
+            os._exit(1)   # only if the loop raised (e.g. the owner is gone)
+    os.close(w)
+    os.read(r, 1)         # the child is in its loop
+    os.close(r)
+    return pid
+
+
 def kill_notifier(pid: int, *, delay_s: float = 0.0, reap: bool = True) -> Kill:
     """SIGKILL notifier process ``pid`` after ``delay_s`` (a random instant of
     its loop, for a stress runner's ``--kill-rate``), and reap it if it is

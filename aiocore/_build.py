@@ -189,6 +189,37 @@ def _have_compiler() -> bool:
     return shutil.which(cc) is not None or shutil.which("cc") is not None
 
 
+def import_cached(d: Path, modname: str, compile_ffi, no_compiler):
+    """Import cffi module ``modname`` from cache directory ``d``, compiling it
+    there first if it is missing: ``compile_ffi(tmpdir)`` builds it and
+    returns the .so's path; ``no_compiler()`` is the exception raised when no
+    C compiler is found.  The build happens in a private temporary directory
+    published with one rename, so processes racing to build the same module
+    never see half of one (the loser's copy is thrown away)."""
+    so = next(iter(d.glob(modname + "*.so")), None) if d.is_dir() else None
+    if so is None:
+        if not _have_compiler():
+            raise no_compiler()
+        d.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=d.name + ".", dir=d.parent))
+        try:
+            built = compile_ffi(tmp)
+            out = tmp / "out"
+            out.mkdir()
+            shutil.move(built, out / Path(built).name)
+            try:
+                os.rename(out, d)  # atomic publish; another process may win
+            except OSError:
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        so = next(iter(d.glob(modname + "*.so")))
+    spec = importlib.util.spec_from_file_location(modname, so)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
 def load_cached(key: str, hooks_c: str, *, trace: bool = False, extra_cflags=()):
     """Compile (once) and import a strategy module; returns (ffi, lib).
 
@@ -205,34 +236,20 @@ def load_cached(key: str, hooks_c: str, *, trace: bool = False, extra_cflags=())
     if modname in sys.modules:
         m = sys.modules[modname]
         return m.ffi, m.lib
-    d = cache_dir() / digest
-    so = next(iter(d.glob(modname + "*.so")), None) if d.is_dir() else None
-    if so is None:
-        if not _have_compiler():
-            raise CompilerMissing(
-                f"strategy {key} must be compiled on first use, and no C compiler was found "
-                f"(install gcc, or set CC)"
-            )
-        d.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=digest + ".", dir=d.parent))
+
+    def compile_ffi(tmp):
+        ffi = make_ffi(modname, hooks_c, trace=trace, extra_cflags=extra_cflags)
         try:
-            ffi = make_ffi(modname, hooks_c, trace=trace, extra_cflags=extra_cflags)
-            try:
-                built = ffi.compile(tmpdir=str(tmp), verbose=False)
-            except Exception as e:  # cffi raises VerificationError & co.
-                raise StrategyError(f"strategy {key} does not compile: {e}") from None
-            out = tmp / "out"
-            out.mkdir()
-            shutil.move(built, out / Path(built).name)
-            try:
-                os.rename(out, d)  # atomic publish; another process may win
-            except OSError:
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        so = next(iter(d.glob(modname + "*.so")))
-    spec = importlib.util.spec_from_file_location(modname, so)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
+            return ffi.compile(tmpdir=str(tmp), verbose=False)
+        except Exception as e:  # cffi raises VerificationError & co.
+            raise StrategyError(f"strategy {key} does not compile: {e}") from None
+
+    def no_compiler():
+        return CompilerMissing(
+            f"strategy {key} must be compiled on first use, and no C compiler was found "
+            f"(install gcc, or set CC)"
+        )
+
+    m = import_cached(cache_dir() / digest, modname, compile_ffi, no_compiler)
     sys.modules[modname] = m
     return m.ffi, m.lib

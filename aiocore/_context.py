@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import socket
-import threading
 import weakref
 
 import attrs

@@ -24,8 +24,8 @@ from . import _breakpoint as B
 N_BH = 4
 
 SPAWNER = r"""
-import os, random, sys, aiocore
-from aiocore._breakpoint import kill_notifier
+import random, sys, aiocore
+from aiocore._breakpoint import fork_hammering_notifier, kill_notifier
 name, kills, seed, n_bh = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 ctx = aiocore.AioContext.attach(name)
 rnd = random.Random(seed)
@@ -33,22 +33,7 @@ print("ready", flush=True)
 for i in range(kills):
     if sys.stdin.readline().strip() != "next":
         break
-    r, w = os.pipe()
-    pid = os.fork()          # the child registers its own slot (at-fork hook)
-    if pid == 0:
-        os.close(r)
-        os.write(w, b"x")
-        os.close(w)
-        sched, notify = ctx.bh_schedule, ctx.notify
-        k = 0
-        while True:
-            sched(k % n_bh)
-            if k & 3 == 0:
-                notify()
-            k += 1
-    os.close(w)
-    os.read(r, 1)            # the child is in its loop
-    os.close(r)
+    pid = fork_hammering_notifier(ctx, n_bh)
     kill_notifier(pid, delay_s=rnd.random() * 0.002)
     print("killed", flush=True)
 """

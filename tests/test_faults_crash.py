@@ -15,31 +15,16 @@ N_BH = 8
 # Attaches once, then forks notifiers that hammer bh_schedule/notify in a
 # loop and SIGKILLs each at a random instant (0-8 ms after it starts).
 SPAWNER = """
-import os, random, signal, sys, time, aiocore
+import os, random, sys, aiocore
+from aiocore._breakpoint import fork_hammering_notifier, kill_notifier
 name, kills, n_bh = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ctx = aiocore.AioContext.attach(name)
 rnd = random.Random(os.getpid())
 print("ready", flush=True)
 killed = 0
 for i in range(kills):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.write(w, b"x")
-        sched, notify = ctx.bh_schedule, ctx.notify
-        k = 0
-        while True:
-            sched(k % n_bh)
-            if k & 3 == 0:
-                notify()
-            k += 1
-    os.close(w)
-    os.read(r, 1)           # the child is in its loop
-    os.close(r)
-    time.sleep(rnd.random() * 0.008)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    pid = fork_hammering_notifier(ctx, n_bh)
+    kill_notifier(pid, delay_s=rnd.random() * 0.008)
     killed += 1
 print("killed", killed, flush=True)
 """

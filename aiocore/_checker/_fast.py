@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import importlib.util
-import os
-import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from . import _core_c
 from ._program import ARM
@@ -49,33 +44,16 @@ def _load():
 
         digest = hashlib.sha256((_core_c.CDEF + _core_c.SOURCE + sys.version).encode()).hexdigest()[:16]
         modname = f"_aiocore_checker_{digest}"
-        d = _build.cache_dir() / f"checker-{digest}"
-        so = next(iter(d.glob(modname + "*.so")), None) if d.is_dir() else None
-        if so is None:
-            if not _build._have_compiler():
-                raise RuntimeError("no C compiler")
+        def compile_ffi(tmp):
             from cffi import FFI
 
-            d.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f"checker-{digest}.", dir=d.parent))
-            try:
-                ffi = FFI()
-                ffi.cdef(_core_c.CDEF)
-                ffi.set_source(modname, _core_c.SOURCE, extra_compile_args=["-O2", "-std=gnu11"])
-                built = ffi.compile(tmpdir=str(tmp), verbose=False)
-                out = tmp / "out"
-                out.mkdir()
-                shutil.move(built, out / Path(built).name)
-                try:
-                    os.rename(out, d)  # atomic publish; another process may win
-                except OSError:
-                    pass
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            so = next(iter(d.glob(modname + "*.so")))
-        spec = importlib.util.spec_from_file_location(modname, so)
-        m = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(m)
+            ffi = FFI()
+            ffi.cdef(_core_c.CDEF)
+            ffi.set_source(modname, _core_c.SOURCE, extra_compile_args=["-O2", "-std=gnu11"])
+            return ffi.compile(tmpdir=str(tmp), verbose=False)
+
+        m = _build.import_cached(_build.cache_dir() / f"checker-{digest}", modname, compile_ffi,
+                                 lambda: RuntimeError("no C compiler"))
         _lib = (m.ffi, m.lib)
     except Exception as e:  # no compiler, no cffi backend: the Python loop does it
         _why_not = f"{type(e).__name__}: {e}"
