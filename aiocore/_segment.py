@@ -59,6 +59,7 @@ POSITIONS = (
     "prepare",
     "check",
     "polling",
+    "recovery",
 )
 
 #: aio_prim op numbers (see aio_core.c), by primitive name.

@@ -259,6 +259,35 @@ def test_a_clean_close_is_no_death_a_kill_is_one(no_fd_leak, how):
             p.communicate(timeout=10)   # closes its pipes
 
 
+def test_owner_leaves_its_wait_position_before_a_recovery_is_counted(no_fd_leak):
+    """Once `recoveries` has moved the owner is no longer at its wait position
+    (it shows "recovery"), so whoever frees a dead notifier's slot on seeing
+    the count never leaves the watchdog an owner "asleep" with the dead
+    notifier's BH pending: the GSource path, stopped right after its wait."""
+    import signal
+    import subprocess
+    import sys
+
+    with aiocore.AioContext.create("notified", recovery=True) as ctx:
+        p = subprocess.Popen([sys.executable, "-c", IDLE_CHILD, ctx.name, "kill"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout.readline().strip() == "attached"
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=30)
+            ctx.prepare()
+            ctx.wait(None)            # returns: the death is seen (no notify came)
+            assert ctx.counters().recoveries == 1
+            assert ctx.snapshot().position == "recovery"
+            ctx.check()
+            ctx.dispatch()
+            assert ctx.snapshot().position == "idle" and ctx.counters().recoveries == 1
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.communicate(timeout=10)
+
+
 @pytest.mark.parametrize("strategy", ["notified", "unconditional"])
 def test_random_kills_with_recovery_leave_no_busy_loop_and_no_lost_wakeup(strategy, no_fd_leak):
     """Notifiers forked by one attached process and killed at random instants: each death is recovered once, and after each the owner sleeps with nothing pending (benchmarks/crash_kills.py, small)."""

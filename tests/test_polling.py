@@ -371,9 +371,15 @@ def test_counter_and_position_names_match_the_c():
         ctx.aio_poll(False)
         assert ctx.counters().polls_no_syscall == 1 and ctx.counters().polls == 1
         assert ctx.snapshot().position == "idle"
+    import re
+    from importlib.resources import files
+
     from aiocore._context import POSITIONS
 
-    assert POSITIONS[-1] == "polling"
+    header = files("aiocore._csrc").joinpath("aio_core.h").read_text()
+    enum = header[header.index("AIO_POS_IDLE = 0"):]
+    enum = enum[:enum.index("};")]
+    assert tuple(n.lower() for n in re.findall(r"AIO_POS_(\w+)", enum)) == POSITIONS
 
 
 # --- the C's step order --------------------------------------------------------------

@@ -63,6 +63,7 @@ enum {
     AIO_POS_WAIT_TIMED, AIO_POS_WAIT_INFINITE, AIO_POS_POLL_END,
     AIO_POS_DISPATCH, AIO_POS_PREPARE, AIO_POS_CHECK,
     AIO_POS_POLLING,        /* the polling skeleton's busy-poll phase: spinning on purpose */
+    AIO_POS_RECOVERY,       /* awake after a wait that saw a death: recovering (aio_recovery.h) */
 };
 
 /* Counter indexes (mirrored in aiocore/_context.py COUNTER_NAMES). */

@@ -239,6 +239,9 @@ static inline void aio_recovery_pollfds(AioContext *ctx, struct pollfd *pfd, int
     }
 }
 
+static inline uint32_t aio_getpid(void);     /* aio_segment.c */
+static inline int64_t aio_stamp_ns(void);
+
 /* Owner, right after the wait: DTAC, then one unconditional
  * event_notifier_test_and_clear if a process died (see the top). */
 static inline void aio_recovery_after_wait(AioContext *ctx, struct pollfd *pfd, int n)
@@ -266,6 +269,22 @@ static inline void aio_recovery_after_wait(AioContext *ctx, struct pollfd *pfd, 
     }
     ctx->rec_n = 0;
     if (died) {
+        /* Out of the wait before the death is counted: whoever frees the
+         * dead process's slot on seeing `recoveries` move (the stress
+         * victim server) must not leave the watchdog a snapshot of an owner
+         * still "asleep" at its wait, with the dead notifier's BH pending,
+         * the notifier just cleared below and nobody in a protocol call --
+         * a lost wake-up that is really a recovery under way. */
+        if (aio_getpid() == ctx->owner_pid) {
+            RAW_SET(&ctx->shm->owner.since_ns, aio_stamp_ns());
+            RAW_SET(&ctx->shm->owner.pos, (uint32_t)AIO_POS_RECOVERY);
+        }
+        /* Release: pairs with the read of `recoveries` (aio_counters) after
+         * which the victim server frees the slot, and through that slot's
+         * release with the watchdog's acquire reads of the slots, then of
+         * pos: a snapshot that sees the slot freed sees the owner out of
+         * its wait. */
+        __atomic_thread_fence(__ATOMIC_RELEASE);
         AIO_COUNTER_ADD(ctx, AIO_C_RECOVERIES, 1);
         /* The model's (ETAC, -1): unconditional -- the notifier may be
          * readable with no notified that would make accept clear it.  A
