@@ -15,7 +15,10 @@ state hashing:
                of every BH flag -> 0 if one is set; else infinite); ppoll on
                the notifier; poll_end; dispatch (per BH: relaxed read, then
                ``atomic_xchg(scheduled, 0)`` claims it); on_event if the
-               notifier was readable at the ppoll.
+               notifier was readable at the ppoll.  On the polling skeleton
+               (``--skeleton polling``, _poller.polling_poller) the steps of
+               QEMU's aio_poll of today, with no counter fence: the home
+               owner's counters there are plain stores.
 ``gsource``    the home poller driven the glib way (aio_gsource_*): prepare;
                compute_timeout; ppoll(timeout); check; ppoll(0) (the one
                whose readiness dispatch uses); [lock add]; dispatch.
@@ -43,8 +46,8 @@ Memory models
          latest buffered store to the location (forwarding), else memory; the
          oldest buffered store becomes visible at any time (a transition of
          its own); ``smp_mb``, every seq_cst RMW (lock prefix) and the
-         skeleton's own lock-prefixed counter updates wait for the buffer to
-         drain; ``smp_wmb``/``smp_rmb``, release and acquire are plain
+         2015 skeleton's and the GSource path's own lock-prefixed counter
+         updates wait for the buffer to drain; ``smp_wmb``/``smp_rmb``, release and acquire are plain
          (compiler barriers on x86).
 
 ``arm``  an ARMv8-like model (other-multi-copy-atomic: one memory that
