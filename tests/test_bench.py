@@ -113,6 +113,7 @@ def test_polling_figures_and_targets(quick_json):
     """The polling skeleton's floor, figures, seed question and targets are in the JSON."""
     assert {"shm_spin_pingpong", "shm_spin_pingpong_p99", "virtio_ring_floor_pps"} <= set(quick_json["floors"])
     assert quick_json["floors"]["virtio_ring_floor_pps"]["value"] > 0
+    assert quick_json["floors"]["virtio_ring_floor_flushes_per_s"]["value"] > 0
     sp = quick_json["strategies"]["selfpipe"]
     for k in ("wakeup_polling_p50", "wakeup_polling_p99", "wakeup_polling_p50_vs_spin",
               "virtio_polling_dispatches_per_s", "virtio_polling_pps_vs_ring_floor", "idle_cpu_fraction"):
