@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 
@@ -316,9 +317,11 @@ def _table(results, seed, args, interrupted):
                 out.print(escape(json.dumps(h["snapshot"], default=str)[:1500]), style="red")
     short = [c for c in results if c.shortfall]
     for c in short:
+        busy = (f"; the machine was loaded (load average {max(c.load):.1f} on {os.cpu_count()} CPUs), "
+                f"which makes such races rarer" if c.loaded() else "")
         out.print(f"{c.strategy}: expected {c.expected} not reproduced in {c.seconds:.0f} s "
                   f"({len(c.runs)} slices): a shortfall of the tool (a longer --budget, or "
-                  f"docs/stress.md)", style="yellow")
+                  f"docs/stress.md){busy}", style="yellow")
     if interrupted:
         out.print("interrupted: the table shows the strategies that finished", style="yellow")
     failed = [c for c in results if c.failed]

@@ -91,6 +91,19 @@ def test_a_native_finding_the_checker_did_not_predict_is_a_headline():
     assert not c2.headlines and "reproduces the checker's foreign lost-wakeup" in c2.reproduces[0]
 
 
+def test_a_campaign_records_the_load_it_ran_under():
+    """A campaign's row carries the load average at its start and end and the CPU count; more
+    runnable work than CPUs marks it loaded (a shortfall may be the machine's)."""
+    import os
+
+    c = _campaign.Campaign("bug2", "lost-wakeup", "declared", 1.0, [])
+    assert not c.loaded() and c.row()["load"] == {"cpus": os.cpu_count()}
+    c.load = (0.5, 0.7)
+    assert not c.loaded() and c.row()["load"] == {"start": 0.5, "end": 0.7, "cpus": os.cpu_count()}
+    c.load = (0.5, os.cpu_count() + 1.0)
+    assert c.loaded()
+
+
 # --- kills ----------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@
 # it again: `aiocore stress -s S --replay SEED:TRAFFIC:PATH:CHAOS`.
 from __future__ import annotations
 
+import os
 import random
 import time
 
@@ -92,6 +93,7 @@ class Campaign:
     headlines: list = attrs.field(factory=list)  # native findings the checker did not predict
     reproduces: list = attrs.field(factory=list)  # "native kind on arm = checker's prediction"
     interrupted: bool = False
+    load: tuple = ()  # 1-minute load average at the campaign's start and end
 
     def counts(self) -> dict:
         c = {"lost-wakeup": 0, "busy-loop": 0, "lost-work": 0, "timeout": 0, "error": 0}
@@ -170,7 +172,14 @@ class Campaign:
             reproduces=self.reproduces,
             headlines=self.headlines,
             runs=[dict(r.row(), traffic=r.workload, replay=replay_id(r)) for r in self.runs],
+            load=dict(zip(("start", "end"), self.load), cpus=os.cpu_count()),
         )
+
+    def loaded(self) -> bool:
+        """The machine had more runnable work than CPUs during the campaign:
+        the races a store-buffering bug needs are then rarer (a shortfall may
+        be the machine's, not the tool's)."""
+        return bool(self.load) and max(self.load) > (os.cpu_count() or 1)
 
 
 def predict(info, skeleton: str = "2015") -> list[Prediction]:
@@ -248,6 +257,7 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
     (or, with all_findings, the budget's end).  ``replay`` ("SEED:TRAFFIC:
     PATH:CHAOS", a slice's ``replay`` in --json) runs that one slice again."""
     t0 = time.monotonic()  # the checker's time counts: a user waits for it too
+    load0 = _loadavg()
     info = get_strategy(strategy)
     preds = predict(info, skeleton) if guided else []
     modes = {"off": ("off",), "on": ("notifiers", "owner"), "mix": CHAOS_MODES}[chaos]
@@ -297,7 +307,15 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
         if r.errors or (found and not all_findings) or fixed_seed is not None:
             break
     camp.seconds = time.monotonic() - t0
+    camp.load = (load0, _loadavg())
     return camp
+
+
+def _loadavg() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # no /proc/loadavg
+        return 0.0
 
 
 def replay_id(r: RunResult) -> str:
