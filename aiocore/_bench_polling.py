@@ -70,14 +70,8 @@ def virtio_ring_floor(duration, timeout):
         bh = ctx.bh_new(lambda: None)   # the guest's parting kick lands here
         sh = B._Shared(ffi, lib)
         lib.aio_bench_virtio_no_kicks(sh.ptr)
-        with B._Pinned() as pin:
-            pid = B._fork(lambda: lib.aio_bench_virtio_guest(ctx._c, bh, sh.ptr), pin.child_cpu())
-            wd = B._watchdog(duration + timeout, sh, [ctx])
-            lib.aio_bench_virtio_ring_floor(sh.ptr, B.VIRTIO_BURST, int(duration * 1e9))
-        wd.cancel()
-        sh.stop[0] = 1
-        B._reap(pid, timeout)
-        t = (sh.stat(7) - sh.stat(6)) / 1e9
+        t = B.virtio_session(ctx, bh, sh, lambda: lib.aio_bench_virtio_ring_floor(
+            sh.ptr, B.VIRTIO_BURST, int(duration * 1e9)), duration, timeout)
         if t <= 0 or sh.stat(1) == 0:
             raise B.BenchError("virtio ring floor made no progress")
         return sh.stat(1) / t, sh.stat(3) / t

@@ -78,6 +78,21 @@ def aio_pingpong(strategy, n, timeout, **create_kw):
         a.close()
 
 
+def virtio_session(ctx, bh, sh, host, duration, timeout) -> float:
+    """Fork the virtio-net-tx guest on the other CPU, run ``host()`` here (it
+    sets stop after ``duration``; a watchdog does if it stalls), reap the
+    guest: the seconds the host measured between its first and last packet."""
+    lib = ctx._lib
+    with _Pinned() as pin:
+        pid = _fork(lambda: lib.aio_bench_virtio_guest(ctx._c, bh, sh.ptr), pin.child_cpu())
+        wd = _watchdog(duration + timeout, sh, [ctx])
+        host()
+    wd.cancel()
+    sh.stop[0] = 1
+    _reap(pid, timeout)
+    return (sh.stat(7) - sh.stat(6)) / 1e9
+
+
 def virtio_tx(strategy, duration, timeout, **create_kw):
     """virtio-net-tx: a guest process fills a ring and kicks; the owner's tx
     BH drains bursts and reschedules itself.  Returns a dict of rates."""
@@ -89,15 +104,9 @@ def virtio_tx(strategy, duration, timeout, **create_kw):
         bh = ctx.bh_new(lambda: None)
         sh = _Shared(ffi, lib)
         c0 = ctx.counters()
-        with _Pinned() as pin:
-            pid = _fork(lambda: lib.aio_bench_virtio_guest(ctx._c, bh, sh.ptr), pin.child_cpu())
-            wd = _watchdog(duration + timeout, sh, [ctx])
-            lib.aio_bench_virtio_host(ctx._c, bh, sh.ptr, VIRTIO_BURST, int(duration * 1e9))
-        wd.cancel()
-        sh.stop[0] = 1
-        _reap(pid, timeout)
+        t = virtio_session(ctx, bh, sh, lambda: lib.aio_bench_virtio_host(
+            ctx._c, bh, sh.ptr, VIRTIO_BURST, int(duration * 1e9)), duration, timeout)
         c1 = ctx.counters()
-        t = (sh.stat(7) - sh.stat(6)) / 1e9
         consumed, disp = sh.stat(1), sh.stat(3)
         if t <= 0 or disp == 0:
             raise BenchError(f"{strategy}: virtio-net-tx made no progress")

@@ -35,6 +35,7 @@ PATH_CONFIGS = {
     "mixed": ("home", "gsource", "foreign"),
 }
 
+
 def path_configs(path: str, foreign_ok: bool) -> tuple[str, ...]:
     """The checker configs a path exercises with a strategy: "mixed" brings
     its foreign poller only where the strategy allows one (with_path)."""

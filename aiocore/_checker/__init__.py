@@ -47,8 +47,8 @@ Memory models
          oldest buffered store becomes visible at any time (a transition of
          its own); ``smp_mb``, every seq_cst RMW (lock prefix) and the
          2015 skeleton's and the GSource path's own lock-prefixed counter
-         updates wait for the buffer to drain; ``smp_wmb``/``smp_rmb``, release and acquire are plain
-         (compiler barriers on x86).
+         updates wait for the buffer to drain; ``smp_wmb``/``smp_rmb``,
+         release and acquire are plain (compiler barriers on x86).
 
 ``arm``  an ARMv8-like model (other-multi-copy-atomic: one memory that
          stores reach, per-process buffers before it):

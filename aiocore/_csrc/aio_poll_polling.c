@@ -57,13 +57,18 @@
  * in the checker's polling_poller either.  A foreign poller keeps the
  * atomic add (it may race the home owner).
  */
-static inline void aio_own_count(AioContext *ctx, int foreign, int i)
+static inline void aio_own_add(int foreign, uint64_t *v)
 {
     if (foreign) {
-        AIO_COUNTER_ADD(ctx, i, 1);
+        RAW_ADD(v, 1);
     } else {
-        RAW_SET(&ctx->shm->counter[i].v, RAW_READ(&ctx->shm->counter[i].v) + 1);
+        RAW_SET(v, RAW_READ(v) + 1);
     }
+}
+
+static inline void aio_own_count(AioContext *ctx, int foreign, int i)
+{
+    aio_own_add(foreign, &ctx->shm->counter[i].v);
 }
 
 /* QEMU's fdmon_poll_need_wait (aio_poll_disabled). */
@@ -312,11 +317,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
             aio_own_count(ctx, foreign, AIO_C_SPURIOUS_WAKEUPS);
         }
     }
-    if (foreign) {
-        RAW_ADD(&ctx->shm->owner.poll_seq, 1);
-    } else {
-        RAW_SET(&ctx->shm->owner.poll_seq, RAW_READ(&ctx->shm->owner.poll_seq) + 1);
-    }
+    aio_own_add(foreign, &ctx->shm->owner.poll_seq);
     aio_set_pos_at(ctx, AIO_POS_IDLE, 0, now);
     if (foreign) {
         aio_release(ctx);

@@ -239,8 +239,7 @@ static inline void aio_recovery_pollfds(AioContext *ctx, struct pollfd *pfd, int
     }
 }
 
-static inline uint32_t aio_getpid(void);     /* aio_segment.c */
-static inline int64_t aio_stamp_ns(void);
+static void aio_set_pos(AioContext *ctx, uint32_t pos, int64_t timeout);   /* aio_poll_common.c */
 
 /* Owner, right after the wait: DTAC, then one unconditional
  * event_notifier_test_and_clear if a process died (see the top). */
@@ -275,10 +274,7 @@ static inline void aio_recovery_after_wait(AioContext *ctx, struct pollfd *pfd, 
          * still "asleep" at its wait, with the dead notifier's BH pending,
          * the notifier just cleared below and nobody in a protocol call --
          * a lost wake-up that is really a recovery under way. */
-        if (aio_getpid() == ctx->owner_pid) {
-            RAW_SET(&ctx->shm->owner.since_ns, aio_stamp_ns());
-            RAW_SET(&ctx->shm->owner.pos, (uint32_t)AIO_POS_RECOVERY);
-        }
+        aio_set_pos(ctx, AIO_POS_RECOVERY, 0);
         /* Release: pairs with the read of `recoveries` (aio_counters) after
          * which the victim server frees the slot, and through that slot's
          * release with the watchdog's acquire reads of the slots, then of

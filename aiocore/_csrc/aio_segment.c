@@ -464,17 +464,18 @@ int64_t aio_clock_ns(void)
 /*
  * The polling skeleton's stopwatch: how long a busy-poll phase or an
  * aio_poll has lasted (run_poll_handlers' elapsed, adjust_polling_time's
- * block_ns), never a point in time -- deadlines, timers and the owner's
- * position stamps keep CLOCK_MONOTONIC.  QEMU reads
+ * block_ns), never a point in time -- deadlines and timers keep
+ * CLOCK_MONOTONIC (the owner's position stamps extrapolate it: see
+ * aio_stamp_at below).  QEMU reads
  * qemu_clock_get_ns(QEMU_CLOCK_REALTIME) for these; a vDSO clock_gettime
  * costs ~25 ns here and a polling wake-up does three of them, a third of a
  * ~130 ns wake-up.  RDTSC costs ~10 ns.  It is used only where the kernel
  * itself trusts the TSC as its clocksource (which it does only for an
  * invariant TSC, synchronised across CPUs, so a duration measured across a
  * migration is still right); the ns per tick come from a 2 ms calibration
- * against CLOCK_MONOTONIC, once per process, and an error of 1e-4 in a
- * duration of microseconds is far below what adjust_polling_time resolves
- * (it doubles or halves).  Elsewhere the stopwatch is clock_gettime.
+ * against CLOCK_MONOTONIC, once per process, good to ~5e-5 -- far below
+ * what adjust_polling_time resolves (it doubles or halves).  Elsewhere the
+ * stopwatch is clock_gettime.
  */
 static double aio_ns_per_tick;      /* 0: use clock_gettime */
 static pthread_once_t aio_tick_once = PTHREAD_ONCE_INIT;
