@@ -2,7 +2,7 @@
 #
 # A strategy is written once, in Python, and reaches the machine as C
 # generated from its IR.  Three things must agree on every path through every
-# hook: the Python description run concretely (_strategy.run_concrete), the
+# hook: the Python description run concretely (_concrete.run_concrete), the
 # IR interpreted directly (what the model checker and the Promela export
 # see), and the compiled C.  The C is compiled in its trace build
 # (aio_trace.c, AIO_TRACE): each primitive appends (op, field, written, read,
