@@ -71,10 +71,6 @@ ARITH = {
 MASK = 0xFFFFFFFF
 MAX_VALUE = 1 << 16
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# Names herd7 would read as a register (of AArch64 or x86) or a keyword.
-_RESERVED = re.compile(
-    r"([xwr][0-9]+|[xw]zr|sp|pc|[er]?[abcd]x|[er]?[sd]i|[er]?[sb]p|[abcd][lh]|r[0-9]+[dwb]?|rip|"
-    r"exists|forall|locations|filter|true|false|and|or|not)\Z", re.I)
 
 
 class LitmusError(ValueError):
@@ -122,11 +118,9 @@ def rmw_new(kind: str, old: int, value: int, expected: int | None = None) -> int
     return old & value
 
 
-def _name(what, x, op, reserved=True):
+def _name(what, x, op):
     if not isinstance(x, str) or not _NAME.match(x):
         raise LitmusError(f"{op!r}: the {what} must be an identifier, not {x!r}")
-    if reserved and _RESERVED.match(x):
-        raise LitmusError(f"{op!r}: the {what} {x!r} reads as a herd7 register or keyword; rename it")
     return x
 
 
@@ -163,7 +157,7 @@ def parse(threads) -> Program:
                                           f"not {x!r}")
                     f["vals"].append(x)
                 elif x is not None:  # reg / reg?
-                    f["reg"] = _name("register", x, op, reserved=False)
+                    f["reg"] = _name("register", x, op)
             reg = f["reg"]
             if kind == "br":
                 if reg not in mine:
