@@ -65,7 +65,7 @@ def main(argv=None):
             prog = parse(e["threads"])
             want = outcome_filter(prog, e["final"], e["regs"])
             s0 = time.monotonic()
-            live = H.run_herd(prog, t, herd, timeout=600)
+            live = H.run_herd(prog, t, herd_path=herd, timeout=600)
             herd_s += time.monotonic() - s0
             rec = {tuple(o) for o in e["herd"][t]["outcomes"]}
             same_outcomes += live == rec
@@ -80,7 +80,7 @@ def main(argv=None):
              "axiomatic_checker_agrees": checker, "herd_seconds": round(herd_s, 2),
              "total_seconds": round(time.monotonic() - t0, 2), "differences": differ}
         if a.mixed and t == "x86":
-            r["x86tso_mixed_agrees"] = sum(_mixed(parse(e["threads"]), herd) == H.run_herd(e["threads"], "x86", herd)
+            r["x86tso_mixed_agrees"] = sum(_mixed(parse(e["threads"]), herd) == H.run_herd(e["threads"], "x86", herd_path=herd)
                                            for e in progs)
         report["targets"][t] = r
     t0 = time.monotonic()

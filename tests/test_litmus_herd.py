@@ -106,7 +106,7 @@ def test_to_herd_output_parses_and_asks_the_outcome(target):
     """herd7 reads to_herd's file and its exists clause asks exactly the given outcome."""
     prog = [[("fetch_or", "x", 1, "r0"), ("cmpxchg", "y", 0, 2, "r1"), ("rmb",), ("ld", "z", "r2")],
             [("st", "z", 1), ("wmb",), ("sub", "y", 1), ("and", "x", 2), ("st_rel", "bh", 1)]]
-    text = H.to_herd(prog, target, final={"bh": 1}, name="T", r0=0, r1=0, r2=0)
+    text = H.to_herd(prog, target, final={"bh": 1}, test_name="T", r0=0, r1=0, r2=0)
     import subprocess
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:

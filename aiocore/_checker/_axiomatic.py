@@ -36,7 +36,9 @@ Models
   exclusive pair: its read is A, its write L, no amo), ``arm-lse`` the single
   AL instruction (SWPAL, LDADDAL, CASAL, LDSETAL, LDCLRAL: read A, write L,
   and the pair is an amo, so the write is ordered before every later access).
-  A failed cmpxchg is its acquire read alone in both.  smp_mb and smp_wmb are
+  A failed cmpxchg is its acquire read alone in both.  (Every RMW here is
+  acquire+release, so aob's ``rmw`` is implied by [A]; po and po; [L]; it is
+  kept to follow the definition.)  smp_mb and smp_wmb are
   dmb.full, smp_rmb dmb.ld (GCC 12's code, see aiocore._checker._herd).
 ``arm``       the union of arm-llsc and arm-lse (what a default
               ``-moutline-atomics`` build may do).

@@ -262,8 +262,9 @@ def _x86_64bit(r):
     return {"ebx": "rbx", "edx": "rdx", "esi": "rsi", "edi": "rdi"}.get(r, r[:-1])
 
 
-def to_herd_test(threads, target: str, final=None, name: str = "aiocore", **regs) -> HerdTest:
+def to_herd_test(threads, target: str, final=None, *, test_name: str = "aiocore", **regs) -> HerdTest:
     """to_herd, with what run_herd needs to read herd7's states back."""
+    name = test_name
     _check_target(target)
     prog = parse(threads)
     want = outcome_filter(prog, final, regs)
@@ -283,14 +284,15 @@ def to_herd_test(threads, target: str, final=None, name: str = "aiocore", **regs
     return HerdTest(text, target, keys, herd_keys, status)
 
 
-def to_herd(threads, target: str, final=None, name: str = "aiocore", **regs) -> str:
+def to_herd(threads, target: str, final=None, *, test_name: str = "aiocore", **regs) -> str:
     """A herd7 litmus file for the program on ``target`` asking for the given outcome.
 
-    ``regs`` are register values, ``final`` maps a location to its final value;
+    ``regs`` are register values, ``final`` maps a location to its final value
+    (``test_name`` names the test in the file);
     the ``exists`` clause also asks that every RMW succeeded (see the module
     docstring).  Run it with ``herd7 -model <MODEL_FILES[target]>``.
     """
-    return to_herd_test(threads, target, final, name, **regs).text
+    return to_herd_test(threads, target, final, test_name=test_name, **regs).text
 
 
 def herd_binary() -> str | None:
@@ -340,12 +342,12 @@ def parse_states(out: str, test: HerdTest) -> set:
     return got
 
 
-def run_herd(threads, target: str, herd: str | None = None, timeout: float = 120, **kw):
-    """herd7's outcomes for the program on ``target`` (a set of Program.keys tuples)."""
-    herd = herd or herd_binary()
+def run_herd(threads, target: str, *, herd_path: str | None = None, timeout: float = 120):
+    """herd7's outcomes for the program (or a HerdTest) on ``target`` (a set of Program.keys tuples)."""
+    herd = herd_path or herd_binary()
     if not herd:
         raise FileNotFoundError("herd7 not installed")
-    test = threads if isinstance(threads, HerdTest) else to_herd_test(threads, target, **kw)
+    test = threads if isinstance(threads, HerdTest) else to_herd_test(threads, target)
     with tempfile.TemporaryDirectory(prefix="aiocore-herd-") as tmp:
         path = os.path.join(tmp, "test.litmus")
         with open(path, "w") as f:
@@ -356,8 +358,8 @@ def run_herd(threads, target: str, herd: str | None = None, timeout: float = 120
     return parse_states(p.stdout, test)
 
 
-def herd_allowed(threads, target: str, final=None, herd: str | None = None, **regs) -> bool:
+def herd_allowed(threads, target: str, final=None, *, herd_path: str | None = None, **regs) -> bool:
     """Does herd7 allow this outcome of the program on ``target``?"""
     prog = parse(threads)
     want = outcome_filter(prog, final, regs)
-    return any(matches(o, want) for o in run_herd(prog, target, herd))
+    return any(matches(o, want) for o in run_herd(prog, target, herd_path=herd_path))
