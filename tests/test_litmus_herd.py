@@ -170,3 +170,24 @@ def test_bad_target_model_and_outcome_are_rejected():
         A.allowed("sc", sb, r9=0)
     with pytest.raises(LitmusError, match="final names 'z'"):
         H.to_herd(sb, "x86", final={"z": 1})
+
+
+_PRIMITIVE = {"st": "atomic_set", "st_rel": "atomic_store_release", "ld": "atomic_read",
+              "ld_acq": "atomic_load_acquire", "mb": "smp_mb", "wmb": "smp_wmb", "rmb": "smp_rmb"}
+_ONE_OP = {"st": ("st", "x", 1), "st_rel": ("st_rel", "x", 1), "ld": ("ld", "x", "r0"),
+           "ld_acq": ("ld_acq", "x", "r0"), "xchg": ("xchg", "x", 1, "r0"), "cmpxchg": ("cmpxchg", "x", 0, 1, "r0"),
+           "add": ("add", "x", 1), "sub": ("sub", "x", 1), "or": ("or", "x", 1), "and": ("and", "x", 1),
+           "fetch_add": ("fetch_add", "x", 1, "r0"), "fetch_sub": ("fetch_sub", "x", 1, "r0"),
+           "fetch_or": ("fetch_or", "x", 1, "r0"), "fetch_and": ("fetch_and", "x", 1, "r0"),
+           "mb": ("mb",), "wmb": ("wmb",), "rmb": ("rmb",)}
+_ARM_ORDERING = re.compile(r"\b(LDR|STR|LDAR|STLR|LDAXR|STLXR|SWPAL|CASAL|LDADDAL|LDSETAL|LDCLRAL|DMB ISHLD|DMB ISH)\b")
+
+
+@pytest.mark.parametrize("target", ["aarch64-llsc", "aarch64-lse"])
+@pytest.mark.parametrize("kind", sorted(_ONE_OP))
+def test_herd_files_use_the_compiled_code_table(kind, target):
+    """Each op's AArch64 instructions in the herd7 file are the sequence _isa's table says GCC 12 emits."""
+    from aiocore._checker import _isa
+    prim = _PRIMITIVE.get(kind, f"atomic_{kind}")
+    body = H.to_herd([[_ONE_OP[kind]]], target).split("P0", 1)[1].split("locations")[0]
+    assert tuple(m.lower() for m in _ARM_ORDERING.findall(body)) == _isa.sequence(prim, target)
