@@ -37,7 +37,7 @@ import time
 
 import attrs
 
-from aiocore._plugins import get as get_strategy
+from aiocore._compiler._plugins import get as get_strategy
 
 from ._base import PATH_CONFIGS, PATHS, allows_foreign_pollers, path_configs
 from ._chaos import Chaos

@@ -47,9 +47,9 @@ class Chaos:
 
 def build(strategy: str):
     """(info, ffi, lib): the chaos build of a strategy."""
-    from aiocore._build import load_cached
-    from aiocore._context import load_strategy
-    from aiocore._plugins import c_source
+    from aiocore._compiler._build import load_cached
+    from aiocore._context._aio import load_strategy
+    from aiocore._compiler._load import c_source
 
     info = load_strategy(strategy)[0]
     fp = info.ir.fingerprint if getattr(info, "ir", None) is not None else "handwritten"
@@ -63,7 +63,7 @@ def use_build(chaos: Chaos):
     if chaos.mode == "off":
         yield
         return
-    from aiocore import _context
+    from aiocore._context import _aio as _context
 
     orig = _context._load_build
 

@@ -4,7 +4,7 @@
  * run_poll_handlers_once, adjust_polling_time; util/async.c:
  * aio_notify_accept, aio_context_notifier_poll).
  *
- * The spec is aiocore/_skeleton.py ("polling"); the named steps, in order:
+ * The spec is aiocore/_compiler/_skeleton.py ("polling"); the named steps, in order:
  *
  *   compute_timeout  QEMU: timeout = blocking ? aio_compute_timeout(ctx) : 0,
  *                    *before* notify_me is raised
@@ -201,7 +201,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     aio_recovery_pollfds(ctx, pfd, &npfd);
     /* now: the owner's position stamps (the watchdog's since_ns), renewed
      * after a wait or a fruitless busy-poll; durations use the stopwatch
-     * (aio_ticks), deadlines read the clock themselves (aio_segment.c says
+     * (aio_ticks), deadlines read the clock themselves (aio_process.c says
      * why a polling wake-up reads no clock_gettime). */
     t_start = aio_ticks();
     now = aio_stamp_at(t_start);

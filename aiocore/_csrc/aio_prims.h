@@ -36,7 +36,7 @@
 #define barrier() __asm__ __volatile__("" ::: "memory")
 
 /* Operation codes of the primitives: the trace log's (mirrored in
- * aiocore/_trace.py) and the argument of AIO_PRIM_HOOK. */
+ * aiocore/_compiler/_trace.py) and the argument of AIO_PRIM_HOOK. */
 enum {
     AIO_OP_ATOMIC_READ = 1, AIO_OP_ATOMIC_SET, AIO_OP_LOAD_ACQUIRE,
     AIO_OP_STORE_RELEASE, AIO_OP_XCHG, AIO_OP_CMPXCHG, AIO_OP_FETCH_ADD,
@@ -103,8 +103,7 @@ void aio_prim_hook(int op);
 
 #else /* AIO_TRACE */
 
-uint32_t aio_trace_op(int op, const volatile uint32_t *p, int64_t written,
-                      int64_t expected);
+#include "aio_trace.h"   /* aio_trace_op: declared there, defined in aio_trace.c */
 
 #define atomic_read(p)              aio_trace_op(AIO_OP_ATOMIC_READ, (p), -1, -1)
 #define atomic_set(p, v)            ((void)aio_trace_op(AIO_OP_ATOMIC_SET, (p), (uint32_t)(v), -1))

@@ -6,17 +6,14 @@
  * to a log and returns the next scripted value for anything that reads.
  * Memory is never touched.  The faithfulness tests run each hook of the
  * compiled C this way and compare the log with what the Python description
- * does given the same script (aiocore/_trace.py).
+ * does given the same script (aiocore/_compiler/_trace.py).
  */
 #include <string.h>
+#include "aio_trace.h"
+#include "aio_notifier.h"
 
-typedef struct aio_trace_rec {
-    int32_t op;
-    int32_t field;          /* -1 none, 0 notify_me, 1 notified, 2 bh, 3+ strategy, 7 event */
-    int64_t written;        /* -1 if none */
-    int64_t read;           /* -1 if none */
-    int64_t expected;       /* cmpxchg's expected value, else -1 */
-} aio_trace_rec;
+/* The strategy's hooks (strategy_notify ...) precede this file in the
+ * translation unit (see aiocore/_compiler/_build.py, source_for). */
 
 static AioShared aio_trace_shm;
 static AioBHSlot aio_trace_bh;

@@ -60,7 +60,7 @@ def pytest_configure(config):
 
 def selected_strategies(config) -> list[str]:
     """The strategy names --aio-strategy selects (validated)."""
-    from aiocore import _plugins
+    from aiocore._compiler import _plugins
 
     asked = list(config.getoption("aio_strategy", default=[]) or [])
     if not asked:
@@ -103,7 +103,7 @@ def aio_stress_budget(request):
 
 @pytest.fixture(scope="session")
 def aio_strategy_info(aio_strategy):
-    from aiocore import _plugins
+    from aiocore._compiler import _plugins
 
     return _plugins.get(aio_strategy)
 

@@ -80,10 +80,10 @@ def _safety_timer(ctx):
 
 def test_describe_sanity(aio_strategy_info):
     """The description traces to a stable IR with a notify hook, commented fences, C and Promela."""
-    from aiocore._codegen import generate_c
-    from aiocore._ir import HOOKS, Fence, MbSet, walk
-    from aiocore._promela import generate_promela
-    from aiocore._strategy import describe
+    from aiocore._compiler._codegen import generate_c
+    from aiocore._compiler._ir import HOOKS, Fence, MbSet, walk
+    from aiocore._compiler._promela import generate_promela
+    from aiocore._compiler._strategy import describe
 
     info = aio_strategy_info
     if info.ir is None:
@@ -106,14 +106,14 @@ def test_describe_sanity(aio_strategy_info):
 
 def test_trace_faithful(aio_strategy_info):
     """The compiled C logs the same primitives as the Python description on every path."""
-    from aiocore import _plugins
-    from aiocore._trace import check_strategy
+    from aiocore._compiler import _load, _plugins
+    from aiocore._compiler._trace import check_strategy
 
     if aio_strategy_info.ir is None:
         # The hand-written reference must do what 21a03d17's description says.
         assert aio_strategy_info.name == _plugins.HANDWRITTEN
         report = check_strategy(
-            _plugins.get("unconditional"), ffi_lib=_plugins.load_trace(aio_strategy_info)
+            _plugins.get("unconditional"), ffi_lib=_load.load_trace(aio_strategy_info)
         )
     else:
         report = check_strategy(aio_strategy_info)
