@@ -172,7 +172,7 @@ def test_stress_catches_a_polling_only_tso_bug_on_its_defaults(outsiders_env):
     """after-rmw-notify breaks only on the polling skeleton under tso: `aiocore stress -s NAME`,
     on its defaults, stresses polling first (the checker's counterexample is there) and catches it,
     reproducing the counterexample; 2015 shows nothing."""
-    p = _stress(outsiders_env, "-s", "after-rmw-notify", "-d", "60", timeout=600)
+    p = _stress(outsiders_env, "-s", "after-rmw-notify", "-d", "30", timeout=600)
     assert p.returncode == 1, p.stderr[-3000:]
     rows = json.loads(p.stdout)
     assert [r["skeleton"] for r in rows] == ["polling", "2015"]
