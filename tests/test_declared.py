@@ -14,13 +14,6 @@ from aiocore._compiler import _plugins
 from aiocore._checker import _matrix
 
 
-@pytest.fixture(scope="module")
-def outsiders_env(tmp_path_factory):
-    from outsiders.install import install
-
-    return install(tmp_path_factory.mktemp("outsiders"))
-
-
 def _aiocore(env, *args, timeout=600):
     return subprocess.run([sys.executable, "-m", "aiocore._cli", *args], capture_output=True,
                           text=True, env=env, timeout=timeout)

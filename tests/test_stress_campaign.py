@@ -23,13 +23,6 @@ from aiocore_workloads._campaign import Arm, Prediction  # noqa: E402
 TRAFFICS = [i.workload for i in W.registry() if i.status == "ok"]
 
 
-@pytest.fixture(scope="module")
-def outsiders_env(tmp_path_factory):
-    from outsiders.install import install
-
-    return install(tmp_path_factory.mktemp("outsiders"))
-
-
 def _stress(env, *args, timeout=300):
     return subprocess.run([sys.executable, "-m", "aiocore._cli", "stress", *args, "--json"],
                           capture_output=True, text=True, env=env, timeout=timeout)

@@ -27,13 +27,6 @@ def _info(cls):
                         expected_skeletons=dict(cls.expected_skeletons))
 
 
-@pytest.fixture(scope="module")
-def outsiders_env(tmp_path_factory):
-    from outsiders.install import install
-
-    return install(tmp_path_factory.mktemp("outsiders"))
-
-
 def _stress(env, *args, timeout=300):
     return subprocess.run([sys.executable, "-m", "aiocore._cli", "stress", *args, "--json"],
                           capture_output=True, text=True, env=env, timeout=timeout)
