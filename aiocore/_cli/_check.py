@@ -124,7 +124,7 @@ def register(sub):
     p.add_argument("--config", type=_csv(CONFIGS, "config"), default=None,
                    help="comma-separated configs (default: every config the strategy supports)")
     p.add_argument("--json", action="store_true",
-                   help="a JSON list of {strategy, model, config, verdict, states, seconds, trace}")
+                   help="a JSON list of {strategy, skeleton, model, config, verdict, states, seconds, trace}")
     p.add_argument("--trace", action="store_true",
                    help="print the counterexample of every failing verdict (default: only of mismatches)")
     p.add_argument("-j", "--jobs", type=_positive, default=None,
