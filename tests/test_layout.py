@@ -47,6 +47,9 @@ PLACED = {
     # tox.ini and other work name it `python -m aiocore._checker.toxenv`; it
     # runs `aiocore check`, so it is a launcher at the command line's level.
     "aiocore._checker.toxenv": "aiocore._cli",
+    # `python -m aiocore.toxenv`, the public tox entry (docs/plugins.md): the
+    # same launcher under a public name.
+    "aiocore.toxenv": "aiocore._cli",
 }
 
 #: Compiled modules (built by cffi, no source): leaves of the graph.

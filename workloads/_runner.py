@@ -116,6 +116,7 @@ def run_pair(
     skeleton: str = "2015",
     kill_rate: float = 0.0,
     recovery: bool | None = None,
+    poll_max_ns: int | None = None,
 ) -> RunResult:
     """Run one workload (the traffic) against one strategy on one of the
     owner's paths for `seconds` (or, with until_found, until the
@@ -125,7 +126,9 @@ def run_pair(
     notifiers per second at random instants of their protocol calls
     (_child.victim_server); the context then runs with ``recovery`` (default
     on when killing).  The workload's own processes are never killed, so
-    its accounting stays exact."""
+    its accounting stays exact.  ``poll_max_ns`` (polling skeleton only)
+    bounds the owner's busy-poll phase (None: QEMU's iothread default; 0:
+    never busy-poll, QEMU's main loop)."""
     info = get_strategy(strategy) if strategy != "unconditional-c" else None
     if info is None:
         from aiocore._compiler._plugins import _core_info
@@ -147,7 +150,8 @@ def run_pair(
     try:
         with use_build(chaos):
             ctx = aiocore.AioContext.create(strategy, n_bh=min(n_bh, 8192), n_timers=max(16, plan.timers + 4),
-                                            skeleton=skeleton, recovery=recovery)
+                                            skeleton=skeleton, recovery=recovery,
+                                            **({"poll_max_ns": poll_max_ns} if poll_max_ns is not None else {}))
     except BaseException:
         _unblock_signals(blocked)
         raise
@@ -157,6 +161,7 @@ def run_pair(
         r = _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, busy_k,
                          until_found, tick, should_stop, start_timeout, pin, chaos, kill_rate, skeleton)
         r.chaos = chaos.mode
+        r.poll_max_ns = poll_max_ns
         return r
     finally:
         ctx.close()

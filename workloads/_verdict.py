@@ -39,6 +39,7 @@ class RunResult:
     chaos: str = "off"  # the chaos mode of the run (aiocore_workloads._chaos)
     path: str = "aio_poll"  # the owner's path (aiocore_workloads._base.PATHS)
     skeleton: str = "2015"
+    poll_max_ns: int | None = None  # polling skeleton: the owner's busy-poll bound (None: default)
     kills: int = 0  # victims killed (--kill-rate)
     kills_recovered: int = 0  # ... whose death the owner's recovery handled in time
     counters: dict = attrs.field(factory=dict)
@@ -70,6 +71,7 @@ class RunResult:
             chaos=self.chaos,
             path=self.path,
             skeleton=self.skeleton,
+            poll_max_ns=self.poll_max_ns,
             kills=self.kills,
             kills_recovered=self.kills_recovered,
             work=self.work,

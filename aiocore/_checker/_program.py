@@ -15,6 +15,8 @@
 #   smp_mb       -      DRAIN    DRAIN (+ reset of stale loads)
 #   smp_wmb      -      -        MARK  (later stores wait for earlier ones)
 #   smp_rmb      -      -        RESET (later loads are satisfied after it)
+#   smp_mb__before_rmw, smp_mb__after_rmw
+#                -      -        DRAIN (as smp_mb: QEMU ff00bed1)
 #   "tso"        -      DRAIN    -     (the skeleton's own lock-prefixed
 #                                       counter updates: a fence on x86 only)
 #   lock acquire -      DRAIN    RESET (the foreign poller's context lock)
@@ -229,6 +231,12 @@ class _Builder:
         m = self.model
         if m == SC:
             return
+        if kind in _ir.RMW_FENCE_KINDS:
+            # QEMU's smp_mb__{before,after}_rmw: a compiler barrier on x86
+            # (its RMWs are lock-prefixed), a full fence on ARM.
+            if m == TSO:
+                return
+            kind = "smp_mb"
         if m == TSO:
             if kind in ("smp_mb", "tso", "lock_acquire", "lock_release"):
                 self.emit((DRAIN,), where, text)

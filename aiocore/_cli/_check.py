@@ -1,14 +1,19 @@
 # `aiocore check`: the model checker over strategies x models x configs.
 #
 #   aiocore check [NAME ...] [--model sc,tso,arm] [--config home,foreign,gsource]
-#                 [--skeleton 2015|polling] [--faults none|crash] [--recovery]
+#                 [--skeleton 2015,polling] [--faults none|crash] [--recovery]
 #                 [--json] [--jobs N] [--trace] [bounds and limits]
 #
 # Default: every installed strategy (that has a Python description), every
-# model, every config the strategy supports.  Prints the bounds, each run's
-# verdict, states explored and states/s, the verdict per strategy and model
-# against the declared expectation, and the counterexample of every verdict
-# that does not match (all failing verdicts with --trace).
+# skeleton it declares verdicts for (_matrix.judged_skeletons), every model,
+# every config the strategy supports.  Prints the bounds, each run's
+# verdict, states explored and states/s, the verdict per strategy, skeleton
+# and model against the declared expectation, and the counterexample of
+# every verdict that does not match (all failing verdicts with --trace).
+#
+# What a named strategy does not declare is an error (exit 2) that says what
+# it does: a --skeleton it declares no verdict for, a --config it cannot run
+# (foreign without foreign pollers, or on the polling skeleton).
 #
 # A run cut short by a limit (--max-states, --max-seconds, --max-memory) proves
 # nothing unless it found a failure first: its verdict is "unknown", said once
@@ -16,15 +21,15 @@
 # raise it or lower the bounds"), "complete": false in --json, and exit 1.
 #
 # Exit status: 0 if every verdict matches its expectation, 1 if one differs,
-# is unknown, or a run failed, 2 for bad arguments or an unknown/broken
-# strategy named on the command line.
+# is unknown, or a run failed, 2 for bad arguments, an unknown/broken
+# strategy named on the command line, or a combination it does not declare.
 from __future__ import annotations
 
 import json
 import sys
 
-MODELS = ("sc", "tso", "arm")
-CONFIGS = ("home", "foreign", "gsource")
+from .._checker import CONFIGS, MODELS
+from .._compiler._skeleton import SKELETONS
 
 
 def _csv(allowed, what):
@@ -115,11 +120,11 @@ def register(sub):
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="strategies to check (default: all installed)")
     p.add_argument("--model", type=_csv(MODELS, "model"), default=MODELS,
-                   help="comma-separated memory models (default: sc,tso,arm)")
-    p.add_argument("--config", type=_csv(CONFIGS, "config"), default=CONFIGS,
+                   help=f"comma-separated memory models (default: {','.join(MODELS)})")
+    p.add_argument("--config", type=_csv(CONFIGS, "config"), default=None,
                    help="comma-separated configs (default: every config the strategy supports)")
     p.add_argument("--json", action="store_true",
-                   help="a JSON list of {strategy, model, config, verdict, states, seconds, trace}")
+                   help="a JSON list of {strategy, skeleton, model, config, verdict, states, seconds, trace}")
     p.add_argument("--trace", action="store_true",
                    help="print the counterexample of every failing verdict (default: only of mismatches)")
     p.add_argument("-j", "--jobs", type=_positive, default=None,
@@ -134,8 +139,9 @@ def register(sub):
     p.add_argument("--foreign-schedules", type=_at_most(MAX_SCHEDULES, "schedules"),
                    default=B.foreign_schedules,
                    help=f"bh_schedule calls (at most) per notifier, config foreign (default {B.foreign_schedules})")
-    p.add_argument("--skeleton", choices=("2015", "polling"), default="2015",
-                   help="the aio_poll skeleton explored (default 2015; polling: QEMU's of today)")
+    p.add_argument("--skeleton", type=_csv(SKELETONS, "skeleton"), default=None,
+                   help="comma-separated aio_poll skeletons (2015; polling: QEMU's of today); "
+                        "default: every skeleton the strategy declares verdicts for")
     p.add_argument("--faults", choices=("none", "crash"), default="none",
                    help="crash: any notifier (and a foreign poller) may stop for good between two "
                         "primitives")
@@ -189,6 +195,55 @@ def _select(names, err):
     return infos
 
 
+def _declares(info) -> str:
+    """What a strategy declares, in the words of its class attributes."""
+    from .._checker import _matrix
+
+    esk = sorted(getattr(info, "expected_skeletons", None) or {})
+    return (f"skeletons = {_matrix.declared_skeletons(info)!r}"
+            + (f", expected_skeletons for {', '.join(esk)}" if esk else ""))
+
+
+def _plan(infos, args, opts, err):
+    """The rows to run: every strategy x skeleton x model x config asked for
+    and declared.  None after an error: a named strategy asked for a
+    skeleton it declares no verdict for, or a config it cannot run."""
+    import attrs
+
+    from .._checker import _matrix, supported_configs
+
+    named = bool(args.names)
+    rows = []
+    for info in infos:
+        judged = _matrix.judged_skeletons(info)
+        sks = judged if args.skeleton is None else tuple(s for s in args.skeleton if s in judged)
+        missing = [] if args.skeleton is None else [s for s in args.skeleton if s not in judged]
+        if missing:
+            text = (f"{info.name} declares no verdict on the {' and '.join(missing)} skeleton: it is "
+                    f"judged on {', '.join(judged)} ({_declares(info)}); add the skeleton to its "
+                    f"`skeletons` or its verdicts to `expected_skeletons` to have it judged there")
+            if named:
+                err(f"aiocore check: {text}")
+                return None
+            err(f"aiocore check: skipping {text}")
+        # A config asked for must run on every skeleton asked for, or (none
+        # asked) on at least one of those the strategy is judged on: foreign
+        # pollers ran the 2015 skeleton only.
+        sup = {sk: supported_configs(info.ir, sk) for sk in sks}
+        for c in args.config or ():
+            where = [sk for sk in sks if c in sup[sk]]
+            if named and (not where or (args.skeleton is not None and len(where) < len(sks))):
+                sk = next(sk for sk in sks if c not in sup[sk])
+                why = ("foreign pollers run the 2015 skeleton only" if sk != "2015" and
+                       info.ir.foreign_pollers else "foreign needs `foreign_pollers = True`")
+                err(f"aiocore check: {info.name} cannot run config {c} on the {sk} skeleton "
+                    f"({why}); it runs {', '.join(sup[sk])} there")
+                return None
+        for sk in sks:
+            rows += _matrix.plan([info], args.model, args.config or sup[sk], attrs.evolve(opts, skeleton=sk))
+    return rows
+
+
 def cmd_check(args) -> int:
     from .._checker import Bounds
     from .._checker import _matrix
@@ -204,10 +259,13 @@ def cmd_check(args) -> int:
         return 2
     bounds = Bounds(args.notifiers, args.schedules, args.foreign_notifiers, args.foreign_schedules,
                     args.max_states, args.max_seconds, args.max_memory)
-    opts = _matrix.Options(args.skeleton, args.faults, args.recovery, args.engine)
-    rows = _matrix.plan(infos, args.model, args.config, opts)
-    if args.names and not rows:
-        err("aiocore check: no run: the configs asked for are not supported by these strategies")
+    one = args.skeleton[0] if args.skeleton and len(args.skeleton) == 1 else None
+    opts = _matrix.Options(one, args.faults, args.recovery, args.engine)
+    rows = _plan(infos, args, opts, err)
+    if rows is None:
+        return 2
+    if not rows:
+        err("aiocore check: no run: no strategy declares the skeletons and configs asked for")
         return 2
 
     if args.json:
@@ -218,7 +276,7 @@ def cmd_check(args) -> int:
             if r.result is not None:
                 o = r.result.to_json()
             else:
-                o = {"strategy": r.info.name, "model": r.model, "config": r.config,
+                o = {"strategy": r.info.name, "model": r.model, "config": r.config, "skeleton": r.skeleton,
                      "verdict": "error", "complete": False, "stopped_by": "error", "states": 0,
                      "seconds": 0.0, "trace": None, "error": r.error}
             o["expected"] = r.expected
@@ -231,7 +289,7 @@ def cmd_check(args) -> int:
         sys.stdout.write("\n")
         for r in rows:
             if r.status == "error":
-                err(f"aiocore check: {r.info.name} {r.model} {r.config}: {r.error}")
+                err(f"aiocore check: {r.info.name} {r.skeleton} {r.model} {r.config}: {r.error}")
             elif r.status == "UNKNOWN":
                 err(f"aiocore check: {r.unknown_text()}")
         return 1 if _matrix.failed(rows, summaries) else 0

@@ -85,7 +85,8 @@ def report(rows, bounds, opts, args) -> int:
 
     con = Console(highlight=False)
     con.print(f"[bold]aiocore check[/bold]: {len({r.info.name for r in rows})} strategies, "
-              f"models {','.join(args.model)}, {len(rows)} runs; {escape(opts.describe())}")
+              f"skeletons {','.join(dict.fromkeys(r.skeleton for r in rows))}, models "
+              f"{','.join(args.model)}, {len(rows)} runs; {escape(opts.describe())}")
     limits = f"max {bounds.max_states:,} states per run"
     if bounds.max_seconds:
         limits += f", {bounds.max_seconds:g} s"
@@ -106,18 +107,19 @@ def report(rows, bounds, opts, args) -> int:
     seconds = _run_with_progress(rows, bounds, opts, args.jobs)
     summaries = _matrix.assess(rows, opts)
 
-    t = (Table("verdicts per run").column("strategy", key=True, style="bold").column("model", key=True)
+    t = (Table("verdicts per run").column("strategy", key=True, style="bold")
+         .column("skeleton", key=True).column("model", key=True)
          .column("config", key=True).column("verdict", key=True).column("expected", key=True)
          .column("", key=True).column("states", key=True, justify="right")
          .column("states/s", justify="right").column("s", justify="right"))
     for r in rows:
         res = r.result
         if res is None:
-            t.row(escape(r.info.name), r.model, r.config, _v("error"), _v(r.expected),
+            t.row(escape(r.info.name), r.skeleton, r.model, r.config, _v("error"), _v(r.expected),
                   _status("error"), "", "", "")
             continue
         v = _v(res.verdict) + ("" if res.complete or res.verdict == "unknown" else "[yellow]*[/yellow]")
-        t.row(escape(r.info.name), r.model, r.config, v, _v(r.expected), _status(r.status),
+        t.row(escape(r.info.name), r.skeleton, r.model, r.config, v, _v(r.expected), _status(r.status),
               f"{res.states:,}", f"{res.rate:,.0f}", f"{res.seconds:.2f}")
     t.print(con)
     if any(r.result is not None and not r.result.complete and r.result.verdict != "unknown"
@@ -125,33 +127,36 @@ def report(rows, bounds, opts, args) -> int:
         con.print("[yellow]*[/yellow] found before a limit cut the search: the failure is real, "
                   "a worse one may exist beyond the cut")
 
-    s = (Table("verdict per strategy and model (worst over the configs run)")
-         .column("strategy", key=True, style="bold").column("model", key=True)
+    s = (Table("verdict per strategy, skeleton and model (worst over the configs run)")
+         .column("strategy", key=True, style="bold").column("skeleton", key=True)
+         .column("model", key=True)
          .column("configs", key=True).column("verdict", key=True).column("expected", key=True)
          .column("", key=True))
     for x in summaries:
         cfg = ",".join(x.configs) + ("" if x.complete else " [dim](not all)[/dim]")
-        s.row(escape(x.name), x.model, cfg, _v(x.verdict), _v(x.expected), _status(x.status))
+        s.row(escape(x.name), x.skeleton, x.model, cfg, _v(x.verdict), _v(x.expected), _status(x.status))
     s.print(con)
 
-    bad = {(x.name, x.model) for x in summaries if x.status == "MISMATCH"}
+    bad = {(x.name, x.skeleton, x.model) for x in summaries if x.status == "MISMATCH"}
     for r in rows:
         if r.status == "error":
-            con.print(f"[red]{escape(r.info.name)} {r.model} {r.config}: {escape(r.error)}[/red]")
+            con.print(f"[red]{escape(r.info.name)} {r.skeleton} {r.model} {r.config}: {escape(r.error)}[/red]")
         elif r.status == "UNKNOWN":
             con.print(f"[yellow]{escape(r.unknown_text())}[/yellow]")
     for r in rows:
         res = r.result
         if res is None or res.verdict in ("pass", "unknown") or not res.trace:
             continue
-        if args.trace or r.status == "MISMATCH" or ((r.info.name, r.model) in bad and r.status == "-"):
-            con.print(f"\n[bold]{escape(r.info.name)}[/bold] {r.model} {r.config}: {_v(res.verdict)}"
+        if args.trace or r.status == "MISMATCH" or ((r.info.name, r.skeleton, r.model) in bad
+                                                     and r.status == "-"):
+            con.print(f"\n[bold]{escape(r.info.name)}[/bold] skeleton {r.skeleton}, {r.model} {r.config}: "
+                      f"{_v(res.verdict)}"
                       f" ({res.notifiers} notifier(s) x {res.schedules} schedule(s)), "
                       f"shortest counterexample:")
             con.print(escape(res.format_trace()))
     for x in summaries:
         if x.status == "MISMATCH" and x.verdict == "pass":
-            con.print(f"[red]{escape(x.name)} {x.model}: expected {x.expected}, but no "
+            con.print(f"[red]{escape(x.name)} {x.skeleton} {x.model}: expected {x.expected}, but no "
                       f"interleaving within the bounds fails[/red]")
 
     states = sum(r.result.states for r in rows if r.result is not None)
@@ -164,7 +169,7 @@ def report(rows, bounds, opts, args) -> int:
     else:
         parts = []
         if nbad:
-            parts.append(f"{nbad} strategy/model verdict(s) differ from the expectation")
+            parts.append(f"{nbad} strategy/skeleton/model verdict(s) differ from the expectation")
         if nunk:
             parts.append(f"{nunk} run(s) unknown (cut short)")
         nerr = sum(1 for r in rows if r.status == "error")

@@ -1,9 +1,11 @@
 # `aiocore strategies` and `aiocore show`.
 #
 #   aiocore strategies [--json]          every installed strategy: name, origin,
-#                                        the plugin it comes from, status and
-#                                        expected verdicts; broken plugins are
-#                                        listed with their cause, never hidden.
+#                                        the plugin it comes from, status, the
+#                                        skeletons it is judged on and its
+#                                        declared verdicts per skeleton; broken
+#                                        plugins are listed with their cause,
+#                                        never hidden.
 #   aiocore show NAME --c|--promela|--ir the generated C hooks, the Promela
 #                                        model, or the IR (JSON) of one strategy.
 #
@@ -14,11 +16,12 @@ from __future__ import annotations
 import json
 import sys
 
-MODELS = ("sc", "tso", "arm")
+from .._checker import MODELS
 
 
 def register(sub):
-    p = sub.add_parser("strategies", help="list installed notification strategies")
+    p = sub.add_parser("strategies", help="list installed notification strategies, their skeletons "
+                       "and declared verdicts")
     p.add_argument("--json", action="store_true", help="a JSON list of objects")
     p.set_defaults(func=cmd_strategies)
 
@@ -32,19 +35,26 @@ def register(sub):
 
 
 def _as_json(info) -> dict:
+    from .._checker import _matrix
+
     return {
         "name": info.name,
         "origin": info.origin,
         "source": info.source,
         "status": info.status,
+        "skeletons": list(_matrix.declared_skeletons(info)),
+        "verdicts": {sk: {m: v for m, v in _matrix.declared_verdicts(info, sk).items()}
+                     for sk in _matrix.judged_skeletons(info)},
         "expected": {m: info.expected[m] for m in MODELS if m in (info.expected or {})},
         "expected_configs": info.expected_configs or {},
+        "expected_skeletons": dict(getattr(info, "expected_skeletons", None) or {}),
         "foreign_pollers": bool(info.foreign_pollers),
         "fingerprint": info.ir.fingerprint if info.ir is not None else None,
     }
 
 
 def cmd_strategies(args) -> int:
+    from .._checker import _matrix
     from .._compiler._plugins import registry
 
     infos = registry()
@@ -56,10 +66,14 @@ def cmd_strategies(args) -> int:
 
     from ._tables import Table
 
-    # Names and verdicts are key columns (never cut); the origin column
-    # wraps and carries what the verdict columns leave out: per-config
-    # exceptions (marked * on the verdict), a third-party source, a cause.
-    t = Table("aiocore strategies").column("name", key=True, style="bold")
+    # One row per strategy and skeleton it is judged on: a skeleton it runs
+    # on natively (its `skeletons`), or one it only declares the checker's
+    # verdicts for (`expected_skeletons`; shown "(checker)": the native core
+    # refuses it).  Names, skeletons and verdicts are key columns (never
+    # cut); the origin column wraps and carries what the verdict columns
+    # leave out: per-config exceptions (marked * on the verdict), a
+    # third-party source, a cause.
+    t = Table("aiocore strategies").column("name", key=True, style="bold").column("skeleton", key=True)
     for m in MODELS:
         t.column(m.upper(), key=True)
     t.column("origin")
@@ -73,11 +87,15 @@ def cmd_strategies(args) -> int:
             notes.append("from " + escape(i.source))
         if not ok:
             notes.append(f"[red]broken: {escape(i.status)}[/red]")
-        t.row(
-            escape(i.name),
-            *[_verdict_cell(i, m) if ok else "[red]broken[/red]" for m in MODELS],
-            "\n".join(notes),
-        )
+        sks = _matrix.judged_skeletons(i) if ok else ("-",)
+        native = _matrix.declared_skeletons(i) if ok else ()
+        for k, sk in enumerate(sks):
+            t.row(
+                escape(i.name),
+                sk if sk in native or sk == "-" else f"{sk} (checker)",
+                *[_verdict_cell(i, m, sk) if ok else "[red]broken[/red]" for m in MODELS],
+                "\n".join(notes) if k == 0 else "",
+            )
     t.print()
     bad = [i for i in infos if i.status != "ok"]
     for i in bad:
@@ -92,7 +110,7 @@ def _exceptions(info, model) -> dict:
 
 
 def _per_config(info) -> str:
-    """'SC, TSO: gsource pass, home pass' -- verdicts that differ per config."""
+    """'SC, TSO: gsource pass, home pass' -- verdicts that differ per config (2015)."""
     groups: dict = {}
     for m in MODELS:
         per = _exceptions(info, m)
@@ -103,12 +121,15 @@ def _per_config(info) -> str:
     )
 
 
-def _verdict_cell(info, model) -> str:
-    v = (info.expected or {}).get(model, "") or "-"
-    if _exceptions(info, model):
+def _verdict_cell(info, model, skeleton="2015") -> str:
+    from .._checker import _matrix
+
+    declared = _matrix.declared_verdicts(info, skeleton).get(model)
+    v = declared or "-"
+    if skeleton == "2015" and _exceptions(info, model):
         v += "*"
     color = {"pass": "green", "lost-wakeup": "red", "busy-loop": "yellow", "lost-work": "red"}.get(
-        (info.expected or {}).get(model), None
+        declared, None
     )
     return f"[{color}]{v}[/{color}]" if color else v
 

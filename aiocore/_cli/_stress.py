@@ -1,13 +1,17 @@
-# `aiocore stress`: a campaign per strategy -- its budget spent across
-# traffics (the workloads), the owner's paths and chaos modes, where the
-# model checker says it can fail -- with the watchdog judging states.
+# `aiocore stress`: a campaign per strategy and skeleton -- its budget spent
+# across traffics (the workloads), the owner's paths and chaos modes, where
+# the model checker says it can fail -- with the watchdog judging states.
 #
-# Default: every installed strategy, DEFAULT_BUDGET seconds each, every
-# traffic on every path it can run on (aiocore_workloads._campaign).  The
-# table has one row per strategy; --detail and --json give every slice.
-# Exit status 1 if a strategy expected to pass on this machine (x86: its
-# "tso" expectation) shows a finding, or a run failed -- and, with --strict,
-# if an expected bug was not reproduced; 2 for bad arguments; 130/143 when
+# Default: every installed strategy on every skeleton it declares (those the
+# checker finds a tso counterexample on first), DEFAULT_BUDGET seconds each,
+# every traffic on every path it can run on (aiocore_workloads._campaign).
+# The table has one row per strategy and skeleton; --detail and --json give
+# every slice.  Exit status 1 if a strategy expected to pass on this machine
+# (x86: its "tso" expectation) shows a finding, if the checker contradicts
+# the declared x86 verdict on the skeleton stressed (the declaration is
+# wrong), or a run failed -- and, with --strict, if an expected bug was not
+# reproduced; 2 for bad arguments and for a skeleton, path or traffic a
+# named strategy cannot run (the message says what it can); 130/143 when
 # interrupted (after cleaning up).
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import os
 import signal
 import sys
 
-#: Seconds per strategy: with the ten built-ins the default run stays
+#: Seconds per strategy and skeleton: with the ten built-ins the default run stays
 #: within four minutes on two CPUs (the strategies expected to pass spend
 #: all of it; the others stop at their first finding).
 DEFAULT_BUDGET = 20.0
@@ -65,8 +69,9 @@ def register(sub):
                    help="spend the whole budget even after a finding (default: stop at the first)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 also when an expected bug was not reproduced (the tool's shortfall)")
-    p.add_argument("--skeleton", choices=("2015", "polling"), default="2015",
-                   help="the aio_poll skeleton (default 2015; polling: QEMU's adaptive polling mode)")
+    p.add_argument("--skeleton", action="append", choices=("2015", "polling"), default=None,
+                   help="an aio_poll skeleton (repeatable; 2015, or polling: QEMU's adaptive polling "
+                   "mode); default: every skeleton the strategy declares")
     p.add_argument("--kill-rate", type=float, default=0.0, metavar="PER_S",
                    help="SIGKILL that many victim notifiers per second, at random instants of their "
                    "protocol calls (crash-stop faults; the owner runs with recovery)")
@@ -114,6 +119,57 @@ def _select(args, err):
     return strategies, workloads
 
 
+def _runnable_paths(info, workloads, skeleton) -> list[str]:
+    """The owner's paths some selected traffic can run the strategy on, on a skeleton."""
+    from aiocore_workloads._base import PATHS
+
+    ok = {p for wl in workloads if wl.applies_to(info) for p in wl.paths_for(info)
+          if p != "foreign" or skeleton == "2015"}
+    return [p for p in PATHS if p in ok]
+
+
+def _jobs(strategies, workloads, args, err):
+    """(info, skeleton, predictions) per campaign, in the order they run --
+    per strategy, the skeletons where the checker finds a tso counterexample
+    first -- or None after an error: a skeleton, path or traffic a strategy
+    cannot run."""
+    from aiocore_workloads import _campaign
+
+    jobs = []
+    for info in strategies:
+        declared = tuple(getattr(info, "skeletons", None) or ("2015",))
+        sks = tuple(dict.fromkeys(args.skeleton)) if args.skeleton else declared
+        bad = [s for s in sks if s not in declared]
+        if bad:
+            err(f"{info.name} does not run on the {' and '.join(bad)} skeleton: it declares "
+                f"{', '.join(declared)} (`skeletons`); `aiocore check {info.name}` shows the checker's "
+                f"verdicts on the skeletons it declares verdicts for")
+            return None
+        for sk in sks:
+            runnable = _runnable_paths(info, workloads, sk)
+            if not runnable:
+                err(f"{info.name}: no selected traffic runs on it "
+                    f"({', '.join(w.name for w in workloads)}): `aiocore stress --list` shows them")
+                return None
+            missing = [p for p in (args.path or ()) if p not in runnable]
+            if missing:
+                why = (" (foreign pollers run the 2015 skeleton only)" if sk != "2015" else
+                       "" if getattr(info, "foreign_pollers", False) else
+                       " (foreign needs `foreign_pollers = True`)")
+                err(f"{info.name} cannot run the {' and '.join(missing)} path on the {sk} skeleton"
+                    f"{why}: its paths there are {', '.join(runnable)}")
+                return None
+        mine = []
+        for sk in sks:
+            preds = _campaign.predict(info, sk) if not args.no_guide else []
+            mine.append((info, sk, preds))
+        # Where the checker has a counterexample on this machine, first: the
+        # time to a finding counts from the first campaign's start.
+        mine.sort(key=lambda j: not any(p.fails for p in j[2]))
+        jobs += mine
+    return jobs
+
+
 def cmd_stress(args) -> int:
     import secrets
 
@@ -148,20 +204,22 @@ def cmd_stress(args) -> int:
     if not strategies or not workloads:
         con.print("aiocore stress: nothing to run")
         return 2
-    for info in strategies:
-        if args.skeleton not in getattr(info, "skeletons", ("2015",)):
-            con.print(f"aiocore stress: {info.name} does not support the {args.skeleton} skeleton "
-                      f"(it declares {', '.join(info.skeletons)})")
-            return 2
+    jobs = _jobs(strategies, workloads, args, lambda m: con.print(f"aiocore stress: {m}", highlight=False))
+    if jobs is None:
+        return 2
     if args.replay:
+        if len({sk for _, sk, _ in jobs}) > 1:
+            con.print("aiocore stress: --replay runs one slice: say its skeleton (--skeleton)")
+            return 2
         try:
             _campaign.parse_replay(args.replay, {w.name for w in workloads})
         except ValueError as e:
             con.print(f"aiocore stress: {e}", highlight=False)
             return 2
     seed = args.seed if args.seed is not None else secrets.randbits(48)
-    con.print(f"aiocore stress: seed {seed} (strategy k's campaign runs with seed {seed}+k; --seed "
-              f"replays), --chaos {args.chaos}, {args.budget:g} s per strategy", highlight=False)
+    con.print(f"aiocore stress: seed {seed} (campaign k runs with seed {seed}+k; --seed "
+              f"replays), --chaos {args.chaos}, {args.budget:g} s per strategy and skeleton",
+              highlight=False)
 
     # Signals: the first SIGINT/SIGTERM stops the current slice cleanly (its
     # processes, segment and memfd are cleaned up) and prints what ran; a
@@ -191,11 +249,11 @@ def cmd_stress(args) -> int:
             transient=args.json,
             disable=not con.is_terminal,
         ) as prog:
-            task = prog.add_task("starting", total=args.budget * len(strategies))
-            for k, info in enumerate(strategies):
+            task = prog.add_task("starting", total=args.budget * len(jobs))
+            for k, (info, skeleton, preds) in enumerate(jobs):
                 if stop["sig"] is not None:
                     break
-                label = f"[{k + 1}/{len(strategies)}] {info.name}"
+                label = f"[{k + 1}/{len(jobs)}] {info.name} ({skeleton})"
                 prog.update(task, description=f"{label}: asking the checker", completed=k * args.budget)
 
                 def on_slice(camp, arm, run_seed, label=label, k=k):
@@ -206,7 +264,7 @@ def cmd_stress(args) -> int:
                     camp = _campaign.run(
                         info.name, workloads, args.budget, paths=args.path, chaos=args.chaos,
                         seed=(seed + k) & ((1 << 63) - 1), procs=args.procs, slice_s=args.slice,
-                        skeleton=args.skeleton, kill_rate=args.kill_rate,
+                        skeleton=skeleton, kill_rate=args.kill_rate, predictions=preds,
                         recovery=False if args.no_recovery else None, guided=not args.no_guide,
                         all_findings=args.all_findings, lost_ms=args.lost_ms, busy_k=args.busy_k,
                         pin=not args.no_pin, should_stop=lambda: stop["sig"] is not None,
@@ -214,7 +272,7 @@ def cmd_stress(args) -> int:
                     )
                 except ValueError as e:
                     con.print(f"aiocore stress: {e}", highlight=False)
-                    continue
+                    return 2
                 results.append(camp)
                 prog.update(task, completed=(k + 1) * args.budget)
     except KeyboardInterrupt:
@@ -252,7 +310,8 @@ def _where(c) -> str:
     if c.first_arm is None:
         return "-"
     a = c.first_arm
-    return f"{a.path} × {a.traffic}, {a.chaos}"
+    pm = "" if a.poll_max_ns is None else f", poll_max_ns {a.poll_max_ns}"
+    return f"{a.path} × {a.traffic}, {a.chaos}{pm}"
 
 
 def _kinds(c) -> str:
@@ -274,9 +333,10 @@ def _table(results, seed, args, interrupted):
     out = Console(highlight=False)
     kill = f", --kill-rate {args.kill_rate:g}" if args.kill_rate else ""
     t = (
-        Table(f"aiocore stress: {args.budget:g} s per strategy, --chaos {args.chaos}, "
-              f"skeleton {args.skeleton}{kill}, seed {seed}")
+        Table(f"aiocore stress: {args.budget:g} s per strategy and skeleton, --chaos {args.chaos}"
+              f"{kill}, seed {seed}")
         .column("strategy", key=True, style="bold")
+        .column("skeleton", key=True)
         .column("x86 expectation")
         .column("verdict", key=True)
         .column("first finding (where)")
@@ -288,8 +348,8 @@ def _table(results, seed, args, interrupted):
         exp = c.expected + (" (checker)" if c.expectation_source == "checker" else "")
         if c.checker_disagrees():
             exp += f" (declared; the checker says {c.checker_disagrees()})"
-        t.row(escape(c.strategy), escape(exp), f"[{style}]{escape(c.verdict)}: {escape(c.matches())}[/{style}]",
-              escape(first), _kinds(c))
+        t.row(escape(c.strategy), c.skeleton, escape(exp),
+              f"[{style}]{escape(c.verdict)}: {escape(c.matches())}[/{style}]", escape(first), _kinds(c))
     t.print(out)
     if args.detail:
         from aiocore_workloads._campaign import replay_id
@@ -303,7 +363,8 @@ def _table(results, seed, args, interrupted):
         )
         for c in results:
             for r in c.runs:
-                d.row(escape(c.strategy), escape(replay_id(r)), escape(r.verdict), _findings_cell(r))
+                d.row(escape(f"{c.strategy} ({c.skeleton})"), escape(replay_id(r)), escape(r.verdict),
+                      _findings_cell(r))
         d.print(out)
     for c in results:
         for r in c.runs:
@@ -322,12 +383,19 @@ def _table(results, seed, args, interrupted):
         out.print(f"{c.strategy}: expected {c.expected} not reproduced in {c.seconds:.0f} s "
                   f"({len(c.runs)} slices): a shortfall of the tool (a longer --budget, or "
                   f"docs/stress.md){busy}", style="yellow")
+    wrong = [c for c in results if c.checker_disagrees()]
+    for c in wrong:
+        out.print(f"{c.strategy} on the {c.skeleton} skeleton: declared {c.expected} on x86 (tso), the "
+                  f"checker finds {c.checker_disagrees()}: the declaration is wrong (its "
+                  f"counterexample: aiocore check {c.strategy} --skeleton {c.skeleton} --model tso)",
+                  style="bold red")
     if interrupted:
         out.print("interrupted: the table shows the strategies that finished", style="yellow")
     failed = [c for c in results if c.failed]
     if failed:
-        out.print(f"{len(failed)} strategies expected to pass on this machine showed a finding "
-                  f"or failed to run", style="bold red")
+        out.print(f"{len(failed)} campaign(s) failed: a strategy expected to pass on this machine "
+                  f"showed a finding, the checker contradicts its declaration, or a run failed",
+                  style="bold red")
     elif results and not any(c.headlines for c in results):
         out.print("every strategy expected to pass on this machine passed"
                   + ("; every expected bug was caught" if not short else ""), style="bold green")

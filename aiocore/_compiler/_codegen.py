@@ -232,7 +232,9 @@ def _may_inline_into(nxt, tmp) -> bool:
     if isinstance(nxt, _ir.Rmw):
         if nxt.kind == "atomic_cmpxchg" or nxt.field == "bh_scheduled":
             return False
-    if isinstance(nxt, (_ir.Write, _ir.Rmw, _ir.MbSet, _ir.If, _ir.Return)):
+    # Not into atomic_mb_set: its macro runs smp_wmb() before evaluating the
+    # value, which would move the read after the fence.
+    if isinstance(nxt, (_ir.Write, _ir.Rmw, _ir.If, _ir.Return)):
         return _evaluated_first(_stmt_exprs(nxt)[0], tmp)
     return False
 

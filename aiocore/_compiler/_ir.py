@@ -65,7 +65,10 @@ RMW_KINDS = (
 )
 #: RMWs whose result is discarded (QEMU's atomic_add & co.).
 VOID_RMW_KINDS = ("atomic_add", "atomic_sub", "atomic_or", "atomic_and")
-FENCE_KINDS = ("smp_mb", "smp_wmb", "smp_rmb")
+#: smp_mb__before_rmw / smp_mb__after_rmw (QEMU ff00bed1): a full fence where
+#: a seq_cst RMW is not one (ARM), a compiler barrier where it is (x86).
+FENCE_KINDS = ("smp_mb", "smp_wmb", "smp_rmb", "smp_mb__before_rmw", "smp_mb__after_rmw")
+RMW_FENCE_KINDS = ("smp_mb__before_rmw", "smp_mb__after_rmw")
 
 BIN_OPS = ("+", "-", "|", "&", "^", "==", "!=", "<", "<=", ">", ">=", "&&", "||")
 UN_OPS = ("~", "!")

@@ -24,6 +24,7 @@ import attrs
 
 from . import _ir
 from .._errors import StrategyError
+from ._qemu_names import ALIASES, QemuSpellings
 
 #: A hook may not branch more than this many times on one path.
 MAX_BRANCH_DEPTH = 16
@@ -171,7 +172,7 @@ class Sym:
 # --- the builder a hook sees -----------------------------------------------
 
 
-class _Builder:
+class _Builder(QemuSpellings):
     """The ``s`` of a hook: fields, primitives, and calls to other hooks."""
 
     def __init__(self, cls, tracer, hook):
@@ -196,6 +197,7 @@ class _Builder:
         raise StrategyError(
             f"unknown primitive or field {name!r}; the vocabulary is: "
             + ", ".join(_ir.PRIMITIVES)
+            + " (or QEMU's spellings: " + ", ".join(ALIASES) + ")"
             + "; fields: "
             + ", ".join(_ir.CORE_FIELDS + tuple(self._cls.shared))
         )
@@ -344,7 +346,7 @@ class _PathTracer:
 
 def _machinery_code():
     codes = set()
-    for klass in (_Builder, _PathTracer):
+    for klass in (_Builder, QemuSpellings, _PathTracer):
         for v in vars(klass).values():
             if callable(v) and hasattr(v, "__code__"):
                 codes.add(v.__code__)

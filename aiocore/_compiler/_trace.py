@@ -53,8 +53,11 @@ OPS = {
     17: "smp_rmb",
     18: "event_set",
     19: "event_test_and_clear",
+    20: "smp_mb__before_rmw",
+    21: "smp_mb__after_rmw",
 }
-_NONREADING = {"atomic_set", "atomic_store_release", "smp_mb", "smp_wmb", "smp_rmb", "event_set"}
+_NONREADING = {"atomic_set", "atomic_store_release", "smp_mb", "smp_wmb", "smp_rmb", "event_set",
+               "smp_mb__before_rmw", "smp_mb__after_rmw"}
 
 #: Read values tried at every read: small values, and one with the high bits
 #: set (what ~1 and wraparound produce).

@@ -246,7 +246,14 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
      * ctx->fdmon_ops->wait(ctx, &ready_list, timeout); */
     AIO_STEP(AIO_STEP_WAIT);
     if (timeout || aio_need_wait(ctx)) {
-        aio_set_pos_at(ctx, timeout < 0 ? AIO_POS_WAIT_INFINITE : AIO_POS_WAIT_TIMED, timeout, now);
+        /* A fresh stamp (the stopwatch: no system call), taken after the
+         * last look: the owner is about to sleep, and the stress drivers
+         * aim their schedules at the moment its last look reads
+         * (aio_drv_pingpong), which `now` -- aio_poll's start, or the end
+         * of the busy-poll phase -- would place a whole compute_timeout
+         * and poll_begin early. */
+        aio_set_pos_at(ctx, timeout < 0 ? AIO_POS_WAIT_INFINITE : AIO_POS_WAIT_TIMED, timeout,
+                       aio_stamp_ns());
         if (foreign) {
             aio_release(ctx);
         }

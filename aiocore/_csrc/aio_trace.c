@@ -40,6 +40,7 @@ static int aio_trace_reads(int op)
     case AIO_OP_ATOMIC_SET: case AIO_OP_STORE_RELEASE: case AIO_OP_ADD:
     case AIO_OP_SUB: case AIO_OP_OR: case AIO_OP_AND: case AIO_OP_SMP_MB:
     case AIO_OP_SMP_WMB: case AIO_OP_SMP_RMB: case AIO_OP_EVENT_SET:
+    case AIO_OP_SMP_MB_BEFORE_RMW: case AIO_OP_SMP_MB_AFTER_RMW:
         return 0;
     default:
         return 1;

@@ -33,7 +33,8 @@ BREAKPOINT_CFLAGS = ("-DAIO_PRIM_HOOKS", "-DAIO_BREAKPOINT")
 #: Op codes of aio_prims.h (AIO_OP_*), for naming stopping points.
 PRIM_NAMES = (None, "atomic_read", "atomic_set", "load_acquire", "store_release", "xchg",
               "cmpxchg", "fetch_add", "fetch_sub", "fetch_or", "fetch_and", "add", "sub", "or",
-              "and", "smp_mb", "smp_wmb", "smp_rmb", "event_set", "event_test_and_clear")
+              "and", "smp_mb", "smp_wmb", "smp_rmb", "event_set", "event_test_and_clear",
+              "smp_mb__before_rmw", "smp_mb__after_rmw")
 
 VERDICTS = ("fine", "lost-wakeup", "busy-loop")  # the checker's verdict names ("pass" = fine)
 
