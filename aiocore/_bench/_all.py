@@ -287,8 +287,7 @@ def check_targets(res) -> list:
         if strategy == PEER_BASELINE:
             # asyncio's self-pipe writes on every schedule and reads on every
             # aio_poll by design: the peer the others are measured against.
-            row.update(met=None, by=None, baseline=True,
-                       note=(note + "; " if note else "") + "peer baseline (asyncio's self-pipe): reported, not judged")
+            row.update(met=None, by=None, baseline="peer baseline (asyncio's self-pipe): reported, not judged")
         T.append(row)
 
     for s, d in st.items():
