@@ -52,8 +52,9 @@ PLACED = {
     "aiocore.toxenv": "aiocore._cli",
 }
 
-#: Compiled modules (built by cffi, no source): leaves of the graph.
-COMPILED = re.compile(r"^aiocore\._(core|s_\w+)$")
+#: Compiled modules (built by cffi, or aiocore._pycall by setuptools; no
+#: source): leaves of the graph.
+COMPILED = re.compile(r"^aiocore\._(core|pycall|s_\w+)$")
 
 MAX_LINES = 600
 LONG_DIRS = ("aiocore", "strategies", "workloads")
