@@ -36,7 +36,7 @@ import mmap
 import threading
 
 from ._base import VIRTIO_BURST, BenchError, _fork, _Pinned, _reap, _Shared, percentile, ratio
-from ._strategies import aio_pingpong, virtio_session, virtio_tx
+from ._strategies import aio_pingpong, virtio_session, virtio_tx, virtqueue_notifier
 
 POLL_MAX_NS_WAKE = 1_000_000
 IDLE_TICK_NS = 1_000_000
@@ -79,7 +79,7 @@ def virtio_ring_floor(duration, timeout):
         sh = _Shared(ffi, lib)
         lib.aio_bench_virtio_no_kicks(sh.ptr)
         t = virtio_session(ctx, bh, sh, lambda: lib.aio_bench_virtio_ring_floor(
-            sh.ptr, VIRTIO_BURST, int(duration * 1e9)), duration, timeout)
+            ctx._c, sh.ptr, VIRTIO_BURST, int(duration * 1e9)), duration, timeout)
         if t <= 0 or sh.stat(1) == 0:
             raise BenchError("virtio ring floor made no progress")
         return sh.stat(1) / t, sh.stat(3) / t
@@ -100,8 +100,10 @@ def virtio_paired(strategy, phases, phase_ns, timeout):
         sh = _Shared(ffi, lib)
         out = ffi.new("int64_t[]", 2 * phases)
         got = []
-        virtio_session(ctx, bh, sh, lambda: got.append(lib.aio_bench_virtio_paired(
-            ctx._c, bh, sh.ptr, VIRTIO_BURST, phase_ns, phases, out)), phases * phase_ns / 1e9, timeout)
+        with virtqueue_notifier(ctx) as efd:
+            virtio_session(ctx, bh, sh, lambda: got.append(lib.aio_bench_virtio_paired(
+                ctx._c, bh, sh.ptr, efd, VIRTIO_BURST, phase_ns, phases, out)),
+                phases * phase_ns / 1e9, timeout, efd=efd)
         k = got[0] if got else 0
         pairs = [(out[2 * i], out[2 * i + 1], out[2 * i + 2], out[2 * i + 3]) for i in range(0, k - 1, 2)]
         pairs = [p for p in pairs if p[0] > 0 and p[1] > 0 and p[3] > 0]

@@ -83,6 +83,7 @@ int aio_timer_del(AioContext *ctx, int id);
 int aio_timer_free(AioContext *ctx, int id);
 int aio_set_fd_handler(AioContext *ctx, int fd, uint32_t events, int poll_word);
 int aio_poll_word_add(AioContext *ctx, int word, uint32_t n);
+int aio_poll_word_kick_prepare(AioContext *ctx, int word);
 int aio_poll_state(AioContext *ctx, int64_t *out4);
 int aio_step_log_read(int *out, int max);
 size_t aio_poll_ns_offset(void);

@@ -53,6 +53,17 @@ class _ContextState:
             raise ValueError(f"poll word must be an int in [0, {N_POLL_WORDS}), not {word!r}")
         self._raise(self._lib.aio_poll_word_add(self._c, word, n & 0xFFFFFFFF))
 
+    def poll_word_kick_prepare(self, word: int) -> bool:
+        """After posting to ``word``: must the producer wake the word's fd?
+        False while the owner busy-polls the word (aio_poll's poll mode, QEMU's
+        io_poll_begin: it will see the word move), True otherwise -- Linux's
+        virtqueue_kick_prepare, with the fence that makes the answer safe."""
+        if not isinstance(word, int) or not 0 <= word < N_POLL_WORDS:
+            raise ValueError(f"poll word must be an int in [0, {N_POLL_WORDS}), not {word!r}")
+        r = self._lib.aio_poll_word_kick_prepare(self._c, word)
+        self._raise(r)
+        return bool(r)
+
     def poll_state(self) -> PollState:
         """The skeleton, poll_max_ns and the current adaptive poll_ns."""
         s = self._i64

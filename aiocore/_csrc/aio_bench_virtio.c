@@ -1,31 +1,112 @@
 /*
  * aio_bench_virtio.c -- virtio-net-tx for `aiocore bench` (aiocore/_bench/
  * _strategies.py, _polling.py): a guest process fills a ring and kicks the
- * device with a cross-process bh_schedule; the owner's tx BH drains it
- * (QEMU's virtio_net_tx_bh).  Also the ring's own floor (a host with no
- * AioContext) and the two paired in one session.  Included after
- * aio_bench.c (BenchShared, bench_publish); declarations in cdef_bench.h.
+ * device; the owner drains it (QEMU's virtio_net_tx_bh).  Also the ring's
+ * own floor (a host with no AioContext), the two paired in one session, and
+ * the same session with per-ring stamps (aio_bench_virtio_steps).  Included
+ * after aio_bench.c (BenchShared, bench_publish); declarations in
+ * cdef_bench.h.
+ *
+ * The virtqueue: the slots and the used index (tail) are in BenchShared;
+ * the avail index is the context's poll word BENCH_AVAIL_WORD, where a
+ * native poll handler can watch it as QEMU's virtio_queue_host_notifier_
+ * aio_poll reads the avail index.  Every host -- the floor's too -- reads
+ * the same index in the same place.
+ *
+ * Two hosts, one per skeleton:
+ *   2015     no ioeventfd: the guest's kick runs the handler in its own
+ *            thread (virtio_net_handle_tx_bh: disable kicks, qemu_bh_schedule
+ *            the tx BH) -- a cross-process bh_schedule; the tx BH flushes a
+ *            burst, reschedules itself after a full one, else re-enables
+ *            kicks and flushes once more.
+ *   polling  the virtqueue's host notifier is an ioeventfd with a native poll
+ *            handler on the avail index (QEMU's aio_set_event_notifier with
+ *            virtio_queue_host_notifier_aio_poll): while aio_poll busy-polls,
+ *            the word's `started` suppresses kicks (io_poll_begin); the
+ *            guest writes the ioeventfd only when the owner is not polling.
  */
 /* ------------------------------------------------------------------ */
-/* virtio-net-tx: a guest fills a ring, the tx BH drains it             */
+/* The virtqueue and the stamps of aio_bench_virtio_steps                */
+/* ------------------------------------------------------------------ */
+
+#define BENCH_AVAIL_WORD 0
+
+static inline uint32_t *bench_avail(AioContext *ctx)
+{
+    return &ctx->shm->poll_word[BENCH_AVAIL_WORD].v;
+}
+
+/*
+ * Stamps of aio_bench_virtio_steps (the per-step timeline of each ring), in
+ * a MAP_SHARED block of their own: each side writes only its records, read
+ * after the session.  NULL in the measured runs: the stamping loops are
+ * these same loops, inlined with st == NULL.
+ */
+enum { BENCH_G_AVAIL, BENCH_G_ROOM, BENCH_G_PUB, BENCH_G_KICKED, BENCH_G_N };
+enum { BENCH_H_TAIL, BENCH_H_GOT, BENCH_H_IN, BENCH_H_OUT, BENCH_H_POLL_IN, BENCH_H_POLL_RET,
+       BENCH_H_PHASE, BENCH_H_N };
+typedef struct BenchStamps {
+    /* One line per writer: a shared line would put a cache miss per
+     * record into the very steps the stamps time. */
+    struct {
+        int64_t cap;          /* records per side */
+        int64_t ng;           /* records written */
+        char _p[AIO_CACHELINE - 16];
+    } g;                      /* the guest's */
+    struct {
+        int64_t nh;           /* records written */
+        int64_t phase;        /* the phase's kind (0 floor, 1 AioContext) */
+        int64_t poll_in;      /* when its last aio_poll was called */
+        int64_t poll_ret;     /* when its last aio_poll returned */
+        int64_t cap;
+        char _p[AIO_CACHELINE - 40];
+    } h;                      /* the host's */
+    /* followed by int64_t g[cap][BENCH_G_N], h[cap][BENCH_H_N] */
+} BenchStamps;
+
+static inline int64_t *bench_stamps_g(BenchStamps *st) { return (int64_t *)(st + 1); }
+static inline int64_t *bench_stamps_h(BenchStamps *st) { return bench_stamps_g(st) + st->h.cap * BENCH_G_N; }
+
+/* A stamp that neither runs ahead of the loads before it nor lets later
+ * ones run ahead of it (lfence on both sides of rdtsc). */
+static inline int64_t bench_stamp(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_lfence();
+    int64_t t = aio_rdtsc();
+    __builtin_ia32_lfence();
+    return t;
+#else
+    return aio_clock_ns();
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* The guest                                                           */
 /* ------------------------------------------------------------------ */
 
 /*
- * The guest: fills every free slot of the ring, publishes the avail index
- * once per batch, and kicks the device -- virtio_net_handle_tx_bh: if the
- * host wants kicks, disable them and qemu_bh_schedule(tx_bh) -- until stop.
+ * Fills every free slot of the ring, publishes the avail index once per
+ * batch, and kicks the device unless it said not to, until stop.  efd < 0:
+ * the kick is the 2015 host's (disable kicks, bh_schedule the tx BH); else
+ * it writes the ioeventfd efd, and only if the owner is not busy-polling
+ * the avail index either (its `started`, Linux's virtqueue_kick_prepare).
  * Batching keeps the guest ahead of the host, so the host (the protocol and
- * the BH) is what limits throughput, as in QEMU's tx path.
+ * the handler) is what limits throughput, as in QEMU's tx path.
  */
-int64_t aio_bench_virtio_guest(AioContext *ctx, int bh, void *mem)
+static __attribute__((always_inline)) inline int64_t
+bench_virtio_guest(AioContext *ctx, int bh, void *mem, int efd, BenchStamps *st)
 {
     BenchShared *s = mem;
     uint32_t *stop = (uint32_t *)&s->stop.v;
-    uint64_t h = LD(&s->head.v), seq = 0, kicks = 0;
+    uint32_t *avail = bench_avail(ctx);
+    uint32_t *started = &ctx->shm->poll_word[BENCH_AVAIL_WORD].started;
+    uint32_t h = LD(avail);
+    uint64_t seq = 0, kicks = 0;
     unsigned spins = 0;
     while (!BENCH_STOPPED(stop)) {
-        uint64_t t = LD_ACQ(&s->tail.v);
-        uint64_t room = BENCH_RING - (h - t);
+        uint32_t t = (uint32_t)LD_ACQ(&s->tail.v);
+        uint32_t room = BENCH_RING - (h - t);
         if (room == 0) {
             if (++spins > 64) {
                 sched_yield();
@@ -36,19 +117,37 @@ int64_t aio_bench_virtio_guest(AioContext *ctx, int bh, void *mem)
             continue;
         }
         spins = 0;
-        for (uint64_t i = 0; i < room; i++) {
+        int64_t *g = (st && st->g.ng < st->g.cap) ? bench_stamps_g(st) + BENCH_G_N * st->g.ng++ : NULL;
+        if (g) {
+            g[BENCH_G_ROOM] = bench_stamp();
+        }
+        for (uint32_t i = 0; i < room; i++) {
             s->ring[(h + i) % BENCH_RING] = ++seq;
         }
         h += room;
-        ST_REL(&s->head.v, h);
-        /* virtio's guest: publish the avail index before reading the flag;
+        ST_REL(avail, h);
+        if (g) {
+            g[BENCH_G_PUB] = bench_stamp();
+            g[BENCH_G_AVAIL] = h;
+        }
+        /* virtio's guest: publish the avail index before reading the flags;
          * pairs with the host's fence between re-enabling kicks and its
-         * second flush (bench_tx_bh): one of the two sees the other. */
+         * second flush (bench_tx_bh), and with aio_poll_set_started's
+         * between clearing started and its last look at the word: one of
+         * the two sides sees the other. */
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        if (!LD(&s->no_notify.v)) {
-            ST(&s->no_notify.v, 1);
+        if (!LD(&s->no_notify.v) && (efd < 0 || !LD(started))) {
             kicks++;
-            aio_bh_schedule(ctx, bh);
+            if (efd < 0) {
+                ST(&s->no_notify.v, 1);
+                aio_bh_schedule(ctx, bh);
+            } else {
+                uint64_t one = 1;
+                (void)!write(efd, &one, sizeof(one));
+            }
+        }
+        if (g) {
+            g[BENCH_G_KICKED] = bench_stamp();
         }
     }
     ST(&s->stats[BS_PRODUCED].v, seq);
@@ -58,31 +157,54 @@ int64_t aio_bench_virtio_guest(AioContext *ctx, int bh, void *mem)
     return (int64_t)seq;
 }
 
-/* virtio_net_flush_tx: transmit up to burst packets; returns how many. */
-static uint64_t bench_flush_tx(BenchShared *s, uint64_t burst, uint64_t *sum)
+int64_t aio_bench_virtio_guest(AioContext *ctx, int bh, void *mem, int efd)
 {
+    return bench_virtio_guest(ctx, bh, mem, efd, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* The hosts                                                           */
+/* ------------------------------------------------------------------ */
+
+/* virtio_net_flush_tx: transmit up to burst packets; returns how many, and
+ * in *left how many it saw but left in the ring. */
+static __attribute__((always_inline)) inline uint64_t
+bench_flush_tx(AioContext *ctx, BenchShared *s, uint64_t burst, uint64_t *sum, uint32_t *left,
+               BenchStamps *st)
+{
+    int64_t t_in = st ? bench_stamp() : 0;
     uint64_t t = LD(&s->tail.v);
-    uint64_t h = LD_ACQ(&s->head.v);
-    uint64_t n = h - t;
-    if (n > burst) {
-        n = burst;
-    }
-    for (uint64_t i = 0; i < n; i++) {
+    uint32_t n = LD_ACQ(bench_avail(ctx)) - (uint32_t)t;
+    *left = n > burst ? n - (uint32_t)burst : 0;
+    n -= *left;
+    for (uint32_t i = 0; i < n; i++) {
         *sum += s->ring[(t + i) % BENCH_RING];
     }
     ST_REL(&s->tail.v, t + n);
+    if (st && n && st->h.nh < st->h.cap) {
+        int64_t *r = bench_stamps_h(st) + BENCH_H_N * st->h.nh++;
+        r[BENCH_H_OUT] = bench_stamp();
+        r[BENCH_H_IN] = t_in;
+        r[BENCH_H_TAIL] = (uint32_t)(t + n);
+        r[BENCH_H_GOT] = n;
+        r[BENCH_H_POLL_IN] = st->h.poll_in;
+        r[BENCH_H_POLL_RET] = st->h.poll_ret;
+        r[BENCH_H_PHASE] = st->h.phase;
+    }
     return n;
 }
 
 /*
- * virtio_net_tx_bh: flush a burst; a full burst reschedules the BH at once;
- * otherwise re-enable kicks, flush again, and reschedule if anything came.
- * Returns the packets flushed.
+ * The 2015 host's tx BH (virtio_net_tx_bh): flush a burst; a full burst
+ * reschedules the BH at once; otherwise re-enable kicks, flush again, and
+ * reschedule if anything came.  Returns the packets flushed.
  */
-static uint64_t bench_tx_bh(AioContext *ctx, int bh, BenchShared *s, uint64_t burst,
-                            uint64_t *sum, uint64_t *resched)
+static __attribute__((always_inline)) inline uint64_t
+bench_tx_bh(AioContext *ctx, int bh, BenchShared *s, uint64_t burst, uint64_t *sum,
+            uint64_t *resched, BenchStamps *st)
 {
-    uint64_t got = bench_flush_tx(s, burst, sum), total = got;
+    uint32_t left;
+    uint64_t got = bench_flush_tx(ctx, s, burst, sum, &left, st), total = got;
     if (got >= burst) {
         (*resched)++;
         aio_bh_schedule(ctx, bh);
@@ -93,7 +215,7 @@ static uint64_t bench_tx_bh(AioContext *ctx, int bh, BenchShared *s, uint64_t bu
      * pairs with the guest's fence between publishing the avail index and
      * reading the flag: either we see its packets or it sees the flag. */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    got = bench_flush_tx(s, burst, sum);
+    got = bench_flush_tx(ctx, s, burst, sum, &left, st);
     total += got;
     if (got > 0) {
         ST(&s->no_notify.v, 1);
@@ -103,49 +225,132 @@ static uint64_t bench_tx_bh(AioContext *ctx, int bh, BenchShared *s, uint64_t bu
     return total;
 }
 
-/* The tx BH's dispatches among the events of one aio_poll. */
-static uint64_t bench_run_tx(AioContext *ctx, int bh, BenchShared *s, int n, uint64_t burst,
-                             uint64_t *sum, uint64_t *resched, uint64_t *dispatches)
+/*
+ * The polling host's queue handler: virtio_queue_host_notifier_aio_poll_ready
+ * (or the ioeventfd's read handler) -> handle_output, and the tx BH that
+ * continues it.  Flush a burst; if packets are left in the ring -- behind
+ * an avail index the poll handler already consumed, so the word will not
+ * move for them -- the tx BH continues.  Kicks stay enabled (no_notify 0):
+ * while aio_poll polls, the word's started suppresses them.
+ */
+static __attribute__((always_inline)) inline uint64_t
+bench_tx_drain(AioContext *ctx, int bh, BenchShared *s, uint64_t burst, uint64_t *sum,
+               uint64_t *resched, BenchStamps *st)
 {
-    uint64_t consumed = 0;
+    uint32_t left;
+    uint64_t got = bench_flush_tx(ctx, s, burst, sum, &left, st);
+    if (left) {
+        (*resched)++;
+        aio_bh_schedule(ctx, bh);
+    }
+    return got;
+}
+
+/*
+ * One aio_poll of the host and the handlers of what it dispatched: the tx
+ * BH (the 2015 host's, or the polling host's continuation) and the
+ * ioeventfd (efd >= 0: the polling host).  The ioeventfd is read -- QEMU's
+ * event_notifier_test_and_clear -- only after an aio_poll that made a
+ * system call: one that did not saw the avail index move, not a kick.
+ * Returns the packets flushed, or -1 if aio_poll failed.
+ */
+static __attribute__((always_inline)) inline int64_t
+bench_host_poll(AioContext *ctx, int bh, int efd, BenchShared *s, uint64_t burst, uint64_t *sum,
+                uint64_t *resched, uint64_t *dispatches, BenchStamps *st)
+{
+    uint64_t consumed = 0, nosys = RAW_READ(&ctx->shm->counter[AIO_C_POLLS_NO_SYSCALL].v);
+    int progress;
+    if (st) {
+        st->h.poll_in = bench_stamp();
+    }
+    int n = aio_poll(ctx, 1, &progress);
+    if (n < 0) {
+        return -1;
+    }
+    if (st) {
+        st->h.poll_ret = bench_stamp();
+    }
     aio_event *ev = ctx->events;
     for (int k = 0; k < n; k++) {
         if (ev[k].kind == AIO_EV_BH && ev[k].id == bh) {
             (*dispatches)++;
-            consumed += bench_tx_bh(ctx, bh, s, burst, sum, resched);
+            consumed += efd < 0 ? bench_tx_bh(ctx, bh, s, burst, sum, resched, st)
+                                : bench_tx_drain(ctx, bh, s, burst, sum, resched, st);
+        } else if (efd >= 0 && ev[k].kind == AIO_EV_FD && ev[k].id == efd) {
+            (*dispatches)++;
+            if (RAW_READ(&ctx->shm->counter[AIO_C_POLLS_NO_SYSCALL].v) == nosys) {
+                uint64_t v;
+                (void)!read(efd, &v, sizeof(v));
+            }
+            consumed += bench_tx_drain(ctx, bh, s, burst, sum, resched, st);
         }
     }
-    return consumed;
+    return (int64_t)consumed;
+}
+
+/*
+ * What the polling host's aio_poll costs per batch, one process: post to
+ * the avail word, then a blocking aio_poll that finds it in the poll phase
+ * and dispatches the ioeventfd's handler (efd registered on the word by the
+ * caller; poll_ns must already be > 0, e.g. after a BH round).  ns/round.
+ */
+double aio_bench_word_round(AioContext *ctx, int efd, uint64_t n)
+{
+    uint32_t *avail = bench_avail(ctx);
+    int progress, hit = 0, kicked;
+    int64_t t0 = aio_clock_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        ST_REL(avail, LD(avail) + 1);
+        kicked = aio_poll_word_kick_prepare(ctx, BENCH_AVAIL_WORD) == 1;
+        if (kicked) {
+            uint64_t one = 1;   /* poll mode is off (poll_ns shrank): a producer kicks */
+            (void)!write(efd, &one, sizeof(one));
+        }
+        int k = aio_poll(ctx, 1, &progress);
+        if (k < 0) {
+            return -1.0;
+        }
+        if (k > 0 && ctx->events[0].kind == AIO_EV_FD && ctx->events[0].id == efd) {
+            hit++;
+            if (kicked) {
+                uint64_t v;
+                (void)!read(efd, &v, sizeof(v));   /* event_notifier_test_and_clear */
+            }
+        }
+    }
+    int64_t t1 = aio_clock_ns();
+    return hit == (int)n ? (double)(t1 - t0) / (double)n : -1.0;
 }
 
 /* How often the hosts read the clock for their deadline: every 64 flushes
  * (the floor's host) or aio_poll calls (the AioContext's).  A clock_gettime
- * per aio_poll (~25 ns here, and the polling host makes two per ring: the
- * full burst, then the one that finds the ring empty) cost the polling host
+ * per aio_poll (~25 ns here, and the polling host made two per ring: the
+ * full burst, then the one that found the ring empty) cost the polling host
  * 5-6% of its packets/s -- the benchmark's cost, not the protocol's. */
 #define BENCH_CLOCK_EVERY 64
 
 /*
- * The host (the context's owner): aio_poll in a loop, the tx BH on each
- * dispatch.  Runs for duration_ns from the first dispatch, then sets stop.
+ * The host (the context's owner): aio_poll in a loop and the handlers.
+ * efd: the polling host's ioeventfd (registered by the caller as an fd
+ * handler with poll word BENCH_AVAIL_WORD), -1 for the 2015 host.  Runs
+ * for duration_ns from the first dispatch, then sets stop.
  */
-int64_t aio_bench_virtio_host(AioContext *ctx, int bh, void *mem, uint64_t burst,
+int64_t aio_bench_virtio_host(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
                               int64_t duration_ns)
 {
     BenchShared *s = mem;
     uint32_t *stop = (uint32_t *)&s->stop.v;
     uint64_t consumed = 0, dispatches = 0, resched = 0, sum = 0, polls = 0;
     int64_t t0 = 0, t1 = 0, now;
-    int progress;
     for (;;) {
-        int n = aio_poll(ctx, 1, &progress);
-        if (n < 0) {
+        int64_t got = bench_host_poll(ctx, bh, efd, s, burst, &sum, &resched, &dispatches, NULL);
+        if (got < 0) {
             break;
         }
-        if (t0 == 0 && n > 0) {
+        if (t0 == 0 && dispatches) {
             t0 = aio_clock_ns();
         }
-        consumed += bench_run_tx(ctx, bh, s, n, burst, &sum, &resched, &dispatches);
+        consumed += (uint64_t)got;
         if (BENCH_STOPPED(stop)) {
             break;
         }
@@ -161,26 +366,27 @@ int64_t aio_bench_virtio_host(AioContext *ctx, int bh, void *mem, uint64_t burst
 }
 
 /*
- * virtio_ring_floor: the virtio-net-tx guest (aio_bench_virtio_guest, kicks
- * suppressed for good: no_notify stays 1) against a host that needs no
- * AioContext at all -- it spins on the avail index and flushes bursts as
- * fast as they come.  The packets/s of the ring itself: no skeleton and no
- * strategy can move packets faster, so it bounds what polling can gain over
- * the 2015 skeleton.  "Dispatches" are flushes that found packets.
+ * virtio_ring_floor: the virtio-net-tx guest (kicks suppressed for good:
+ * no_notify stays 1) against a host that needs no AioContext at all -- it
+ * spins on the avail index and flushes bursts as fast as they come.  The
+ * packets/s of the ring itself: no skeleton and no strategy can move
+ * packets faster, so it bounds what polling can gain over the 2015
+ * skeleton.  "Dispatches" are flushes that found packets.
  */
 void aio_bench_virtio_no_kicks(void *mem)
 {
     ST(&((BenchShared *)mem)->no_notify.v, 1);
 }
 
-int64_t aio_bench_virtio_ring_floor(void *mem, uint64_t burst, int64_t duration_ns)
+int64_t aio_bench_virtio_ring_floor(AioContext *ctx, void *mem, uint64_t burst, int64_t duration_ns)
 {
     BenchShared *s = mem;
     uint32_t *stop = (uint32_t *)&s->stop.v;
     uint64_t consumed = 0, flushes = 0, sum = 0, k = 0;
+    uint32_t left;
     int64_t t0 = 0, t1 = 0;
     while (!BENCH_STOPPED(stop)) {
-        uint64_t got = bench_flush_tx(s, burst, &sum);
+        uint64_t got = bench_flush_tx(ctx, s, burst, &sum, &left, NULL);
         if (got) {
             if (t0 == 0) {
                 t0 = aio_clock_ns();
@@ -204,30 +410,37 @@ int64_t aio_bench_virtio_ring_floor(void *mem, uint64_t burst, int64_t duration_
  * The ring floor and the AioContext's host, paired: one guest, one session,
  * phases of phase_ns alternating -- even phases the ring floor's host (kicks
  * off for good, spinning on the avail index), odd phases this context's
- * aio_poll loop with the tx BH (it takes over as if kicked: it schedules the
- * BH).  Both see the same guest, CPUs and moment, so their ratio is not a
- * ratio of two states of this shared machine (separate sessions of the floor
- * alone differed by +-25% within one run here).  out[2k], out[2k+1]: packets
- * and ns of phase k.  Sets stop at the end; returns the phases run.
+ * aio_poll loop and handlers (it takes over as if kicked: it schedules the
+ * tx BH, and re-enables kicks if it has an ioeventfd).  Both see the same
+ * guest, CPUs and moment, so their ratio is not a ratio of two states of
+ * this shared machine (separate sessions of the floor alone differed by
+ * +-25% within one run here).  out[2k], out[2k+1]: packets and ns of phase
+ * k.  Sets stop at the end; returns the phases run.
  */
-int64_t aio_bench_virtio_paired(AioContext *ctx, int bh, void *mem, uint64_t burst,
-                                int64_t phase_ns, int phases, int64_t *out)
+static __attribute__((always_inline)) inline int64_t
+bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst, int64_t phase_ns,
+                    int phases, int64_t *out, BenchStamps *st)
 {
     BenchShared *s = mem;
     uint32_t *stop = (uint32_t *)&s->stop.v;
     uint64_t sum = 0, resched = 0, dispatches = 0, total = 0;
-    int progress, k;
-    while (!BENCH_STOPPED(stop) && LD_ACQ(&s->head.v) == LD(&s->tail.v)) {
+    uint32_t left;
+    int k;
+    while (!BENCH_STOPPED(stop) && LD_ACQ(bench_avail(ctx)) == (uint32_t)LD(&s->tail.v)) {
         bench_cpu_relax();    /* the guest's first packets */
     }
     int64_t start = aio_clock_ns();
     for (k = 0; k < phases && !BENCH_STOPPED(stop); k++) {
         uint64_t consumed = 0, it = 0;
         int64_t t0 = aio_clock_ns(), t1 = t0;
+        if (st) {
+            st->h.phase = k % 2;
+            st->h.poll_in = st->h.poll_ret = 0;
+        }
         if (k % 2 == 0) {
             ST(&s->no_notify.v, 1);
             while (!BENCH_STOPPED(stop)) {
-                uint64_t got = bench_flush_tx(s, burst, &sum);
+                uint64_t got = bench_flush_tx(ctx, s, burst, &sum, &left, st);
                 if (got) {
                     consumed += got;
                 } else {
@@ -238,13 +451,19 @@ int64_t aio_bench_virtio_paired(AioContext *ctx, int bh, void *mem, uint64_t bur
                 }
             }
         } else {
+            if (efd >= 0) {
+                /* The polling host wants kicks whenever it does not poll;
+                 * aio_poll_set_started's fence orders this store before
+                 * any sleep. */
+                ST(&s->no_notify.v, 0);
+            }
             aio_bh_schedule(ctx, bh);
             while (!BENCH_STOPPED(stop)) {
-                int n = aio_poll(ctx, 1, &progress);
-                if (n < 0) {
+                int64_t got = bench_host_poll(ctx, bh, efd, s, burst, &sum, &resched, &dispatches, st);
+                if (got < 0) {
                     break;
                 }
-                consumed += bench_run_tx(ctx, bh, s, n, burst, &sum, &resched, &dispatches);
+                consumed += (uint64_t)got;
                 if (++it % BENCH_CLOCK_EVERY == 0 && (t1 = aio_clock_ns()) - t0 >= phase_ns) {
                     break;
                 }
@@ -258,4 +477,74 @@ int64_t aio_bench_virtio_paired(AioContext *ctx, int bh, void *mem, uint64_t bur
     bench_publish(s, total, dispatches, sum, start, aio_clock_ns());
     ST(&s->stats[BS_RESCHEDULES].v, resched);
     return k;
+}
+
+int64_t aio_bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
+                                int64_t phase_ns, int phases, int64_t *out)
+{
+    return bench_virtio_paired(ctx, bh, mem, efd, burst, phase_ns, phases, out, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* aio_bench_virtio_steps: the paired session, stamped                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * `stamps`: a MAP_SHARED block of aio_bench_stamps_size(cap) bytes, set up
+ * by aio_bench_stamps_init.  The guest (aio_bench_virtio_guest_stamped,
+ * forked) writes g: per fill, the avail index it published, when it saw
+ * room, when it had published, when it had kicked (or decided not to).
+ * This host writes h: per flush that found packets, the used index it
+ * published, how many, entry and exit of the flush, the call and return of
+ * the aio_poll that led to it (0 in floor phases), the phase's kind.
+ * Stamps are TSC ticks (aio_bench_ns_per_tick); aiocore/_bench/
+ * _virtio_steps.py matches them ring by ring.
+ */
+size_t aio_bench_stamps_size(int64_t cap)
+{
+    return sizeof(BenchStamps) + (size_t)cap * (BENCH_G_N + BENCH_H_N) * sizeof(int64_t);
+}
+
+/* Zeroes the whole block, so that no page is first touched (faulted in)
+ * inside the session. */
+void aio_bench_stamps_init(void *stamps, int64_t cap)
+{
+    BenchStamps *st = stamps;
+    memset(st, 0, aio_bench_stamps_size(cap));
+    st->g.cap = st->h.cap = cap;
+}
+
+/* Records written: out2 = guest, host. */
+void aio_bench_stamps_count(void *stamps, int64_t *out2)
+{
+    BenchStamps *st = stamps;
+    out2[0] = st->g.ng;
+    out2[1] = st->h.nh;
+}
+
+int64_t *aio_bench_stamps_guest(void *stamps)
+{
+    return bench_stamps_g(stamps);
+}
+
+int64_t *aio_bench_stamps_host(void *stamps)
+{
+    return bench_stamps_h(stamps);
+}
+
+int64_t aio_bench_virtio_guest_stamped(AioContext *ctx, int bh, void *mem, int efd, void *stamps)
+{
+    return bench_virtio_guest(ctx, bh, mem, efd, stamps);
+}
+
+int64_t aio_bench_virtio_steps(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
+                               int64_t phase_ns, int phases, int64_t *out, void *stamps)
+{
+    return bench_virtio_paired(ctx, bh, mem, efd, burst, phase_ns, phases, out, stamps);
+}
+
+double aio_bench_ns_per_tick(void)
+{
+    aio_tick_setup();
+    return aio_ns_per_tick > 0 ? aio_ns_per_tick : 1.0;
 }

@@ -323,6 +323,10 @@ int aio_set_fd_handler(AioContext *ctx, int fd, uint32_t events, int poll_word)
     if (events == 0) {
         if (i < ctx->nfds) {
             int last = ctx->nfds - 1;
+            if (ctx->fd_poll[i] >= 0) {
+                /* Nobody polls the word now: its producers kick again. */
+                RAW_SET(&ctx->shm->poll_word[ctx->fd_poll[i]].started, 0);
+            }
             ctx->fd[i] = ctx->fd[last];
             ctx->fd_events[i] = ctx->fd_events[last];
             ctx->fd_poll[i] = ctx->fd_poll[last];
@@ -342,7 +346,9 @@ int aio_set_fd_handler(AioContext *ctx, int fd, uint32_t events, int poll_word)
     ctx->fd_events[i] = events & (POLLIN | POLLOUT | POLLPRI);
     ctx->fd_poll[i] = poll_word;
     if (poll_word >= 0) {
-        /* Only what is posted from now on is news to this handler. */
+        /* Only what is posted from now on is news to this handler; its
+         * producers kick until the next busy-poll phase begins. */
+        RAW_SET(&ctx->shm->poll_word[poll_word].started, 0);
         ctx->fd_poll_seen[i] = __atomic_load_n(&ctx->shm->poll_word[poll_word].v, __ATOMIC_ACQUIRE);
     }
     aio_count_nopoll(ctx);
@@ -360,6 +366,25 @@ int aio_poll_word_add(AioContext *ctx, int word, uint32_t n)
     }
     __atomic_fetch_add(&ctx->shm->poll_word[word].v, n, __ATOMIC_RELEASE);
     return AIO_OK;
+}
+
+/*
+ * A producer, after publishing to a poll word: must it wake the word's fd?
+ * Linux's virtqueue_kick_prepare: a full fence, then 0 if the owner
+ * busy-polls the word (started, set by aio_poll's poll mode: it will see
+ * the word move without a kick), 1 otherwise.  The fence orders the
+ * producer's word (and what the word publishes) before its read of
+ * started; pairs with the fence in aio_poll_set_started between clearing
+ * started and reading the words once more.
+ */
+int aio_poll_word_kick_prepare(AioContext *ctx, int word)
+{
+    CHECK_OPEN(ctx);
+    if (word < 0 || word >= AIO_NPOLL_WORDS) {
+        return AIO_E_INVAL;
+    }
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return !RAW_READ(&ctx->shm->poll_word[word].started);
 }
 
 /* The polling skeleton's state, for `aiocore info` and tests:

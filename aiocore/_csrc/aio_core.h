@@ -183,8 +183,13 @@ typedef struct AioShared {
     /* Readiness words of native poll handlers (aio_poll_word_add): a
      * producer bumps one (release), the owner's poll handler compares it
      * with the value it last consumed (virtio's avail index vs
-     * last_avail_idx), so the poll phase sees work without a system call. */
-    struct { uint32_t v; char _p[AIO_CACHELINE - 4]; } poll_word[AIO_NPOLL_WORDS];
+     * last_avail_idx), so the poll phase sees work without a system call.
+     * started: 1 while the owner busy-polls the word (QEMU's io_poll_begin,
+     * virtio_queue_set_notification(vq, 0): VRING_USED_F_NO_NOTIFY), so
+     * its producers may skip waking the fd (aio_poll_word_kick_prepare);
+     * cleared before the owner sleeps (io_poll_end).  Zero in segments of
+     * earlier builds, whose padding it takes: producers then always kick. */
+    struct { uint32_t v; uint32_t started; char _p[AIO_CACHELINE - 8]; } poll_word[AIO_NPOLL_WORDS];
     /* followed, at the offsets in the header, by:
      *   AioBHSlot    bh[n_bh];
      *   AioTimerSlot timer[n_timers];
@@ -243,6 +248,7 @@ typedef struct AioContext {
     int fd_poll[AIO_MAX_FDS];    /* the fd's native poll handler: -1 none, else a poll word */
     uint32_t fd_poll_seen[AIO_MAX_FDS];  /* the poll word's value last consumed */
     int n_nopoll_fds;            /* fd handlers without a poll handler: QEMU's need_wait */
+    int poll_started;            /* QEMU's ctx->poll_started: the poll words' started is 1 */
     int skeleton;                /* AIO_SKEL_*, copied from the header */
     int64_t poll_max_ns;         /* copied from the header */
     uint32_t poll_grow, poll_shrink;

@@ -20,6 +20,12 @@ int aio_gsource_prepare(AioContext *ctx, int64_t *timeout_ns)
     aio_set_pos(ctx, AIO_POS_PREPARE, 0);
     strategy_prepare(ctx);
     *timeout_ns = aio_compute_timeout(ctx);
+    /* QEMU's aio_prepare: "poll mode cannot be used with glib's event
+     * loop, disable it" -- producers wake the fds again; a poll word that
+     * moved meanwhile makes this iteration ready (check sees it). */
+    if (aio_poll_set_started(ctx, 0)) {
+        *timeout_ns = 0;
+    }
     aio_set_pos(ctx, *timeout_ns < 0 ? AIO_POS_WAIT_INFINITE : AIO_POS_WAIT_TIMED, *timeout_ns);
     return *timeout_ns == 0;
 }
@@ -56,6 +62,12 @@ int aio_gsource_check(AioContext *ctx)
         return r;
     }
     int ready = r > 0 || aio_any_bh_pending(ctx);
+    /* The polling skeleton's native poll handlers: a moved word is a
+     * readable fd (its producer may have skipped the kick while aio_poll
+     * polled; aio_poll_set_started). */
+    for (int i = 0; i < ctx->nfds && !ready && ctx->skeleton == AIO_SKEL_POLLING; i++) {
+        ready = aio_fd_poll_ready(ctx, i);
+    }
     int64_t now = aio_clock_ns();
     for (uint32_t i = 0; i < ctx->n_timers && !ready; i++) {
         AioTimerSlot *t = &ctx->timer[i];
@@ -73,6 +85,9 @@ int aio_gsource_dispatch(AioContext *ctx, int *progress)
         return AIO_E_NOT_HOME;
     }
     AIO_COUNTER_ADD(ctx, AIO_C_GSOURCE_ITERATIONS, 1);
+    if (ctx->skeleton == AIO_SKEL_POLLING) {
+        aio_consume_poll_words(ctx, ctx->gs_pfd, ctx->gs_npfd);
+    }
     int r = aio_dispatch(ctx, ctx->gs_pfd, ctx->gs_npfd, progress);
     ctx->gs_npfd = 0;
     aio_set_pos(ctx, AIO_POS_IDLE, 0);

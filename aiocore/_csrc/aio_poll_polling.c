@@ -70,6 +70,60 @@ static inline int aio_fd_poll_ready(AioContext *ctx, int i)
            __atomic_load_n(&ctx->shm->poll_word[w].v, __ATOMIC_ACQUIRE) != ctx->fd_poll_seen[i];
 }
 
+/*
+ * QEMU's poll_set_started: io_poll_begin / io_poll_end of the owner's native
+ * poll handlers.  A watched word's `started` tells its producers that the
+ * owner busy-polls it (virtio_queue_host_notifier_aio_poll_begin:
+ * virtio_queue_set_notification(vq, 0)), so they may skip the kick
+ * (aio_poll_word_kick_prepare).  Poll mode stays on across aio_poll calls
+ * while polling finds work; it ends before the owner sleeps (the wait step,
+ * or glib's prepare), and then -- "caller polls once more after this to
+ * catch requests that race with us" -- the words are read once more:
+ * returns 1 if one moved, which the caller must not sleep through.
+ */
+static int aio_poll_set_started(AioContext *ctx, int started)
+{
+    int ready = 0;
+    if (started == ctx->poll_started) {
+        return 0;
+    }
+    ctx->poll_started = started;
+    for (int i = 0; i < ctx->nfds; i++) {
+        int w = ctx->fd_poll[i];
+        if (w >= 0) {
+            RAW_SET(&ctx->shm->poll_word[w].started, (uint32_t)started);
+        }
+    }
+    if (!started) {
+        /* Clear started before reading the words again; pairs with the
+         * producer's fence between publishing its word and reading started
+         * (aio_poll_word_kick_prepare): either we see the word move, or the
+         * producer sees started == 0 and wakes the fd. */
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        for (int i = 0; i < ctx->nfds && !ready; i++) {
+            ready = aio_fd_poll_ready(ctx, i);
+        }
+    }
+    return ready;
+}
+
+/* The dispatch side of the native poll handlers: an fd whose word moved
+ * since it was last consumed counts as readable (pfd[2 + i]), and the word
+ * is consumed.  ncore: the core's pollfd entries (2 + the fds). */
+static void aio_consume_poll_words(AioContext *ctx, struct pollfd *pfd, int ncore)
+{
+    for (int i = 0; i < ctx->nfds && 2 + i < ncore; i++) {
+        int w = ctx->fd_poll[i];
+        if (w >= 0) {
+            uint32_t v = __atomic_load_n(&ctx->shm->poll_word[w].v, __ATOMIC_ACQUIRE);
+            if (v != ctx->fd_poll_seen[i]) {
+                ctx->fd_poll_seen[i] = v;
+                pfd[2 + i].revents |= POLLIN;
+            }
+        }
+    }
+}
+
 /* run_poll_handlers_once: 1 if a handler is ready (and then *timeout = 0). */
 static int aio_run_poll_handlers_once(AioContext *ctx, int64_t *timeout)
 {
@@ -86,20 +140,30 @@ static int aio_run_poll_handlers_once(AioContext *ctx, int64_t *timeout)
     return ready;
 }
 
+/* The poll loop reads the stopwatch every this many rounds: a round is a
+ * few loads (~4 ns here), the TSC read ~12 ns in this guest, so reading it
+ * every round tripled the time between two looks at the handlers -- the
+ * latency polling is for -- to overshoot max_ns (microseconds) by ~30 ns. */
+#define AIO_POLL_CLOCK_EVERY 8
+
 /* run_poll_handlers: poll until a handler is ready or max_ns has passed;
  * then "if time has passed with no successful polling, adjust *timeout to
  * keep the same ending time".  t_start is a stopwatch reading (aio_ticks)
- * taken at aio_poll's start.  QEMU reads the clock after the round that
- * found a handler ready too; we do not: the loop ends whatever it says (the
- * ready handler made *timeout 0, so max_ns is 0), and the wake-up it would
- * delay is the one polling exists to speed up. */
+ * taken at aio_poll's start.  QEMU reads the clock after every round,
+ * including the one that found a handler ready; we read it every
+ * AIO_POLL_CLOCK_EVERY rounds, and not after a ready one: the loop ends
+ * whatever it says (the ready handler made *timeout 0, so max_ns is 0),
+ * and the wake-up it would delay is the one polling exists to speed up. */
 static int aio_run_poll_handlers(AioContext *ctx, int64_t max_ns, int64_t *timeout,
                                  int64_t t_start)
 {
     int64_t elapsed;
-    for (;;) {
+    for (unsigned round = 1;; round++) {
         if (aio_run_poll_handlers_once(ctx, timeout)) {
             return 1;
+        }
+        if (round % AIO_POLL_CLOCK_EVERY) {
+            continue;
         }
         elapsed = aio_ticks_ns(aio_ticks() - t_start);
         max_ns = aio_soonest(*timeout, max_ns);
@@ -179,6 +243,8 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     max_ns = aio_soonest(timeout, poll_ns);
     if (max_ns && !aio_need_wait(ctx)) {
         aio_set_pos_at(ctx, AIO_POS_POLLING, max_ns, now);
+        /* Enable poll mode (io_poll_begin); the wait step disables it. */
+        aio_poll_set_started(ctx, 1);
         polled = aio_run_poll_handlers(ctx, max_ns, &timeout, t_start);
         if (polled) {
             aio_own_count(ctx, foreign, AIO_C_POLL_SUCCESSES);
@@ -206,6 +272,13 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     /* wait -- aio_poll: if (timeout || ctx->fdmon_ops->need_wait(ctx))
      * ctx->fdmon_ops->wait(ctx, &ready_list, timeout); */
     AIO_STEP(AIO_STEP_WAIT);
+    /* Disable poll mode before sleeping, so that producers wake the fds
+     * again (io_poll_end); a word that moved meanwhile is work: no sleep.
+     * Its fence comes after the last look's load, never between the
+     * strategy's poll_begin and last look. */
+    if ((timeout || aio_need_wait(ctx)) && aio_poll_set_started(ctx, 0)) {
+        timeout = 0;
+    }
     if (timeout || aio_need_wait(ctx)) {
         /* A fresh stamp (the stopwatch: no system call), taken after the
          * last look: the owner is about to sleep, and the stress drivers
@@ -249,9 +322,14 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     }
 
     /* adjust -- aio_poll: if (ctx->poll_max_ns) { block_ns = now - start;
-     * adjust_polling_time(ctx, &ctx->poll, block_ns); }  (by the stopwatch) */
+     * adjust_polling_time(ctx, &ctx->poll, block_ns); }  (by the stopwatch)
+     * After a poll phase that found a handler ready, block_ns is the time
+     * polling took -- less than max_ns <= poll_ns, adjust_polling_time's
+     * sweet spot, where it changes nothing -- so no second stopwatch read
+     * (QEMU's clock here also counts the few ns since; where they carry
+     * block_ns past poll_ns, QEMU grows poll_ns by one step). */
     AIO_STEP(AIO_STEP_ADJUST);
-    if (ctx->poll_max_ns && !foreign) {
+    if (ctx->poll_max_ns && !foreign && !polled) {
         aio_adjust_polling_time(ctx, aio_ticks_ns(aio_ticks() - t_start));
     }
 
@@ -260,16 +338,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
      * The notifier's on_event runs only if a ppoll ran and saw it. */
     AIO_STEP(AIO_STEP_DISPATCH);
     if (aio_is_home(ctx)) {
-        for (int i = 0; i < ctx->nfds && 2 + i < ncore; i++) {
-            int w = ctx->fd_poll[i];
-            if (w >= 0) {
-                uint32_t v = __atomic_load_n(&ctx->shm->poll_word[w].v, __ATOMIC_ACQUIRE);
-                if (v != ctx->fd_poll_seen[i]) {
-                    ctx->fd_poll_seen[i] = v;
-                    pfd[2 + i].revents |= POLLIN;
-                }
-            }
-        }
+        aio_consume_poll_words(ctx, pfd, ncore);
     }
     ctx->now_hint = now;
     r = aio_dispatch(ctx, pfd, ncore, progress);

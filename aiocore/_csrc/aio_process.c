@@ -33,6 +33,12 @@ static void aio_pid_init(void)
 
 static inline uint32_t aio_getpid(void)
 {
+    /* Non-zero once aio_pid_init ran (and the atfork handler keeps it
+     * right): the common case costs a load, not a call into libc. */
+    uint32_t pid = __atomic_load_n(&aio_self_pid, __ATOMIC_RELAXED);
+    if (__builtin_expect(pid != 0, 1)) {
+        return pid;
+    }
     pthread_once(&aio_pid_once, aio_pid_init);
     return __atomic_load_n(&aio_self_pid, __ATOMIC_RELAXED);
 }
@@ -130,10 +136,29 @@ static int aio_tsc_pair(int64_t *mono, int64_t *tsc) { (void)mono; (void)tsc; re
 static void aio_tick_init(void) {}
 #endif
 
+/* Set (release) once aio_tick_init has run, so that a stopwatch reading
+ * costs a load, not a call into libc's pthread_once. */
+static int aio_tick_ready;
+
+static void aio_tick_init_once(void)
+{
+    aio_tick_init();
+    /* Publish aio_ns_per_tick before the flag; pairs with the acquire in
+     * aio_tick_setup (a thread that sees the flag sees the calibration). */
+    __atomic_store_n(&aio_tick_ready, 1, __ATOMIC_RELEASE);
+}
+
+static inline void aio_tick_setup(void)
+{
+    if (__builtin_expect(!__atomic_load_n(&aio_tick_ready, __ATOMIC_ACQUIRE), 0)) {
+        pthread_once(&aio_tick_once, aio_tick_init_once);
+    }
+}
+
 /* A stopwatch reading: ticks (or ns where there is no usable TSC). */
 static inline int64_t aio_ticks(void)
 {
-    pthread_once(&aio_tick_once, aio_tick_init);
+    aio_tick_setup();
     return aio_ns_per_tick > 0 ? aio_rdtsc() : aio_clock_ns();
 }
 

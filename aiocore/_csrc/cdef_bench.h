@@ -18,10 +18,10 @@ int64_t aio_bench_aio_pingpong(AioContext *own, AioContext *peer, int peer_bh,
 size_t aio_bench_shared_size(void);
 uint32_t *aio_bench_stop_word(void *mem);
 uint64_t aio_bench_stat(void *mem, int i);
-int64_t aio_bench_virtio_guest(AioContext *ctx, int bh, void *mem);
+int64_t aio_bench_virtio_guest(AioContext *ctx, int bh, void *mem, int efd);
 void aio_bench_virtio_no_kicks(void *mem);
-int64_t aio_bench_virtio_ring_floor(void *mem, uint64_t burst, int64_t duration_ns);
-int64_t aio_bench_virtio_host(AioContext *ctx, int bh, void *mem, uint64_t burst,
+int64_t aio_bench_virtio_ring_floor(AioContext *ctx, void *mem, uint64_t burst, int64_t duration_ns);
+int64_t aio_bench_virtio_host(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
                               int64_t duration_ns);
 int64_t aio_bench_pool_worker(AioContext *ctx, int bh, void *mem, int efd);
 int64_t aio_bench_pool_owner(AioContext *ctx, int bh, void *mem, int efd, int depth,
@@ -30,8 +30,18 @@ int64_t aio_bench_spin_pingpong(void *mem, int initiator, uint64_t n, int64_t *l
                                 uint32_t *stop);
 double aio_bench_idle(AioContext *ctx, int timer, int64_t tick_ns, int64_t duration_ns,
                       int64_t *out);
-int64_t aio_bench_virtio_paired(AioContext *ctx, int bh, void *mem, uint64_t burst,
+int64_t aio_bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
                                 int64_t phase_ns, int phases, int64_t *out);
 int64_t aio_bench_wake_steps(AioContext *own, AioContext *peer, int peer_bh,
                              int efd_own, int efd_peer, int initiator, uint64_t n,
                              int64_t *lat, uint32_t *stop);
+size_t aio_bench_stamps_size(int64_t cap);
+void aio_bench_stamps_init(void *stamps, int64_t cap);
+void aio_bench_stamps_count(void *stamps, int64_t *out2);
+int64_t *aio_bench_stamps_guest(void *stamps);
+int64_t *aio_bench_stamps_host(void *stamps);
+int64_t aio_bench_virtio_guest_stamped(AioContext *ctx, int bh, void *mem, int efd, void *stamps);
+int64_t aio_bench_virtio_steps(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
+                               int64_t phase_ns, int phases, int64_t *out, void *stamps);
+double aio_bench_ns_per_tick(void);
+double aio_bench_word_round(AioContext *ctx, int efd, uint64_t n);
