@@ -79,9 +79,11 @@ def run(strategies=None, quick=False, progress=None, repeats=None) -> dict:
 
     from .._context._aio import AioContext
 
-    loads = []
+    meter = LoadMeter()
+    meter.mark()
+    machine = machine_info()
     for rep in range(P["repeats"]):
-        loads.append([round(x, 2) for x in os.getloadavg()])
+        meter.mark()
         say(f"repeat {rep + 1}/{P['repeats']}: floors")
         fctx = AioContext.create(strategy="unconditional-c", n_bh=8, n_timers=1)
         try:
@@ -258,13 +260,15 @@ def run(strategies=None, quick=False, progress=None, repeats=None) -> dict:
             out_s["unconditional"]["notify_hook_ns"], out_s["unconditional-c"]["notify_hook_ns"], "unconditional-c"
         )
 
-    m = machine_info()
-    m["loadavg_end"] = list(os.getloadavg())
-    m["loadavg_per_repeat"] = loads
+    meter.mark()
+    load = meter.record()
+    m = machine
+    m["loadavg_start"], m["loadavg_end"] = load["loadavg_start"], load["loadavg_end"]
+    m["loadavg_per_repeat"] = load["loadavg_per_repeat"]
     m["repeats"] = P["repeats"]
     m["quick"] = bool(quick)
     m["seconds"] = round(time.monotonic() - t_start, 1)
-    res = dict(machine=m, floors=floors, peers=peers, strategies=out_s)
+    res = dict(machine=m, load=load, floors=floors, peers=peers, strategies=out_s)
     _polling.assemble(col, res, strategies, infos)
     res["targets"] = check_targets(res)
     return strip_private(res)
@@ -283,11 +287,13 @@ def check_targets(res) -> list:
         v = None if r is None else r.get("value")
         met = None if v is None else (v <= limit if cmp == "<=" else v >= limit)
         row = dict(target=name, strategy=strategy, value=v, unit="x", limit=limit, cmp=cmp, met=met,
-                   by=None if v is None else (v / limit if cmp == "<=" else limit / v), note=note)
+                   by=None if v is None else (v / limit if cmp == "<=" else limit / v), note=note,
+                   baseline=False)
         if strategy == PEER_BASELINE:
             # asyncio's self-pipe writes on every schedule and reads on every
             # aio_poll by design: the peer the others are measured against.
-            row.update(met=None, by=None, baseline="peer baseline (asyncio's self-pipe): reported, not judged")
+            row.update(met=None, by=None, baseline=True,
+                       note="peer baseline (asyncio's self-pipe): reported, not judged" + (f"; {note}" if note else ""))
         T.append(row)
 
     for s, d in st.items():

@@ -26,6 +26,64 @@ from ._base import *  # noqa: F401,F403
 # --- the machine ----------------------------------------------------------------
 
 
+class LoadMeter:
+    """The machine's load over a run, recorded at marks (the start, each
+    repeat, the end): the load averages, and from /proc/stat the share of
+    all CPUs' time that other processes used -- busy time less this
+    process's and its reaped children's (os.times) -- and the hypervisor
+    stole.  Linux; elsewhere only the load averages."""
+
+    def __init__(self):
+        self.cpus = os.cpu_count() or 1
+        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.marks = []
+
+    @staticmethod
+    def _stat():
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        v += [0] * (8 - len(v))
+        # user nice system idle iowait irq softirq steal
+        return dict(busy=v[0] + v[1] + v[2] + v[5] + v[6], total=sum(v[:8]), steal=v[7])
+
+    def mark(self):
+        t = os.times()
+        self.marks.append(dict(loadavg=[round(x, 2) for x in os.getloadavg()], stat=self._stat(),
+                               own=t.user + t.system + t.children_user + t.children_system))
+
+    def _between(self, a, b):
+        """(others' share, steal share) of all CPUs' time between marks a and b."""
+        sa, sb = a["stat"], b["stat"]
+        if not sa or not sb or sb["total"] <= sa["total"]:
+            return None, None
+        total = (sb["total"] - sa["total"]) / self.hz
+        others = max(0.0, (sb["busy"] - sa["busy"]) / self.hz - (b["own"] - a["own"]))
+        return min(1.0, others / total), (sb["steal"] - sa["steal"]) / self.hz / total
+
+    def record(self) -> dict:
+        """The JSON's `load`: marks[0] the start, marks[1:-1] the repeats, marks[-1] the end."""
+        m = self.marks
+        out = dict(
+            what="the machine's load during this run: load averages (1, 5, 15 min) at the start, at each "
+                 "repeat's start and at the end; of all CPUs' time, the share other processes used "
+                 "(/proc/stat busy time less this run's own processes') and the hypervisor stole",
+            cpus=self.cpus,
+            loadavg_start=m[0]["loadavg"], loadavg_end=m[-1]["loadavg"],
+            loadavg_per_repeat=[x["loadavg"] for x in m[1:-1]],
+            loadavg_1min_max=max(x["loadavg"][0] for x in m),
+        )
+        o, st = self._between(m[0], m[-1])
+        if o is not None:
+            out["others_cpu_fraction"] = round(o, 4)
+            out["steal_fraction"] = round(st, 4)
+            per = [self._between(a, b)[0] for a, b in zip(m[1:-1], m[2:])]
+            out["others_cpu_fraction_per_repeat"] = [round(x, 4) for x in per if x is not None]
+        return out
+
+
 def machine_info() -> dict:
     cpu = "?"
     try:

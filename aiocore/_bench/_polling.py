@@ -8,13 +8,19 @@
 #                              polling-skeleton contexts: the owner is woken
 #                              in its busy-poll phase (poll_max_ns = 1 ms so
 #                              that it stays there between pings)
-#   virtio_polling_*           virtio-net-tx (the same C guest and host) on
-#                              the polling skeleton
+#   virtio_polling_*           virtio-net-tx on the polling skeleton: the
+#                              virtqueue's ioeventfd has a native poll handler
+#                              on the avail index, so aio_poll's poll phase
+#                              sees the guest's packets and the guest does not
+#                              kick while it polls (io_poll_begin/end)
 #   virtio_polling_paired_*    the same host and the ring floor's host in one
 #                              session, alternating 5 ms phases against one
 #                              guest (aio_bench_virtio_paired): the ratio of
-#                              their packets/s is the virtio target's, taken
-#                              on the same machine at the same moment
+#                              their packets per running second is the virtio
+#                              target's, taken on the same machine at the same
+#                              moment (_virtio_steps: stalls); beside it the
+#                              host with a bh_schedule kick per ring, the
+#                              per-ring steps (stamped) and the aio_poll round
 #   idle_cpu_fraction          CPU time / wall time of an owner whose only
 #                              work is a timer every 1 ms, with QEMU's
 #                              default poll_max_ns: poll_ns shrinks to 0
@@ -35,6 +41,7 @@ from __future__ import annotations
 import mmap
 import threading
 
+from . import _virtio_steps
 from ._base import VIRTIO_BURST, BenchError, _fork, _Pinned, _reap, _Shared, percentile, ratio
 from ._strategies import aio_pingpong, virtio_session, virtio_tx, virtqueue_notifier
 
@@ -85,34 +92,37 @@ def virtio_ring_floor(duration, timeout):
         return sh.stat(1) / t, sh.stat(3) / t
 
 
-def virtio_paired(strategy, phases, phase_ns, timeout):
-    """The ring floor's host and the polling skeleton's tx BH against one
-    guest, alternating phases (aio_bench_virtio_paired): (floor packets/s,
-    host packets/s, median over phase pairs of host / floor, guest kicks per
-    host dispatch)."""
-    import statistics
-
+def virtio_paired(strategy, phases, phase_ns, timeout, host="poll_handler"):
+    """The ring floor's host and the polling skeleton's host against one
+    guest, alternating phases (aio_bench_virtio_paired).  ``host``:
+    "poll_handler" (the ioeventfd's poll handler on the avail index, kicks
+    suppressed while polling) or "bh_kick" (a cross-process bh_schedule per
+    ring, the poll phase watching the BHs only: the host before the poll
+    handler).  Returns floor and host packets/s of running time, the median
+    over phase pairs of host / floor (running time, and wall time), guest
+    kicks per host dispatch, and the fraction of the session each side was
+    off its CPU."""
     from .._context._aio import AioContext
 
-    with AioContext.create(strategy=strategy, n_bh=8, n_timers=1, skeleton="polling") as ctx:
+    with AioContext.create(strategy=strategy, n_bh=8, n_timers=1, skeleton="polling",
+                           poll_max_ns=_virtio_steps.POLL_MAX_NS_VIRTIO) as ctx:
         ffi, lib = ctx._ffi, ctx._lib
         bh = ctx.bh_new(lambda: None)
         sh = _Shared(ffi, lib)
-        out = ffi.new("int64_t[]", 2 * phases)
+        out = ffi.new("int64_t[]", 4 * phases)
         got = []
-        with virtqueue_notifier(ctx) as efd:
+        with virtqueue_notifier(ctx, poll_handler=host == "poll_handler") as efd:
             virtio_session(ctx, bh, sh, lambda: got.append(lib.aio_bench_virtio_paired(
                 ctx._c, bh, sh.ptr, efd, VIRTIO_BURST, phase_ns, phases, out)),
                 phases * phase_ns / 1e9, timeout, efd=efd)
-        k = got[0] if got else 0
-        pairs = [(out[2 * i], out[2 * i + 1], out[2 * i + 2], out[2 * i + 3]) for i in range(0, k - 1, 2)]
-        pairs = [p for p in pairs if p[0] > 0 and p[1] > 0 and p[3] > 0]
-        if not pairs:
+        r, frac = _virtio_steps.session_ratios(ffi, lib, sh, out, got[0] if got else 0)
+        if r is None:
             raise BenchError(f"{strategy}: virtio paired session made no progress")
-        floor = sum(p[0] for p in pairs) / sum(p[1] for p in pairs) * 1e9
-        host = sum(p[2] for p in pairs) / sum(p[3] for p in pairs) * 1e9
-        r = statistics.median((p[2] / p[3]) / (p[0] / p[1]) for p in pairs)
-        return floor, host, r, sh.stat(2) / max(1, sh.stat(3))
+        tick = lib.aio_bench_ns_per_tick()
+        return dict(floor_pps=r["floor"] / tick * 1e9, host_pps=r["host"] / tick * 1e9,
+                    ratio=r["ratio"], ratio_wall=r["ratio_wall"], pairs=r["pairs"],
+                    kicks_per_dispatch=sh.stat(2) / max(1, sh.stat(3)),
+                    guest_stalled=frac[0], host_stalled=frac[1])
 
 
 def idle_cpu(strategy, duration):
@@ -159,14 +169,27 @@ def measure_repeat(strategies, infos, P, col, say, clib, cffi_):
                                 poll_max_ns=POLL_MAX_NS_WAKE)
         col.add(((s, "wake_polling"), "p50"), percentile(lat, 50))
         col.add(((s, "wake_polling"), "p99"), percentile(lat, 99))
-        v = virtio_tx(s, P["duration"], P["timeout"], skeleton="polling")
+        v = virtio_tx(s, P["duration"], P["timeout"], skeleton="polling",
+                      poll_max_ns=_virtio_steps.POLL_MAX_NS_VIRTIO)
         for k, x in v.items():
             col.add((s, "virtio_polling_" + k), x)
-        fl, host, r, kpd = virtio_paired(s, P["paired_phases"], PAIRED_PHASE_NS, P["timeout"])
-        col.add((s, "vp_floor"), fl)
-        col.add((s, "vp_host"), host)
-        col.add((s, "vp_ratio"), r)
-        col.add((s, "vp_kicks"), kpd)
+        vp = virtio_paired(s, P["paired_phases"], PAIRED_PHASE_NS, P["timeout"])
+        col.add((s, "vp_floor"), vp["floor_pps"])
+        col.add((s, "vp_host"), vp["host_pps"])
+        col.add((s, "vp_ratio"), vp["ratio"])
+        col.add((s, "vp_ratio_wall"), vp["ratio_wall"])
+        col.add((s, "vp_kicks"), vp["kicks_per_dispatch"])
+        col.add((s, "vp_stalled"), max(vp["guest_stalled"] or 0, vp["host_stalled"] or 0))
+        vk = virtio_paired(s, P["paired_phases"] // 2, PAIRED_PHASE_NS, P["timeout"], host="bh_kick")
+        col.add((s, "vp_bh_kick_ratio"), vk["ratio"])
+        col.add((s, "vp_bh_kick_kicks"), vk["kicks_per_dispatch"])
+        for host in _virtio_steps.HOSTS:
+            st = _virtio_steps.virtio_steps(s, host, timeout=P["timeout"])
+            for side in ("floor", "host"):
+                for step, v in st[side].items():
+                    col.add((s, "steps", host, side, step), v)
+            col.add((s, "steps", host, "ratio"), st["ratio"])
+        col.add((s, "word_round"), _virtio_steps.word_round(s, P["n_round"]))
         frac, _, _ = idle_cpu(s, max(0.1, P["duration"]))
         col.add((s, "idle_cpu"), frac)
     say("polling: seed question")
@@ -209,11 +232,19 @@ def assemble(col, res, strategies, infos):
         d["virtio_polling_no_syscall_fraction"] = F((s, "virtio_polling_no_syscall_polls_fraction"), "fraction of aio_polls")
         d["virtio_ring_floor_paired_pps"] = F((s, "vp_floor"), "packets/s",
                                               what=f"the ring floor's host, in {PAIRED_PHASE_NS // 1000000} ms phases alternating "
-                                                   "with this strategy's polling host against one guest")
+                                                   "with this strategy's polling host against one guest, per second of running time "
+                                                   "(time either side was off its CPU taken out of every phase alike)")
         d["virtio_polling_paired_pps"] = F((s, "vp_host"), "packets/s",
-                                           what="the polling host's phases of the same session")
+                                           what="the polling host's phases of the same session (its ioeventfd's poll handler on "
+                                                "the avail index), per second of running time")
         d["virtio_polling_pps_vs_ring_floor_paired"] = F((s, "vp_ratio"), "x", vs="virtio_ring_floor_paired_pps",
-                                                         what="median over the session's phase pairs of host / floor packets/s")
+                                                         what="median over the session's phase pairs of host / floor packets per "
+                                                              "running second")
+        d["virtio_polling_pps_vs_ring_floor_paired_wall"] = F((s, "vp_ratio_wall"), "x", vs="virtio_ring_floor_paired_pps",
+                                                              what="same, per wall-clock second (stalls left in)")
+        d["virtio_polling_paired_stalled"] = F((s, "vp_stalled"), "fraction",
+                                               what="of the paired session's time, the larger share one side was off its CPU "
+                                                    "(gaps > 100 us in its own loop that were no wait of aio_poll's)")
         f_, h_ = d["virtio_ring_floor_paired_pps"]["value"], d["virtio_polling_paired_pps"]["value"]
         if f_ and h_:
             x = VIRTIO_BURST * (1 / h_ - 1 / f_) * 1e9
@@ -223,7 +254,27 @@ def assemble(col, res, strategies, infos):
                 what=f"time the polling host adds per {VIRTIO_BURST}-packet ring over the paired floor "
                      "(256 x (1/host - 1/floor) packets/s); vs_spin: in cache-line transfers (shm_spin_pingpong)")
         d["virtio_polling_kicks_per_dispatch"] = F((s, "vp_kicks"), "kicks/dispatch",
-                                                   what="guest kicks (cross-process bh_schedule) per tx BH dispatch in the paired session")
+                                                   what="guest kicks (ioeventfd writes) per handler run in the paired session: "
+                                                        "none while aio_poll polls (the avail word's started)")
+        d["virtio_polling_bh_kick_vs_ring_floor_paired"] = F(
+            (s, "vp_bh_kick_ratio"), "x", vs="its own paired floor",
+            what="the same paired ratio for the host without the poll handler: the guest kicks a cross-process "
+                 "bh_schedule per ring and the poll phase watches the BHs (the bench's polling host before issue 24)")
+        d["virtio_polling_bh_kick_kicks_per_dispatch"] = F((s, "vp_bh_kick_kicks"), "kicks/dispatch")
+        d["virtio_polling_word_round_ns"] = F((s, "word_round"), "ns",
+                                              what="one process, no cache miss: post to the avail word + a blocking aio_poll "
+                                                   "that finds it in the poll phase and dispatches the handler -- the "
+                                                   "AioContext's instructions per batch")
+        steps = dict(what="median ns per step of a 256-packet ring, stamped (TSC) in one paired session per host: "
+                          "ring = guest_sees_room + guest_fill + host_sees_ring + host_flush in lock step; "
+                          "to_aio_poll_return: the avail index published -> the host's aio_poll returned",
+                     unit="ns")
+        for host in _virtio_steps.HOSTS:
+            steps[host] = {side: {step: F((s, "steps", host, side, step), "ns")["value"]
+                                  for step in _virtio_steps.STEPS}
+                           for side in ("floor", "host")}
+            steps[host]["stamped_ratio"] = F((s, "steps", host, "ratio"), "x")["value"]
+        d["virtio_polling_steps"] = steps
         if sp:
             d["virtio_polling_dispatch_rate_vs_selfpipe"] = ratio(d["virtio_polling_dispatches_per_s"], sp, "selfpipe (2015 skeleton)")
         d["idle_cpu_fraction"] = F((s, "idle_cpu"), "CPU fraction",
@@ -262,6 +313,12 @@ def targets(res, add):
         note = [] if ex.get("value") is None else [
             f"{ex['value']:+.0f} ns per ring" + ("" if ex.get("vs_spin") is None else
                                                 f" ({ex['vs_spin']:+.1f} cache-line transfers)")]
+        for key, say in (("virtio_polling_pps_vs_ring_floor_paired_wall", "{:.2f}x per wall second"),
+                         ("virtio_polling_paired_stalled", "{:.0%} stalled"),
+                         ("virtio_polling_bh_kick_vs_ring_floor_paired", "{:.2f}x with a bh_schedule kick per ring")):
+            v = d.get(key, {}).get("value")
+            if v is not None:
+                note.append(say.format(v))
         if rf is not None:
             note.append(f"{rf:.2f}x the separate virtio_ring_floor_pps")
         add("virtio-net-tx on polling >= 0.9x the ring floor (paired phases)", s,

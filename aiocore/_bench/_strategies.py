@@ -139,13 +139,14 @@ VIRTIO_AVAIL_WORD = 0
 
 
 @contextlib.contextmanager
-def virtqueue_notifier(ctx):
+def virtqueue_notifier(ctx, poll_handler=True):
     """The virtqueue's host notifier, by skeleton: on the polling skeleton an
     ioeventfd (non-blocking) whose native poll handler watches the avail
     index (QEMU's aio_set_event_notifier with virtio_queue_host_notifier_aio_poll),
-    yielded for the C host and guest; on the 2015 skeleton -1: the guest's
-    kick is a cross-process bh_schedule of the tx BH."""
-    if ctx.skeleton != "polling":
+    yielded for the C host and guest; on the 2015 skeleton, or with
+    ``poll_handler=False``, -1: the guest's kick is a cross-process
+    bh_schedule of the tx BH, and the poll phase watches only the BHs."""
+    if ctx.skeleton != "polling" or not poll_handler:
         yield -1
         return
     efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)

@@ -273,6 +273,7 @@ int64_t aio_bench_aio_pingpong(AioContext *own, AioContext *peer, int peer_bh,
 /* ------------------------------------------------------------------ */
 
 #define BENCH_RING 256u       /* virtqueue size */
+#define BENCH_STALLS 2048     /* entries of each side's stall log */
 
 typedef struct bench_line { uint64_t v; char _p[AIO_CACHELINE - 8]; } bench_line;
 
@@ -286,6 +287,11 @@ typedef struct BenchShared {
     bench_line stats[8];      /* produced, consumed, kicks, dispatches, sum, ... */
     uint64_t ring[BENCH_RING];
     uint64_t ring2[BENCH_RING];
+    /* virtio's stall logs (aio_bench_virtio.c, bench_tick): intervals in
+     * which one side was off its CPU, [start, end) in stopwatch ticks;
+     * side 0 the guest, 1 the host.  Each side writes only its own. */
+    bench_line nstall[2];
+    int64_t stall[2][BENCH_STALLS][2];
 } BenchShared;
 
 size_t aio_bench_shared_size(void) { return sizeof(BenchShared); }

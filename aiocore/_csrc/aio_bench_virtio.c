@@ -2,9 +2,9 @@
  * aio_bench_virtio.c -- virtio-net-tx for `aiocore bench` (aiocore/_bench/
  * _strategies.py, _polling.py): a guest process fills a ring and kicks the
  * device; the owner drains it (QEMU's virtio_net_tx_bh).  Also the ring's
- * own floor (a host with no AioContext), the two paired in one session, and
- * the same session with per-ring stamps (aio_bench_virtio_steps).  Included
- * after aio_bench.c (BenchShared, bench_publish); declarations in
+ * own floor (a host with no AioContext) and the two paired in one session
+ * (the same session stamped per ring is aio_bench_virtio_steps.c).
+ * Included after aio_bench.c (BenchShared, bench_publish); declarations in
  * cdef_bench.h.
  *
  * The virtqueue: the slots and the used index (tail) are in BenchShared;
@@ -43,8 +43,8 @@ static inline uint32_t *bench_avail(AioContext *ctx)
  * these same loops, inlined with st == NULL.
  */
 enum { BENCH_G_AVAIL, BENCH_G_ROOM, BENCH_G_PUB, BENCH_G_KICKED, BENCH_G_N };
-enum { BENCH_H_TAIL, BENCH_H_GOT, BENCH_H_IN, BENCH_H_OUT, BENCH_H_POLL_IN, BENCH_H_POLL_RET,
-       BENCH_H_PHASE, BENCH_H_N };
+enum { BENCH_H_TAIL, BENCH_H_GOT, BENCH_H_IN, BENCH_H_OUT, BENCH_H_POLL_RET, BENCH_H_PHASE,
+       BENCH_H_N };
 typedef struct BenchStamps {
     /* One line per writer: a shared line would put a cache miss per
      * record into the very steps the stamps time. */
@@ -56,10 +56,9 @@ typedef struct BenchStamps {
     struct {
         int64_t nh;           /* records written */
         int64_t phase;        /* the phase's kind (0 floor, 1 AioContext) */
-        int64_t poll_in;      /* when its last aio_poll was called */
         int64_t poll_ret;     /* when its last aio_poll returned */
         int64_t cap;
-        char _p[AIO_CACHELINE - 40];
+        char _p[AIO_CACHELINE - 32];
     } h;                      /* the host's */
     /* followed by int64_t g[cap][BENCH_G_N], h[cap][BENCH_H_N] */
 } BenchStamps;
@@ -67,18 +66,55 @@ typedef struct BenchStamps {
 static inline int64_t *bench_stamps_g(BenchStamps *st) { return (int64_t *)(st + 1); }
 static inline int64_t *bench_stamps_h(BenchStamps *st) { return bench_stamps_g(st) + st->h.cap * BENCH_G_N; }
 
-/* A stamp that neither runs ahead of the loads before it nor lets later
- * ones run ahead of it (lfence on both sides of rdtsc). */
+/* A stamp: a bare TSC read (~10 ns here).  lfence on both sides would
+ * order it exactly, but tripled its cost and slowed the stamped loops
+ * enough to change the lock step they time; unfenced, a stamp may run a
+ * few ns ahead of the loads before it, alike in every phase. */
 static inline int64_t bench_stamp(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_lfence();
-    int64_t t = aio_rdtsc();
-    __builtin_ia32_lfence();
-    return t;
+    return aio_rdtsc();
 #else
     return aio_clock_ns();
 #endif
+}
+
+/*
+ * Stalls: on this shared 2-vCPU machine either side of the lock-stepped
+ * ring is regularly descheduled for milliseconds (other processes run), and
+ * the ring stops while it is.  Each side times its own loop; a gap of more
+ * than BENCH_STALL_NS between two of its iterations (far above any
+ * iteration's own time: a ring, a spin, a busy-poll phase of up to
+ * poll_max_ns = 32.8 us) is logged as time it was off its CPU -- unless
+ * the iteration was an aio_poll that waited in a system call, which is the
+ * AioContext's own time and stays counted.  Python takes the union of both
+ * logs out of every phase, floor and host alike (aiocore/_bench/_polling.py).
+ */
+#define BENCH_STALL_NS 100000
+
+typedef struct BenchClock {
+    int64_t last, thr;        /* stopwatch ticks */
+} BenchClock;
+
+static inline void bench_clock_init(BenchClock *c)
+{
+    c->last = aio_ticks();    /* sets up the stopwatch, too */
+    c->thr = aio_ns_per_tick > 0 ? (int64_t)(BENCH_STALL_NS / aio_ns_per_tick) : BENCH_STALL_NS;
+}
+
+static __attribute__((always_inline)) inline void
+bench_tick(BenchShared *s, int side, BenchClock *c, int waited)
+{
+    int64_t now = aio_ticks();
+    if (now - c->last > c->thr && !waited) {
+        uint64_t n = LD(&s->nstall[side].v);
+        if (n < BENCH_STALLS) {
+            s->stall[side][n][0] = c->last;
+            s->stall[side][n][1] = now;
+            ST(&s->nstall[side].v, n + 1);
+        }
+    }
+    c->last = now;
 }
 
 /* ------------------------------------------------------------------ */
@@ -103,20 +139,28 @@ bench_virtio_guest(AioContext *ctx, int bh, void *mem, int efd, BenchStamps *st)
     uint32_t *started = &ctx->shm->poll_word[BENCH_AVAIL_WORD].started;
     uint32_t h = LD(avail);
     uint64_t seq = 0, kicks = 0;
-    unsigned spins = 0;
+    int64_t spin_t0 = -1;
+    BenchClock clk;
+    bench_clock_init(&clk);
     while (!BENCH_STOPPED(stop)) {
+        bench_tick(s, 0, &clk, 0);
         uint32_t t = (uint32_t)LD_ACQ(&s->tail.v);
         uint32_t room = BENCH_RING - (h - t);
         if (room == 0) {
-            if (++spins > 64) {
+            /* Spin for the host (it frees the ring in microseconds); yield
+             * only after half a stall's worth: yielding sooner handed this
+             * CPU to whatever else was runnable for a whole time slice, a
+             * stall of the ring made by the wait itself. */
+            if (spin_t0 < 0) {
+                spin_t0 = clk.last;
+            } else if (clk.last - spin_t0 > clk.thr / 2) {
                 sched_yield();
-                spins = 0;
-            } else {
-                bench_cpu_relax();
+                spin_t0 = -1;
             }
+            bench_cpu_relax();
             continue;
         }
-        spins = 0;
+        spin_t0 = -1;
         int64_t *g = (st && st->g.ng < st->g.cap) ? bench_stamps_g(st) + BENCH_G_N * st->g.ng++ : NULL;
         if (g) {
             g[BENCH_G_ROOM] = bench_stamp();
@@ -187,7 +231,6 @@ bench_flush_tx(AioContext *ctx, BenchShared *s, uint64_t burst, uint64_t *sum, u
         r[BENCH_H_IN] = t_in;
         r[BENCH_H_TAIL] = (uint32_t)(t + n);
         r[BENCH_H_GOT] = n;
-        r[BENCH_H_POLL_IN] = st->h.poll_in;
         r[BENCH_H_POLL_RET] = st->h.poll_ret;
         r[BENCH_H_PHASE] = st->h.phase;
     }
@@ -256,13 +299,10 @@ bench_tx_drain(AioContext *ctx, int bh, BenchShared *s, uint64_t burst, uint64_t
  */
 static __attribute__((always_inline)) inline int64_t
 bench_host_poll(AioContext *ctx, int bh, int efd, BenchShared *s, uint64_t burst, uint64_t *sum,
-                uint64_t *resched, uint64_t *dispatches, BenchStamps *st)
+                uint64_t *resched, uint64_t *dispatches, int *waited, BenchStamps *st)
 {
     uint64_t consumed = 0, nosys = RAW_READ(&ctx->shm->counter[AIO_C_POLLS_NO_SYSCALL].v);
     int progress;
-    if (st) {
-        st->h.poll_in = bench_stamp();
-    }
     int n = aio_poll(ctx, 1, &progress);
     if (n < 0) {
         return -1;
@@ -270,6 +310,7 @@ bench_host_poll(AioContext *ctx, int bh, int efd, BenchShared *s, uint64_t burst
     if (st) {
         st->h.poll_ret = bench_stamp();
     }
+    *waited = RAW_READ(&ctx->shm->counter[AIO_C_POLLS_NO_SYSCALL].v) == nosys;
     aio_event *ev = ctx->events;
     for (int k = 0; k < n; k++) {
         if (ev[k].kind == AIO_EV_BH && ev[k].id == bh) {
@@ -278,7 +319,7 @@ bench_host_poll(AioContext *ctx, int bh, int efd, BenchShared *s, uint64_t burst
                                 : bench_tx_drain(ctx, bh, s, burst, sum, resched, st);
         } else if (efd >= 0 && ev[k].kind == AIO_EV_FD && ev[k].id == efd) {
             (*dispatches)++;
-            if (RAW_READ(&ctx->shm->counter[AIO_C_POLLS_NO_SYSCALL].v) == nosys) {
+            if (*waited) {
                 uint64_t v;
                 (void)!read(efd, &v, sizeof(v));
             }
@@ -286,40 +327,6 @@ bench_host_poll(AioContext *ctx, int bh, int efd, BenchShared *s, uint64_t burst
         }
     }
     return (int64_t)consumed;
-}
-
-/*
- * What the polling host's aio_poll costs per batch, one process: post to
- * the avail word, then a blocking aio_poll that finds it in the poll phase
- * and dispatches the ioeventfd's handler (efd registered on the word by the
- * caller; poll_ns must already be > 0, e.g. after a BH round).  ns/round.
- */
-double aio_bench_word_round(AioContext *ctx, int efd, uint64_t n)
-{
-    uint32_t *avail = bench_avail(ctx);
-    int progress, hit = 0, kicked;
-    int64_t t0 = aio_clock_ns();
-    for (uint64_t i = 0; i < n; i++) {
-        ST_REL(avail, LD(avail) + 1);
-        kicked = aio_poll_word_kick_prepare(ctx, BENCH_AVAIL_WORD) == 1;
-        if (kicked) {
-            uint64_t one = 1;   /* poll mode is off (poll_ns shrank): a producer kicks */
-            (void)!write(efd, &one, sizeof(one));
-        }
-        int k = aio_poll(ctx, 1, &progress);
-        if (k < 0) {
-            return -1.0;
-        }
-        if (k > 0 && ctx->events[0].kind == AIO_EV_FD && ctx->events[0].id == efd) {
-            hit++;
-            if (kicked) {
-                uint64_t v;
-                (void)!read(efd, &v, sizeof(v));   /* event_notifier_test_and_clear */
-            }
-        }
-    }
-    int64_t t1 = aio_clock_ns();
-    return hit == (int)n ? (double)(t1 - t0) / (double)n : -1.0;
 }
 
 /* How often the hosts read the clock for their deadline: every 64 flushes
@@ -342,8 +349,9 @@ int64_t aio_bench_virtio_host(AioContext *ctx, int bh, void *mem, int efd, uint6
     uint32_t *stop = (uint32_t *)&s->stop.v;
     uint64_t consumed = 0, dispatches = 0, resched = 0, sum = 0, polls = 0;
     int64_t t0 = 0, t1 = 0, now;
+    int waited;
     for (;;) {
-        int64_t got = bench_host_poll(ctx, bh, efd, s, burst, &sum, &resched, &dispatches, NULL);
+        int64_t got = bench_host_poll(ctx, bh, efd, s, burst, &sum, &resched, &dispatches, &waited, NULL);
         if (got < 0) {
             break;
         }
@@ -414,8 +422,9 @@ int64_t aio_bench_virtio_ring_floor(AioContext *ctx, void *mem, uint64_t burst, 
  * tx BH, and re-enables kicks if it has an ioeventfd).  Both see the same
  * guest, CPUs and moment, so their ratio is not a ratio of two states of
  * this shared machine (separate sessions of the floor alone differed by
- * +-25% within one run here).  out[2k], out[2k+1]: packets and ns of phase
- * k.  Sets stop at the end; returns the phases run.
+ * +-25% within one run here).  Per phase k, out[4k..4k+3]: packets, ns, and
+ * its first and last stopwatch tick (to take the stall logs out of it).
+ * Sets stop at the end; returns the phases run.
  */
 static __attribute__((always_inline)) inline int64_t
 bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst, int64_t phase_ns,
@@ -425,21 +434,26 @@ bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
     uint32_t *stop = (uint32_t *)&s->stop.v;
     uint64_t sum = 0, resched = 0, dispatches = 0, total = 0;
     uint32_t left;
-    int k;
+    int k, waited = 0;
+    BenchClock clk;
     while (!BENCH_STOPPED(stop) && LD_ACQ(bench_avail(ctx)) == (uint32_t)LD(&s->tail.v)) {
         bench_cpu_relax();    /* the guest's first packets */
     }
     int64_t start = aio_clock_ns();
+    bench_clock_init(&clk);
     for (k = 0; k < phases && !BENCH_STOPPED(stop); k++) {
         uint64_t consumed = 0, it = 0;
         int64_t t0 = aio_clock_ns(), t1 = t0;
+        bench_tick(s, 1, &clk, 0);
+        out[4 * k + 2] = clk.last;
         if (st) {
             st->h.phase = k % 2;
-            st->h.poll_in = st->h.poll_ret = 0;
+            st->h.poll_ret = 0;
         }
         if (k % 2 == 0) {
             ST(&s->no_notify.v, 1);
             while (!BENCH_STOPPED(stop)) {
+                bench_tick(s, 1, &clk, 0);
                 uint64_t got = bench_flush_tx(ctx, s, burst, &sum, &left, st);
                 if (got) {
                     consumed += got;
@@ -459,7 +473,9 @@ bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
             }
             aio_bh_schedule(ctx, bh);
             while (!BENCH_STOPPED(stop)) {
-                int64_t got = bench_host_poll(ctx, bh, efd, s, burst, &sum, &resched, &dispatches, st);
+                bench_tick(s, 1, &clk, waited);
+                int64_t got = bench_host_poll(ctx, bh, efd, s, burst, &sum, &resched, &dispatches,
+                                              &waited, st);
                 if (got < 0) {
                     break;
                 }
@@ -468,9 +484,12 @@ bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
                     break;
                 }
             }
+            bench_tick(s, 1, &clk, waited);
+            waited = 0;
         }
-        out[2 * k] = (int64_t)consumed;
-        out[2 * k + 1] = t1 - t0;
+        out[4 * k] = (int64_t)consumed;
+        out[4 * k + 1] = t1 - t0;
+        out[4 * k + 3] = clk.last;
         total += consumed;
     }
     ST(stop, 1);
@@ -485,62 +504,20 @@ int64_t aio_bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uin
     return bench_virtio_paired(ctx, bh, mem, efd, burst, phase_ns, phases, out, NULL);
 }
 
-/* ------------------------------------------------------------------ */
-/* aio_bench_virtio_steps: the paired session, stamped                  */
-/* ------------------------------------------------------------------ */
-
-/*
- * `stamps`: a MAP_SHARED block of aio_bench_stamps_size(cap) bytes, set up
- * by aio_bench_stamps_init.  The guest (aio_bench_virtio_guest_stamped,
- * forked) writes g: per fill, the avail index it published, when it saw
- * room, when it had published, when it had kicked (or decided not to).
- * This host writes h: per flush that found packets, the used index it
- * published, how many, entry and exit of the flush, the call and return of
- * the aio_poll that led to it (0 in floor phases), the phase's kind.
- * Stamps are TSC ticks (aio_bench_ns_per_tick); aiocore/_bench/
- * _virtio_steps.py matches them ring by ring.
- */
-size_t aio_bench_stamps_size(int64_t cap)
+/* The stall logs (0 the guest's, 1 the host's): entries, and each
+ * [start, end) in stopwatch ticks at out[2i], out[2i + 1]. */
+int64_t aio_bench_stalls(void *mem, int side, int64_t *out, int64_t cap)
 {
-    return sizeof(BenchStamps) + (size_t)cap * (BENCH_G_N + BENCH_H_N) * sizeof(int64_t);
-}
-
-/* Zeroes the whole block, so that no page is first touched (faulted in)
- * inside the session. */
-void aio_bench_stamps_init(void *stamps, int64_t cap)
-{
-    BenchStamps *st = stamps;
-    memset(st, 0, aio_bench_stamps_size(cap));
-    st->g.cap = st->h.cap = cap;
-}
-
-/* Records written: out2 = guest, host. */
-void aio_bench_stamps_count(void *stamps, int64_t *out2)
-{
-    BenchStamps *st = stamps;
-    out2[0] = st->g.ng;
-    out2[1] = st->h.nh;
-}
-
-int64_t *aio_bench_stamps_guest(void *stamps)
-{
-    return bench_stamps_g(stamps);
-}
-
-int64_t *aio_bench_stamps_host(void *stamps)
-{
-    return bench_stamps_h(stamps);
-}
-
-int64_t aio_bench_virtio_guest_stamped(AioContext *ctx, int bh, void *mem, int efd, void *stamps)
-{
-    return bench_virtio_guest(ctx, bh, mem, efd, stamps);
-}
-
-int64_t aio_bench_virtio_steps(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
-                               int64_t phase_ns, int phases, int64_t *out, void *stamps)
-{
-    return bench_virtio_paired(ctx, bh, mem, efd, burst, phase_ns, phases, out, stamps);
+    BenchShared *s = mem;
+    if (side < 0 || side > 1) {
+        return -1;
+    }
+    int64_t n = (int64_t)LD(&s->nstall[side].v);
+    for (int64_t i = 0; i < n && i < cap; i++) {
+        out[2 * i] = s->stall[side][i][0];
+        out[2 * i + 1] = s->stall[side][i][1];
+    }
+    return n;
 }
 
 double aio_bench_ns_per_tick(void)

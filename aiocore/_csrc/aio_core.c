@@ -124,5 +124,6 @@ static inline void aio_recovery_after_wait(AioContext *ctx, struct pollfd *pfd, 
 #include "aio_drivers.c"
 #include "aio_bench.c"
 #include "aio_bench_virtio.c"
+#include "aio_bench_virtio_steps.c"
 #include "aio_bench_polling.c"
 #include "aio_bench_wake.c"

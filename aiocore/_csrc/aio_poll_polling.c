@@ -327,7 +327,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
      * polling took -- less than max_ns <= poll_ns, adjust_polling_time's
      * sweet spot, where it changes nothing -- so no second stopwatch read
      * (QEMU's clock here also counts the few ns since; where they carry
-     * block_ns past poll_ns, QEMU grows poll_ns by one step). */
+     * block_ns past poll_ns, QEMU grows or shrinks poll_ns by one step). */
     AIO_STEP(AIO_STEP_ADJUST);
     if (ctx->poll_max_ns && !foreign && !polled) {
         aio_adjust_polling_time(ctx, aio_ticks_ns(aio_ticks() - t_start));

@@ -45,3 +45,4 @@ int64_t aio_bench_virtio_steps(AioContext *ctx, int bh, void *mem, int efd, uint
                                int64_t phase_ns, int phases, int64_t *out, void *stamps);
 double aio_bench_ns_per_tick(void);
 double aio_bench_word_round(AioContext *ctx, int efd, uint64_t n);
+int64_t aio_bench_stalls(void *mem, int side, int64_t *out, int64_t cap);
