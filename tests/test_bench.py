@@ -42,7 +42,7 @@ def _figures(obj, path=""):
 
 
 def test_quick_json_has_the_keys(quick_json):
-    assert {"machine", "floors", "peers", "strategies"} <= set(quick_json)
+    assert {"machine", "load", "floors", "peers", "strategies", "targets"} <= set(quick_json)
     assert {"cpu", "cpus", "kernel", "python"} <= set(quick_json["machine"])
     assert {"fence_load", "eventfd_pingpong", "cffi_empty_call"} <= set(quick_json["floors"])
     assert {"asyncio", "mp_event", "mp_condition", "posix_sem", "eventfd_py"} <= set(quick_json["peers"])
@@ -57,11 +57,43 @@ def test_quick_json_has_the_keys(quick_json):
 
 
 def test_json_records_the_repeats_and_the_load(quick_json):
-    """--repeats sets the run's repeats, and the load average is recorded per repeat."""
-    m = quick_json["machine"]
-    assert m["repeats"] == 2
-    assert len(m["loadavg_per_repeat"]) == 2 and all(len(x) == 3 for x in m["loadavg_per_repeat"])
-    assert len(m["loadavg_start"]) == 3 and len(m["loadavg_end"]) == 3
+    """--repeats sets the run's repeats; the top-level `load` records the load
+    averages at the start, per repeat and at the end, and the share of the CPUs
+    other processes used -- numbers, never None."""
+    assert quick_json["machine"]["repeats"] == 2
+    load = quick_json["load"]
+    assert load["cpus"] == quick_json["machine"]["cpus"] >= 1
+    for k in ("loadavg_start", "loadavg_end"):
+        assert len(load[k]) == 3 and all(isinstance(x, (int, float)) and x >= 0 for x in load[k]), k
+    assert len(load["loadavg_per_repeat"]) == 2
+    assert all(len(x) == 3 and all(isinstance(v, (int, float)) for v in x) for x in load["loadavg_per_repeat"])
+    every = [load["loadavg_start"], load["loadavg_end"], *load["loadavg_per_repeat"]]
+    assert load["loadavg_1min_max"] == max(x[0] for x in every)
+    if platform.system() == "Linux":
+        assert 0.0 <= load["others_cpu_fraction"] <= 1.0 and 0.0 <= load["steal_fraction"] <= 1.0
+        assert len(load["others_cpu_fraction_per_repeat"]) == 2
+    assert all(v is not None for v in load.values())
+    # machine keeps the load averages too (older readers)
+    assert quick_json["machine"]["loadavg_start"] == load["loadavg_start"]
+
+
+def test_load_meter_counts_other_processes_only():
+    """Others' share = busy time less this process's own, over all CPUs' time."""
+    from aiocore._bench._costs import LoadMeter
+
+    m = LoadMeter()
+    m.cpus, m.hz = 2, 100
+    a = dict(loadavg=[1.0, 1.0, 1.0], stat=dict(busy=1000, total=4000, steal=10), own=5.0)
+    # 2 s of wall time on 2 CPUs = 400 ticks; 300 busy ticks, 1 s of them ours.
+    b = dict(loadavg=[2.0, 1.5, 1.0], stat=dict(busy=1300, total=4400, steal=30), own=6.0)
+    others, steal = m._between(a, b)
+    assert others == pytest.approx((3.0 - 1.0) / 4.0) and steal == pytest.approx(0.2 / 4.0)
+    m.marks = [a, a, b]
+    rec = m.record()
+    assert rec["loadavg_1min_max"] == 2.0 and rec["loadavg_per_repeat"] == [[1.0, 1.0, 1.0]]
+    assert rec["others_cpu_fraction_per_repeat"] == [pytest.approx(0.5)]
+    m.marks = [dict(a, stat=None), b]                       # no /proc/stat: loadavg only
+    assert "others_cpu_fraction" not in m.record()
 
 
 def test_bad_repeats_is_a_clear_error(capsys):
@@ -74,10 +106,41 @@ def test_selfpipe_rows_are_the_peer_baseline(quick_json):
     """Every selfpipe target row is marked as the peer baseline, judged by no limit; no other row is."""
     rows = quick_json["targets"]
     sp = [t for t in rows if t["strategy"] == "selfpipe"]
-    assert sp and all(t["met"] is None and "peer baseline" in t.get("baseline", "") for t in sp)
-    assert not any(t.get("baseline") for t in rows if t["strategy"] != "selfpipe")
+    assert sp and all(t["baseline"] is True and t["met"] is None and t["by"] is None
+                      and t["note"].startswith("peer baseline") for t in sp)
+    others = [t for t in rows if t["strategy"] != "selfpipe"]
+    assert others and all(t["baseline"] is False and t["met"] in (True, False) for t in others)
     # Its figures are still reported: a write() per schedule costs far more than a call.
     assert quick_json["strategies"]["selfpipe"]["py_bh_schedule_vs_cffi_empty"]["value"] > 1.5
+
+
+def test_every_target_is_listed_with_its_ratio(quick_json):
+    """`targets` has one row per target and strategy, each with the measured
+    ratio, the limit and the comparison: the general four for every strategy,
+    the polling four for the strategies that declare that skeleton, the 2015
+    baseline for those recorded, and generated vs hand-written unconditional."""
+    from aiocore._bench._baseline import POLL_ROUND_VS_PPOLL
+
+    names = ("unconditional-c", "unconditional", "notified", "always-notified", "selfpipe")
+    general = ("bh_schedule from Python <= 1.5x empty cffi call", "aio_notify fast path <= 2x fence+load floor",
+               "wake-up p50 <= 1.3x C eventfd ping-pong (interleaved)",
+               "wake-up p50 >= 3x lower than multiprocessing.Event")
+    polling = ("polling wake-up p50 <= 2x shm_spin_pingpong", "polling wake-up p50 >= 20x below eventfd ping-pong",
+               "virtio-net-tx on polling >= 0.9x the ring floor (paired phases)",
+               "idle owner <= 5% of one CPU (poll_max_ns set)")
+    want = {(t, s) for s in names for t in general}
+    want |= {(t, s) for s in ("always-notified", "selfpipe") for t in polling}
+    want |= {("2015 skeleton poll round no worse than before polling (<= 1.1x baseline)", s)
+             for s in names if s in POLL_ROUND_VS_PPOLL}
+    want.add(("generated unconditional aio_notify <= 1.2x hand-written (issue 3)", "unconditional"))
+    rows = quick_json["targets"]
+    got = [(t["target"], t["strategy"]) for t in rows]
+    assert sorted(got) == sorted(want)                      # each once, none missing
+    for t in rows:
+        assert isinstance(t["value"], (int, float)) and t["value"] > 0, t
+        assert t["limit"] > 0 and t["cmp"] in ("<=", ">=") and t["unit"] == "x"
+        if not t["baseline"]:
+            assert t["met"] == (t["value"] <= t["limit"] if t["cmp"] == "<=" else t["value"] >= t["limit"])
 
 
 def test_wake_up_steps_are_measured_interleaved(quick_json):
@@ -95,15 +158,53 @@ def test_wake_up_steps_are_measured_interleaved(quick_json):
 
 
 def test_virtio_polling_is_paired_with_the_ring_floor(quick_json):
-    """Each polling strategy's virtio-net-tx is judged against the ring floor of its own session."""
+    """Each polling strategy's virtio-net-tx is judged against the ring floor of
+    its own session over running time (wall-time ratio and stalls beside it);
+    its poll handler spares the guest's kicks that the bh-kick host needs."""
+    for s in ("always-notified", "selfpipe"):
+        d = quick_json["strategies"][s]
+        for k in ("virtio_ring_floor_paired_pps", "virtio_polling_paired_pps", "virtio_polling_pps_vs_ring_floor_paired",
+                  "virtio_polling_pps_vs_ring_floor_paired_wall", "virtio_polling_bh_kick_vs_ring_floor_paired",
+                  "virtio_polling_word_round_ns"):
+            assert d[k]["value"] > 0, (s, k)
+        assert 0 <= d["virtio_polling_paired_stalled"]["value"] <= 1
+        assert d["virtio_polling_kicks_per_dispatch"]["value"] >= 0
+        steps = d["virtio_polling_steps"]
+        for host in ("poll_handler", "bh_kick"):
+            for side in ("floor", "host"):
+                st = steps[host][side]
+                assert st["rings"] > 0 and st["ring"] > 0 and st["host_flush"] > 0, (s, host, side)
+            assert steps[host]["floor"]["to_aio_poll_return"] is None
+            assert steps[host]["host"]["to_aio_poll_return"] is not None
+    # always-notified's host outruns the guest: with a bh_schedule kick it takes
+    # one per ring it drained (every ring, in lock step); the poll handler's
+    # guest kicks only a host that went to sleep.  (selfpipe's host, slower
+    # than the guest, rarely drains the ring: few kicks either way.)
     d = quick_json["strategies"]["always-notified"]
-    for k in ("virtio_ring_floor_paired_pps", "virtio_polling_paired_pps", "virtio_polling_pps_vs_ring_floor_paired"):
-        assert d[k]["value"] > 0, k
-    assert d["virtio_polling_kicks_per_dispatch"]["value"] >= 0
+    assert d["virtio_polling_kicks_per_dispatch"]["value"] < d["virtio_polling_bh_kick_kicks_per_dispatch"]["value"]
     t = [t for t in quick_json["targets"] if t["target"].startswith("virtio-net-tx on polling")]
     assert {x["strategy"] for x in t} == {"always-notified", "selfpipe"}
     assert all(x["limit"] == 0.9 and x["cmp"] == ">=" for x in t)
+    assert all(x["value"] == quick_json["strategies"][x["strategy"]]["virtio_polling_pps_vs_ring_floor_paired"]["value"]
+               for x in t)
     assert not any("10x selfpipe" in x["target"] for x in quick_json["targets"])
+
+
+def test_stalls_are_taken_out_of_every_phase_alike():
+    """A phase's running ticks are its ticks less the union of both sides'
+    stall intervals inside it (overlaps counted once); pairs compare floor
+    and host over running time, and over wall time beside it."""
+    from aiocore._bench._virtio_steps import paired_ratios, running_phases
+
+    phases = [(100, 0, 100), (90, 100, 200), (50, 200, 300), (90, 300, 400)]
+    stalls = [(20, 60), (40, 70), (250, 260), (390, 420)]   # two overlap; one runs past the end
+    run = running_phases(phases, stalls)
+    assert run == [(100, 50, 100), (90, 100, 100), (50, 90, 100), (90, 90, 100)]
+    r = paired_ratios(run)
+    assert r["pairs"] == 2
+    assert r["ratio"] == pytest.approx(((0.9 / 2.0) + (1.0 / (50 / 90))) / 2)
+    assert r["ratio_wall"] == pytest.approx((0.9 + 1.8) / 2)
+    assert paired_ratios([(0, 10, 10), (5, 10, 10)]) is None   # a floor phase with no packets
 
 
 def test_every_figure_has_a_unit(quick_json):

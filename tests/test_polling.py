@@ -351,6 +351,94 @@ def test_poll_phase_ends_on_a_poll_word():
         os.close(w)
 
 
+# --- poll mode: io_poll_begin / io_poll_end of native poll handlers -----------------
+
+
+def _word_handler(ctx, r, word, got):
+    """An fd handler on pipe r whose poll handler watches `word`; poll_ns > 0."""
+    ctx.set_fd_handler(r, lambda: got.append(1), poll_cb=("word", word))
+    bh = ctx.bh_new(lambda: None)
+    while not ctx.poll_state().poll_ns:
+        ctx.bh_schedule(bh)
+        ctx.aio_poll(True)
+
+
+def test_a_producer_need_not_kick_while_the_owner_polls_its_word():
+    """After a poll phase found the word, poll mode stays on: kick_prepare says
+    no kick; a wait ends poll mode first, and then it says kick."""
+    r, w = os.pipe()
+    try:
+        with _polling(poll_max_ns=1_000_000) as ctx:
+            got = []
+            assert ctx.poll_word_kick_prepare(2) is True      # nobody polls it yet
+            _word_handler(ctx, r, 2, got)
+            ctx.poll_word_add(2)
+            ctx.aio_poll(True)                                # the poll phase sees it
+            assert got == [1] and ctx.poll_word_kick_prepare(2) is False
+            assert ctx.poll_word_kick_prepare(3) is True      # a word nobody polls
+            t = ctx.timer_new(lambda: got.append("timer"))
+            ctx.timer_mod_ns(t, ctx.clock_ns() + 3_000_000)
+            c0 = ctx.counters()
+            while "timer" not in got:                         # polls out, then sleeps to the timer
+                ctx.aio_poll(True)
+            c1 = ctx.counters()
+            assert c1.polls - c1.polls_no_syscall > c0.polls - c0.polls_no_syscall   # it did sleep
+            assert ctx.poll_word_kick_prepare(2) is True
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_ending_poll_mode_looks_at_the_words_once_more():
+    """A word posted without a kick while poll mode was on is not slept
+    through: glib's prepare ends poll mode (QEMU's aio_prepare), sees the
+    word, and check/dispatch run its handler without a system call's help."""
+    r, w = os.pipe()
+    try:
+        with _polling(poll_max_ns=1_000_000) as ctx:
+            got = []
+            _word_handler(ctx, r, 5, got)
+            ctx.poll_word_add(5)
+            ctx.aio_poll(True)
+            assert got == [1] and not ctx.poll_word_kick_prepare(5)
+            ctx.poll_word_add(5)                              # no kick: the owner polls
+            ready, timeout = ctx.prepare()
+            assert ready and timeout == 0
+            assert ctx.poll_word_kick_prepare(5) is True      # poll mode is off
+            ctx.wait(0)
+            assert ctx.check() is True
+            assert ctx.dispatch() is True and got == [1, 1]
+            ready, _ = ctx.prepare()                          # consumed: nothing left
+            assert not ready
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_kick_prepare_on_the_2015_skeleton_and_after_removal():
+    """The 2015 skeleton never polls: producers always kick; so do those of a
+    word whose handler was removed; a bad word is a clear error."""
+    r, w = os.pipe()
+    try:
+        with aiocore.AioContext.create("always-notified") as old:
+            old.set_fd_handler(r, lambda: None, poll_cb=("word", 0))
+            old.poll_word_add(0)
+            old.aio_poll(False)
+            assert old.poll_word_kick_prepare(0) is True
+        with _polling(poll_max_ns=1_000_000) as ctx:
+            _word_handler(ctx, r, 4, [])
+            ctx.poll_word_add(4)
+            ctx.aio_poll(True)
+            assert ctx.poll_word_kick_prepare(4) is False
+            ctx.set_fd_handler(r, None)
+            assert ctx.poll_word_kick_prepare(4) is True
+            with pytest.raises(ValueError, match="poll word"):
+                ctx.poll_word_kick_prepare(16)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 @pytest.mark.parametrize("bad", [lambda: True, ("word", 16), ("word", -1), "fd", 3])
 def test_bad_poll_cb(bad):
     r, w = os.pipe()

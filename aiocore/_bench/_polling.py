@@ -267,11 +267,12 @@ def assemble(col, res, strategies, infos):
                                                    "AioContext's instructions per batch")
         steps = dict(what="median ns per step of a 256-packet ring, stamped (TSC) in one paired session per host: "
                           "ring = guest_sees_room + guest_fill + host_sees_ring + host_flush in lock step; "
-                          "to_aio_poll_return: the avail index published -> the host's aio_poll returned",
+                          "to_aio_poll_return: the avail index published -> the host's aio_poll returned; "
+                          "rings: how many full rings the medians are of",
                      unit="ns")
         for host in _virtio_steps.HOSTS:
             steps[host] = {side: {step: F((s, "steps", host, side, step), "ns")["value"]
-                                  for step in _virtio_steps.STEPS}
+                                  for step in _virtio_steps.STEPS + ("rings",)}
                            for side in ("floor", "host")}
             steps[host]["stamped_ratio"] = F((s, "steps", host, "ratio"), "x")["value"]
         d["virtio_polling_steps"] = steps
