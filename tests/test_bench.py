@@ -205,6 +205,9 @@ def test_stalls_are_taken_out_of_every_phase_alike():
     assert r["ratio"] == pytest.approx(((0.9 / 2.0) + (1.0 / (50 / 90))) / 2)
     assert r["ratio_wall"] == pytest.approx((0.9 + 1.8) / 2)
     assert paired_ratios([(0, 10, 10), (5, 10, 10)]) is None   # a floor phase with no packets
+    # A pair one of whose phases ran for under a tenth of its wall time is left out.
+    r = paired_ratios(run + [(100, 100, 100), (1, 5, 100)])
+    assert r["pairs"] == 2 and r["ratio"] == pytest.approx(((0.9 / 2.0) + (1.0 / (50 / 90))) / 2)
 
 
 def test_every_figure_has_a_unit(quick_json):

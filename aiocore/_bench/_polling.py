@@ -109,19 +109,19 @@ def virtio_paired(strategy, phases, phase_ns, timeout, host="poll_handler"):
         ffi, lib = ctx._ffi, ctx._lib
         bh = ctx.bh_new(lambda: None)
         sh = _Shared(ffi, lib)
-        out = ffi.new("int64_t[]", 4 * phases)
+        out = ffi.new("int64_t[]", _virtio_steps.PHASE_N * phases)
         got = []
         with virtqueue_notifier(ctx, poll_handler=host == "poll_handler") as efd:
             virtio_session(ctx, bh, sh, lambda: got.append(lib.aio_bench_virtio_paired(
                 ctx._c, bh, sh.ptr, efd, VIRTIO_BURST, phase_ns, phases, out)),
                 phases * phase_ns / 1e9, timeout, efd=efd)
-        r, frac = _virtio_steps.session_ratios(ffi, lib, sh, out, got[0] if got else 0)
+        r, frac, waits = _virtio_steps.session_ratios(ffi, lib, sh, out, got[0] if got else 0)
         if r is None:
             raise BenchError(f"{strategy}: virtio paired session made no progress")
         tick = lib.aio_bench_ns_per_tick()
         return dict(floor_pps=r["floor"] / tick * 1e9, host_pps=r["host"] / tick * 1e9,
                     ratio=r["ratio"], ratio_wall=r["ratio_wall"], pairs=r["pairs"],
-                    kicks_per_dispatch=sh.stat(2) / max(1, sh.stat(3)),
+                    kicks_per_dispatch=sh.stat(2) / max(1, sh.stat(3)), waits_per_1k_packets=waits,
                     guest_stalled=frac[0], host_stalled=frac[1])
 
 
@@ -180,6 +180,8 @@ def measure_repeat(strategies, infos, P, col, say, clib, cffi_):
         col.add((s, "vp_ratio_wall"), vp["ratio_wall"])
         col.add((s, "vp_kicks"), vp["kicks_per_dispatch"])
         col.add((s, "vp_stalled"), max(vp["guest_stalled"] or 0, vp["host_stalled"] or 0))
+        col.add((s, "vp_pairs"), vp["pairs"])
+        col.add((s, "vp_waits"), vp["waits_per_1k_packets"])
         vk = virtio_paired(s, P["paired_phases"] // 2, PAIRED_PHASE_NS, P["timeout"], host="bh_kick")
         col.add((s, "vp_bh_kick_ratio"), vk["ratio"])
         col.add((s, "vp_bh_kick_kicks"), vk["kicks_per_dispatch"])
@@ -245,6 +247,11 @@ def assemble(col, res, strategies, infos):
         d["virtio_polling_paired_stalled"] = F((s, "vp_stalled"), "fraction",
                                                what="of the paired session's time, the larger share one side was off its CPU "
                                                     "(gaps > 100 us in its own loop that were no wait of aio_poll's)")
+        d["virtio_polling_paired_pairs"] = F((s, "vp_pairs"), "phase pairs",
+                                             what="phase pairs of the session counted (each phase ran for at least "
+                                                  f"{_virtio_steps.MIN_RUNNING:.0%} of its wall time)")
+        d["virtio_polling_paired_waits_per_1k_packets"] = F((s, "vp_waits"), "waits/1000 packets",
+                                                            what="the polling host's aio_polls that slept in a system call")
         f_, h_ = d["virtio_ring_floor_paired_pps"]["value"], d["virtio_polling_paired_pps"]["value"]
         if f_ and h_:
             x = VIRTIO_BURST * (1 / h_ - 1 / f_) * 1e9

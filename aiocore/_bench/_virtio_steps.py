@@ -48,8 +48,9 @@ from ._strategies import virtio_session, virtqueue_notifier
 #: resets poll_ns to 0, and polling resumes only after a kicked wake-up
 #: shorter than 32.8 us -- which under load can take many rings.
 POLL_MAX_NS_VIRTIO = 1_000_000
-#: aio_bench_virtio.c's record layouts.
-G_N, H_N = 4, 6
+#: aio_bench_virtio.c's record layouts: stamps per guest fill and host
+#: flush, and the paired session's out[] per phase (BENCH_PHASE_N).
+G_N, H_N, PHASE_N = 4, 6, 6
 STEPS = ("ring", "guest_sees_room", "guest_fill", "host_sees_ring", "host_flush",
          "to_aio_poll_return", "guest_kick")
 #: The two hosts that can be stamped.
@@ -73,12 +74,21 @@ def running_phases(phases, stalls):
     return out
 
 
-def paired_ratios(phases):
+#: A phase pair counts only if each phase ran for at least this share of its
+#: wall time: in one that ran for 50 us of 10 ms, the ring's first laps after
+#: a stall are all there is, and its ratio is noise either way.
+MIN_RUNNING = 0.1
+
+
+def paired_ratios(phases, min_running=MIN_RUNNING):
     """From running_phases' list (floor, host, floor, ...): the median over
     phase pairs of host / floor packets per running tick and per wall tick,
-    and both sides' packets per running tick overall."""
+    both sides' packets per running tick overall, and the pairs counted
+    (both phases ran >= min_running of their wall time, the floor moved
+    packets); None if no pair counts."""
     pairs = [(f, h) for f, h in zip(phases[0::2], phases[1::2])
-             if f[0] > 0 and f[1] > 0 and h[1] > 0 and f[2] > 0 and h[2] > 0]
+             if f[0] > 0 and f[2] > 0 and h[2] > 0
+             and f[1] >= min_running * f[2] and h[1] >= min_running * h[2]]
     if not pairs:
         return None
     return dict(
@@ -102,18 +112,22 @@ def stall_logs(ffi, lib, sh, cap=4096):
 
 
 def session_ratios(ffi, lib, sh, out, k):
-    """A paired session's phases (out: 4 per phase, k run) with the stall
-    logs taken out: (paired_ratios, [fraction of the session's ticks the
-    guest, the host was off its CPU])."""
+    """A paired session's phases (out: PHASE_N per phase, k run) with the
+    stall logs taken out: (paired_ratios, [fraction of the session's ticks
+    the guest, the host was off its CPU], the host's waits in a system call
+    per 1000 packets of its phases)."""
     logs = stall_logs(ffi, lib, sh)
-    phases = [(out[4 * i], out[4 * i + 2], out[4 * i + 3]) for i in range(k)]
+    o = [out[PHASE_N * i:PHASE_N * (i + 1)] for i in range(k)]
+    phases = [(x[0], x[2], x[3]) for x in o]
     frac = [None, None]
     if k:
-        t0, t1 = out[2], out[4 * k - 1]
+        t0, t1 = o[0][2], o[-1][3]
         for side in (0, 1):
             off = sum(max(0, min(b, t1) - max(a, t0)) for a, b in logs[side])
             frac[side] = off / (t1 - t0) if t1 > t0 else None
-    return paired_ratios(running_phases(phases, logs[0] + logs[1])), frac
+    host = o[1::2]
+    waits = 1000.0 * sum(x[4] for x in host) / max(1, sum(x[0] for x in host))
+    return paired_ratios(running_phases(phases, logs[0] + logs[1])), frac, waits
 
 
 def stamped_session(strategy, host="poll_handler", phases=8, phase_ns=4_000_000, cap=120_000,
@@ -134,7 +148,7 @@ def stamped_session(strategy, host="poll_handler", phases=8, phase_ns=4_000_000,
             sbuf = ffi.from_buffer(smm)
             sp = ffi.cast("void *", sbuf)
             lib.aio_bench_stamps_init(sp, cap)
-            out = ffi.new("int64_t[]", 4 * phases)
+            out = ffi.new("int64_t[]", PHASE_N * phases)
             got = []
             with virtqueue_notifier(ctx, poll_handler=host == "poll_handler") as e:
                 virtio_session(ctx, bh, sh, lambda: got.append(lib.aio_bench_virtio_steps(
@@ -145,7 +159,7 @@ def stamped_session(strategy, host="poll_handler", phases=8, phase_ns=4_000_000,
             lib.aio_bench_stamps_count(sp, n)
             g = ffi.unpack(lib.aio_bench_stamps_guest(sp), G_N * n[0])
             h = ffi.unpack(lib.aio_bench_stamps_host(sp), H_N * n[1])
-            ratios, _ = session_ratios(ffi, lib, sh, out, got[0] if got else 0)
+            ratios, _, _ = session_ratios(ffi, lib, sh, out, got[0] if got else 0)
             npt = lib.aio_bench_ns_per_tick()
             del sbuf, sp
         finally:

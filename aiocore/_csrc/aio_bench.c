@@ -290,6 +290,7 @@ typedef struct BenchShared {
     /* virtio's stall logs (aio_bench_virtio.c, bench_tick): intervals in
      * which one side was off its CPU, [start, end) in stopwatch ticks;
      * side 0 the guest, 1 the host.  Each side writes only its own. */
+    bench_line kick_at;       /* virtio: the guest's last kick, stopwatch ticks */
     bench_line nstall[2];
     int64_t stall[2][BENCH_STALLS][2];
 } BenchShared;

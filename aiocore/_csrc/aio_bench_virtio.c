@@ -87,19 +87,34 @@ static inline int64_t bench_stamp(void)
  * iteration's own time: a ring, a spin, a busy-poll phase of up to
  * poll_max_ns = 32.8 us) is logged as time it was off its CPU -- unless
  * the iteration was an aio_poll that waited in a system call, which is the
- * AioContext's own time and stays counted.  Python takes the union of both
- * logs out of every phase, floor and host alike (aiocore/_bench/_polling.py).
+ * AioContext's own time and stays counted -- all but what a kicked host spent
+ * waiting for its CPU: a wait that ends more than BENCH_STALL_NS after the
+ * guest's kick (~4x this machine's cross-CPU eventfd wake-up) is logged from
+ * kick + BENCH_STALL_NS on (bench_late_wake).  Python takes the union of
+ * both logs out of every phase, floor and host alike
+ * (aiocore/_bench/_virtio_steps.py).
  */
 #define BENCH_STALL_NS 100000
 
 typedef struct BenchClock {
-    int64_t last, thr;        /* stopwatch ticks */
+    int64_t last, thr;        /* stopwatch ticks: the last tick, the stall threshold */
+    int64_t wait_end;         /* the host's: when its last wait in a system call ended */
 } BenchClock;
 
 static inline void bench_clock_init(BenchClock *c)
 {
-    c->last = aio_ticks();    /* sets up the stopwatch, too */
+    c->last = c->wait_end = aio_ticks();    /* sets up the stopwatch, too */
     c->thr = aio_ns_per_tick > 0 ? (int64_t)(BENCH_STALL_NS / aio_ns_per_tick) : BENCH_STALL_NS;
+}
+
+static inline void bench_log_stall(BenchShared *s, int side, int64_t from, int64_t to)
+{
+    uint64_t n = LD(&s->nstall[side].v);
+    if (n < BENCH_STALLS) {
+        s->stall[side][n][0] = from;
+        s->stall[side][n][1] = to;
+        ST(&s->nstall[side].v, n + 1);
+    }
 }
 
 static __attribute__((always_inline)) inline void
@@ -107,14 +122,25 @@ bench_tick(BenchShared *s, int side, BenchClock *c, int waited)
 {
     int64_t now = aio_ticks();
     if (now - c->last > c->thr && !waited) {
-        uint64_t n = LD(&s->nstall[side].v);
-        if (n < BENCH_STALLS) {
-            s->stall[side][n][0] = c->last;
-            s->stall[side][n][1] = now;
-            ST(&s->nstall[side].v, n + 1);
-        }
+        bench_log_stall(s, side, c->last, now);
     }
     c->last = now;
+}
+
+/* After a host iteration that waited (c->last: when it began): if the guest
+ * kicked since the host's previous wait ended -- the kick this wait ended
+ * on, made during it or just before (the fd already readable) -- log what
+ * lay more than a stall's worth after the later of the kick and the start;
+ * a wait no kick ended stays counted.  Returns the ticks the iteration took. */
+static inline int64_t bench_late_wake(BenchShared *s, BenchClock *c)
+{
+    int64_t now = aio_ticks(), kick = (int64_t)LD(&s->kick_at.v);
+    int64_t from = (kick > c->last ? kick : c->last) + c->thr;
+    if (kick > c->wait_end && now > from) {
+        bench_log_stall(s, 1, from, now);
+    }
+    c->wait_end = now;
+    return now - c->last;
 }
 
 /* ------------------------------------------------------------------ */
@@ -182,6 +208,7 @@ bench_virtio_guest(AioContext *ctx, int bh, void *mem, int efd, BenchStamps *st)
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         if (!LD(&s->no_notify.v) && (efd < 0 || !LD(started))) {
             kicks++;
+            ST(&s->kick_at.v, (uint64_t)clk.last);
             if (efd < 0) {
                 ST(&s->no_notify.v, 1);
                 aio_bh_schedule(ctx, bh);
@@ -422,10 +449,12 @@ int64_t aio_bench_virtio_ring_floor(AioContext *ctx, void *mem, uint64_t burst, 
  * tx BH, and re-enables kicks if it has an ioeventfd).  Both see the same
  * guest, CPUs and moment, so their ratio is not a ratio of two states of
  * this shared machine (separate sessions of the floor alone differed by
- * +-25% within one run here).  Per phase k, out[4k..4k+3]: packets, ns, and
- * its first and last stopwatch tick (to take the stall logs out of it).
- * Sets stop at the end; returns the phases run.
+ * +-25% within one run here).  Per phase k, out[BENCH_PHASE_N * k ...]:
+ * packets, ns, its first and last stopwatch tick (to take the stall logs
+ * out of it), the host's aio_polls that waited in a system call and the
+ * ticks they took.  Sets stop at the end; returns the phases run.
  */
+#define BENCH_PHASE_N 6
 static __attribute__((always_inline)) inline int64_t
 bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst, int64_t phase_ns,
                     int phases, int64_t *out, BenchStamps *st)
@@ -443,9 +472,10 @@ bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
     bench_clock_init(&clk);
     for (k = 0; k < phases && !BENCH_STOPPED(stop); k++) {
         uint64_t consumed = 0, it = 0;
-        int64_t t0 = aio_clock_ns(), t1 = t0;
+        int64_t t0 = aio_clock_ns(), t1 = t0, waits = 0, waited_ticks = 0;
+        int64_t *o = out + BENCH_PHASE_N * k;
         bench_tick(s, 1, &clk, 0);
-        out[4 * k + 2] = clk.last;
+        o[2] = clk.last;
         if (st) {
             st->h.phase = k % 2;
             st->h.poll_ret = 0;
@@ -479,6 +509,10 @@ bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
                 if (got < 0) {
                     break;
                 }
+                if (waited) {
+                    waits++;
+                    waited_ticks += bench_late_wake(s, &clk);
+                }
                 consumed += (uint64_t)got;
                 if (++it % BENCH_CLOCK_EVERY == 0 && (t1 = aio_clock_ns()) - t0 >= phase_ns) {
                     break;
@@ -487,9 +521,11 @@ bench_virtio_paired(AioContext *ctx, int bh, void *mem, int efd, uint64_t burst,
             bench_tick(s, 1, &clk, waited);
             waited = 0;
         }
-        out[4 * k] = (int64_t)consumed;
-        out[4 * k + 1] = t1 - t0;
-        out[4 * k + 3] = clk.last;
+        o[0] = (int64_t)consumed;
+        o[1] = t1 - t0;
+        o[3] = clk.last;
+        o[4] = waits;
+        o[5] = waited_ticks;
         total += consumed;
     }
     ST(stop, 1);
