@@ -20,7 +20,7 @@ def register(sub):
     )
     p.add_argument("--strategy", "-s", action="append", metavar="S",
                    help="a strategy to measure (repeatable; default: the seed's six + unconditional-c)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (machine, floors, peers, strategies, targets)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (machine, load, floors, peers, strategies, targets)")
     p.add_argument("--plot", metavar="FILE.png", help="also write a PNG plot (needs the 'plot' extra: matplotlib)")
     p.add_argument("--quick", action="store_true", help="fewer repeats and shorter runs (~30 s)")
     p.add_argument("--repeats", type=int, metavar="N",
@@ -146,11 +146,14 @@ def render(res, console=None):
 
     con = console or Console(highlight=False)
     m = res["machine"]
+    load = res.get("load", m)
+    others = load.get("others_cpu_fraction")
     con.print(
         f"[bold]aiocore bench[/bold] — {m['cpu']} ×{m['cpus']} ({m['virtualization']}), "
         f"Linux {m['kernel']}, Python {m['python']}, {m['compiler']}; "
-        f"{m['repeats']} repeats, median [min–max]; load {m['loadavg_start'][0]:.2f}→{m['loadavg_end'][0]:.2f}; "
-        f"{m['seconds']} s"
+        f"{m['repeats']} repeats, median [min–max]; load {load['loadavg_start'][0]:.2f}→{load['loadavg_end'][0]:.2f}"
+        + ("" if others is None else f", other processes {others:.0%} of the CPUs")
+        + f"; {m['seconds']} s"
     )
     fl = res["floors"]
     t = Table(title="floors (same run)").column("floor", key=True).column("value", key=True, justify="right").column("what")
