@@ -84,8 +84,8 @@ static inline int aio_fd_poll_ready(AioContext *ctx, int i)
 static int aio_poll_set_started(AioContext *ctx, int started)
 {
     int ready = 0;
-    if (started == ctx->poll_started) {
-        return 0;
+    if (started == ctx->poll_started || ctx->nfds == ctx->n_nopoll_fds) {
+        return 0;   /* no change, or no native poll handler: no word, no fence */
     }
     ctx->poll_started = started;
     for (int i = 0; i < ctx->nfds; i++) {
