@@ -1,0 +1,77 @@
+# qemu-2020-601829f8-v3: the series of 601829f8 + 44277bf9 as posted,
+# before review: aio_notify_accept clears `notified` and issues smp_wmb.
+#
+# The commit's trailer records that Paolo Bonzini pointed out in review
+# that the barrier in aio_notify_accept must be a full one: the clear of
+# `notified` has to be ordered before the *reads* of the bottom-half flags
+# that follow, a store -> load order that smp_wmb (a compiler barrier on
+# x86, a release fence in C11) does not give.  The merged code has smp_mb.
+# Never shipped; kept as the review variant the record mentions.
+from aiocore import Strategy
+
+from ._record import Entry
+
+
+class AcceptWithWmb(Strategy):
+    """44277bf9 as posted: aio_notify_accept clears notified with only smp_wmb after it (review variant, never merged)."""
+
+    name = "qemu-2020-601829f8-v3"
+    origin = ('qemu 601829f88e0eff8f54fa08b7a69b0774a9c259c8 as posted (v3, 2020-08): '
+              'aio_notify_accept with smp_wmb, corrected to smp_mb in review; never merged')
+    foreign_pollers = False
+    accept_nonblocking = True
+    skeletons = ("2015", "polling")
+    expected = {"sc": "pass", "tso": "pass", "arm": "pass"}
+    expected_skeletons = {"polling": {"sc": "pass", "tso": "lost-wakeup", "arm": "lost-wakeup"}}
+
+    def notify(s):
+        # The bottom-half flags are written before notified.
+        s.smp_wmb(pairs="smp_wmb in aio_notify_accept")
+        s.atomic_set(s.notified, 1)
+        # notified is written before notify_me is read.
+        s.smp_mb(pairs="smp_mb in aio_poll (poll_begin) or aio_ctx_prepare")
+        if s.atomic_read(s.notify_me):
+            s.event_set()
+
+    def accept(s):
+        s.atomic_set(s.notified, 0)
+        # As posted: a write barrier only.
+        s.smp_wmb(pairs="smp_wmb in aio_notify")
+
+    def timeout_zero(s):
+        return s.atomic_read(s.notified)
+
+    def on_event(s):
+        s.event_test_and_clear()
+
+    def poll_begin(s):
+        s.atomic_set(s.notify_me, s.atomic_read(s.notify_me) + 2)
+        s.smp_mb(pairs="smp_mb in aio_notify")
+
+    def poll_end(s):
+        s.atomic_store_release(s.notify_me, s.atomic_read(s.notify_me) - 2)
+        s.accept()
+
+    def prepare(s):
+        s.atomic_set(s.notify_me, s.atomic_read(s.notify_me) | 1)
+        s.smp_mb(pairs="smp_mb in aio_notify")
+
+    def check(s):
+        s.atomic_store_release(s.notify_me, s.atomic_read(s.notify_me) & ~1)
+        s.accept()
+
+
+RECORD = Entry(
+    strategy=AcceptWithWmb.name,
+    commit="601829f88e0eff8f54fa08b7a69b0774a9c259c8",
+    date="2020-08-06",
+    title="async: always set ctx->notified in aio_notify() (as posted)",
+    author="Stefan Hajnoczi",
+    side="posted",
+    changed="As 601829f8 + 44277bf9, but aio_notify_accept is notified = 0; smp_wmb.",
+    bug="Found in review (the clear is not ordered before the reads of the BH flags); corrected to "
+        "smp_mb before merging.  Never shipped, never observed.",
+    effect="none",
+    arch="none (review)",
+    refs=("601829f8's trailer", "merged: qemu-2020-601829f8, qemu-2020-44277bf9"),
+)
