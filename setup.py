@@ -4,7 +4,7 @@
 # One compiled module per strategy: the hand-written reference (aiocore._core)
 # and every built-in strategy plugin of pyproject.toml's "aiocore.strategies"
 # entry points (aiocore._s_NAME, generated from its Python description by
-# aiocore/_build_builtins.py).
+# aiocore/_compiler/_build_builtins.py).
 import os
 import tomllib
 
@@ -18,9 +18,9 @@ setup(
     # Eleven independent C modules: compile them side by side (one job per
     # CPU), which halves `pip install .` and tox's one wheel on 2 cores.
     options={"build_ext": {"parallel": os.cpu_count() or 1}},
-    cffi_modules=["aiocore/_build_modules.py:ffi_core"]
+    cffi_modules=["aiocore/_compiler/_build_modules.py:ffi_core"]
     + [
-        "aiocore/_build_builtins.py:ffi_" + name.replace("-", "_")
+        "aiocore/_compiler/_build_builtins.py:ffi_" + name.replace("-", "_")
         for name, target in _eps.items()
         if target.startswith("aiocore_strategies.")
     ],

@@ -1,19 +1,22 @@
 # aiocore: QEMU's AioContext wake-up protocol in POSIX shared memory.
 #
 # The public API is re-exported here; the implementation lives in private
-# modules (trio's layout).  Start with AioContext.create() in the process
-# that polls and AioContext.attach(name) in any other.
+# subpackages, one room per part (trio's layout; README "Where things are"):
+# _compiler (strategy description -> built module), _context (the
+# shared-memory context; its C core is _csrc), _checker, _faults, _bench,
+# _cli.  Start with AioContext.create() in the process that polls and
+# AioContext.attach(name) in any other.
 #
 # Imported from a source tree (no compiled modules beside this file), the
 # compiled core is built on first use into the strategy cache: see
-# _inplace.py.
+# _compiler/_inplace.py.
 __version__ = "0.1.0"
 
-from . import _inplace
+from ._compiler import _inplace
 
 BUILDS_IN_PLACE = _inplace.install()  # False for an installed aiocore
 
-from ._context import (  # noqa: F401
+from ._context._aio import (  # noqa: F401
     AioContext,
     Counters,
     SegmentInfo,
@@ -41,4 +44,4 @@ from ._errors import (  # noqa: F401
     TruncatedSegment,
     UnknownStrategy,
 )
-from ._strategy import Strategy  # noqa: F401
+from ._compiler._strategy import Strategy  # noqa: F401

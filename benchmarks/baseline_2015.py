@@ -4,7 +4,7 @@
 
 prints {strategy: poll_round_ns / ppoll_zero_timeout} for the aiocore that is
 importable (run it with an install of the commit to compare against, and put
-the result in aiocore/_bench_baseline.py).  Both loops are C (aio_bench.c),
+the result in aiocore/_bench/_baseline.py).  Both loops are C (aio_bench.c),
 interleaved, best of each batch.
 """
 import argparse

@@ -5,7 +5,7 @@
 """
 import sys
 
-from aiocore._cli import main
+from aiocore._cli._main import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", *sys.argv[1:]]))

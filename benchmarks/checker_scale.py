@@ -31,7 +31,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 _CHILD = textwrap.dedent("""
     import json, resource, sys, time
     sys.path.insert(0, sys.argv[1])
-    from aiocore import _plugins
+    from aiocore._compiler import _plugins
     from aiocore._checker import Bounds, check_ir
     name, model, config, n, k, engine = sys.argv[2:8]
     t0 = time.monotonic()

@@ -3,7 +3,7 @@
 
 For each strategy and config, the Promela model `aiocore show NAME --promela`
 exports is compiled with spin (spin -a; gcc -O2 -DNFAIR=3; ./pan -a -f for
-each of its two never claims, as aiocore._promela documents) and the checker
+each of its two never claims, as aiocore._compiler._promela documents) and the checker
 explores the same strategy under SC.  Both explore the same skeleton and
 hooks, but not the same state space: spin's model has one BH shared by its
 notifiers, each scheduling any number of times, and checks two LTL claims
@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from aiocore import _plugins  # noqa: E402
+from aiocore._compiler import _load, _plugins  # noqa: E402
 from aiocore._checker import Bounds, check_ir, supported_configs  # noqa: E402
 from aiocore._checker import spin as S  # noqa: E402
 
@@ -39,7 +39,7 @@ _DEFINES = {"home": (), "foreign": ("-DFOREIGN",), "gsource": ("-DGSOURCE",)}
 
 
 def bench_one(info, config, notifiers, schedules, workdir, engine="auto"):
-    text = _plugins.promela_source(info)
+    text = _load.promela_source(info)
     model = os.path.join(workdir, "model.pml")
     with open(model, "w") as f:
         f.write(text)

@@ -2,7 +2,7 @@
 """Random kills with recovery: 1,000 notifiers SIGKILLed at random instants
 per strategy expected to pass `--faults crash` with recovery (the checker's
 verdict, tso, config home), the owner's state checked after each kill (no
-busy loop, no lost wake-up; aiocore/_kills.py).  --plain N also runs N kills
+busy loop, no lost wake-up; aiocore/_faults/_kills.py).  --plain N also runs N kills
 without recovery, for contrast.
 
     python benchmarks/crash_kills.py [--kills 1000] [--plain 100] [--seed 1] [--json]
@@ -13,7 +13,7 @@ import sys
 
 import attrs
 
-from aiocore._kills import expected_to_pass, random_kills
+from aiocore._faults._kills import expected_to_pass, random_kills
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ check of the machine before a full run).
 import sys
 
 from aiocore import AioContext
-from aiocore._bench import py_call_costs
+from aiocore._bench._all import py_call_costs
 
 strategy = sys.argv[1] if len(sys.argv) > 1 else "unconditional"
 with AioContext.create(strategy=strategy, n_bh=8, n_timers=1) as ctx:

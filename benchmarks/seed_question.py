@@ -6,8 +6,8 @@ they save?): the six strategies of the table in docs/seed-question.md.
 """
 import sys
 
-from aiocore._bench import SEED_STRATEGIES
-from aiocore._cli import main
+from aiocore._bench._all import SEED_STRATEGIES
+from aiocore._cli._main import main
 
 if __name__ == "__main__":
     args = ["bench"]

@@ -14,7 +14,7 @@
 # notified through timeout_zero, aio_context_notifier_poll -- see every
 # notify, whether or not notify_me was raised yet: this is the strategy
 # QEMU's polling mode was written for.
-from aiocore._strategy import Strategy
+from aiocore._compiler._strategy import Strategy
 
 
 class AlwaysNotified(Strategy):

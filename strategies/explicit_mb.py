@@ -16,7 +16,7 @@
 # by nobody, and the last look (notified) finds 0: the owner blocks with
 # the BH pending (lost wake-up).  `aiocore check --skeleton polling`
 # shows the trace.
-from aiocore._strategy import Strategy
+from aiocore._compiler._strategy import Strategy
 
 
 class ExplicitMb(Strategy):

@@ -11,7 +11,7 @@
 # notified) still makes the ppoll return; the accept after every wait
 # drains it.  Correct, but the drain is a read() on every aio_poll, so the
 # polling skeleton saves selfpipe no system call.
-from aiocore._strategy import Strategy
+from aiocore._compiler._strategy import Strategy
 
 
 class SelfPipe(Strategy):

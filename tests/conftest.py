@@ -20,7 +20,7 @@ PREFIX = f"aiocore-t{WORKER}-{os.getpid()}-"
 os.environ["AIOCORE_NAME_PREFIX"] = PREFIX
 # Helper processes (python -c, python -m) must import the same aiocore as the
 # tests: the installed one, not the source tree in the current directory
-# (which would build its own modules into the cache, aiocore/_inplace.py):
+# (which would build its own modules into the cache, aiocore/_compiler/_inplace.py):
 # -P / PYTHONSAFEPATH keeps cwd off sys.path.  If the tests themselves run
 # the source tree (python -m pytest), _inplace.py puts it on PYTHONPATH.
 os.environ["PYTHONSAFEPATH"] = "1"
@@ -36,7 +36,7 @@ def _mine():
 
 
 def _my_sockets():
-    from aiocore._context import socket_dir
+    from aiocore._context._aio import socket_dir
 
     d = socket_dir()
     return sorted(os.path.join(d, e) for e in os.listdir(d) if e.startswith(PREFIX))
@@ -180,7 +180,7 @@ def _passing_native():
     """Strategies expected to pass on this (x86) machine in the home config."""
     names = ["unconditional-c"]
     try:
-        from aiocore._plugins import registry
+        from aiocore._compiler._plugins import registry
     except ImportError:
         return names
     try:

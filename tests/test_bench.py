@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from aiocore import _bench as B
-from aiocore._cli import main
-from aiocore._plugins import load_strategy
+from aiocore._bench import _all as B
+from aiocore._cli._main import main
+from aiocore._compiler._load import load_strategy
 
 x86 = pytest.mark.skipif(
     platform.machine() not in ("x86_64", "AMD64") or not shutil.which("objdump"),
@@ -74,7 +74,7 @@ def test_counters_tell_strategies_apart(quick_json):
 
 
 def test_cli_plot_without_matplotlib(monkeypatch, capsys):
-    import aiocore._cli_bench as cb
+    import aiocore._cli._bench as cb
 
     monkeypatch.setattr(cb, "_check_plot_available", lambda: "needs matplotlib")
     assert main(["bench", "--quick", "--plot", "/nonexistent/x.png"]) == 2
@@ -139,7 +139,7 @@ def test_render_keeps_names_whole_at_80_columns(quick_json):
 
     from rich.console import Console
 
-    from aiocore._cli_bench import render
+    from aiocore._cli._bench import render
 
     buf = io.StringIO()
     render(quick_json, Console(file=buf, width=80, highlight=False, color_system=None))

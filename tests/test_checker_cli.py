@@ -8,10 +8,10 @@ import sys
 import attrs
 import pytest
 
-from aiocore import _plugins
+from aiocore._compiler import _plugins
 from aiocore._checker import _matrix
 from aiocore._checker.toxenv import split
-from aiocore._cli import main
+from aiocore._cli._main import main
 
 BUILTINS = ["late-clear", "unconditional", "notified", "notified-blocking", "explicit-mb",
             "always-notified", "bug1", "bug2", "no-mb", "selfpipe"]

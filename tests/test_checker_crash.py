@@ -1,10 +1,11 @@
 """Crash-stop faults in the checker (--faults crash) and the owner's recovery (--recovery)."""
 import pytest
 
-from aiocore import _plugins
+from aiocore._compiler import _plugins
 from aiocore._checker import check_ir
 from aiocore._checker._explore import Explorer
-from aiocore._checker._program import CHOOSE, DEATH, DONE, DRAIN, WRITE, ModelError, build
+from aiocore._checker._assemble import build
+from aiocore._checker._program import CHOOSE, DEATH, DONE, DRAIN, WRITE, ModelError
 from aiocore._checker._trace import crash_of
 
 MODELS = ("sc", "tso", "arm")

@@ -3,10 +3,11 @@ import random
 
 import pytest
 
-from aiocore import _plugins
+from aiocore._compiler import _plugins
 from aiocore._checker import Bounds, check_ir
 from aiocore._checker._explore import Explorer
-from aiocore._checker._program import DRAIN, MARK, READ, RESET, RMW, STOP, build
+from aiocore._checker._assemble import build
+from aiocore._checker._program import DRAIN, MARK, READ, RESET, RMW, STOP
 
 MODELS = ("sc", "tso", "arm")
 

@@ -3,11 +3,12 @@ import shutil
 
 import pytest
 
-from aiocore import _plugins, _skeleton
+from aiocore._compiler import _plugins, _skeleton
 from aiocore._checker import check_ir
 from aiocore._checker import spin as S
-from aiocore._promela import generate_promela
-from aiocore._checker._program import CHOOSE, READ, ModelError, build
+from aiocore._compiler._promela import generate_promela
+from aiocore._checker._assemble import build
+from aiocore._checker._program import CHOOSE, READ, ModelError
 
 MODELS = ("sc", "tso", "arm")
 P, LW, BL = "pass", "lost-wakeup", "busy-loop"

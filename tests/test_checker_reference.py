@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from aiocore import _plugins
+from aiocore._compiler import _plugins
 from aiocore._checker import DEFAULT_BOUNDS, check_ir, supported_configs, worst
 
 MODELS = ("sc", "tso", "arm")

@@ -1,7 +1,7 @@
 """The checker at scale: the C search loop and the reductions change the cost of a check, never its result."""
 import pytest
 
-from aiocore import _plugins
+from aiocore._compiler import _plugins
 from aiocore._checker import Bounds, check_ir, supported_configs
 from aiocore._checker import _fast
 
@@ -66,7 +66,7 @@ def test_unknown_engine_is_refused():
 def test_packed_keys_survive_repacking(model):
     """Ids outgrowing their packed width (start at 1 bit each) re-pack every key: same states, same verdict."""
     from aiocore._checker._explore import Explorer
-    from aiocore._checker._program import build
+    from aiocore._checker._assemble import build
 
     ir = _plugins.get("late-clear").ir
     ref = Explorer(build(ir, model, "foreign", 1, 2)).explore(engine="python")
@@ -80,7 +80,7 @@ def test_packed_keys_survive_repacking(model):
 def test_permuting_notifiers_is_not_a_symmetry(model):
     """Some reachable state's image under swapping the two notifiers is unreachable: a canonical form would merge futures that differ."""
     from aiocore._checker._explore import Explorer
-    from aiocore._checker._program import build
+    from aiocore._checker._assemble import build
     from aiocore._checker._reductions import swap_notifiers
 
     ex = Explorer(build(_plugins.get("explicit-mb").ir, model, "home", 2, 1))
@@ -105,7 +105,7 @@ def _outsiders():
 @pytest.mark.parametrize("cls", _outsiders(), ids=lambda c: c.name)
 def test_c_loop_judges_outsider_strategies_like_python(cls):
     """Strategies written in tests/ get the same verdicts, states and counterexamples from both loops."""
-    from aiocore._strategy import describe
+    from aiocore._compiler._strategy import describe
 
     ir = describe(cls)
     for model in MODELS:
@@ -118,7 +118,7 @@ def test_c_loop_judges_outsider_strategies_like_python(cls):
 def _replay(ir, model, config, bounds, trace):
     """Walk a counterexample step by step in a fresh Python explorer; the state it ends in."""
     from aiocore._checker._explore import Explorer
-    from aiocore._checker._program import build
+    from aiocore._checker._assemble import build
 
     n, k = bounds.for_config(config)
     ex = Explorer(build(ir, model, config, n, k))

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from aiocore import _plugins
+from aiocore._compiler import _plugins
 from aiocore._checker import check_ir, supported_configs
 from aiocore._checker import spin as S
 

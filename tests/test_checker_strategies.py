@@ -2,7 +2,7 @@
 import pytest
 
 from aiocore._checker import Bounds, ModelError, check_ir, supported_configs, worst
-from aiocore._strategy import Strategy, describe
+from aiocore._compiler._strategy import Strategy, describe
 
 MODELS = ("sc", "tso", "arm")
 
@@ -316,7 +316,7 @@ def test_bounds_change_exploration():
 
 def test_bug2_needs_three_notifications():
     """bug2's lost wake-up takes three notifications: 1x2 passes, 1x3 and 2x2 (the default) fail."""
-    from aiocore import _plugins
+    from aiocore._compiler import _plugins
 
     ir = _plugins.get("bug2").ir
     assert check_ir(ir, "sc", "home", Bounds(notifiers=1, schedules=2), want_trace=False).verdict == "pass"

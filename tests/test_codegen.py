@@ -1,4 +1,4 @@
-# IR -> C (aiocore._codegen): QEMU-like text, fences commented, every
+# IR -> C (aiocore._compiler._codegen): QEMU-like text, fences commented, every
 # built-in compiles, the prebuilt modules carry the description's
 # fingerprint, and bad input is refused with a clear error.
 from __future__ import annotations
@@ -8,11 +8,11 @@ import re
 import pytest
 from strategies_helpers import BUILTINS, builtin_class
 
-from aiocore import _ir
-from aiocore._build import hooks_header, load_cached
-from aiocore._codegen import generate_c
+from aiocore._compiler import _ir
+from aiocore._compiler._build import hooks_header, load_cached
+from aiocore._compiler._codegen import generate_c
 from aiocore._errors import StrategyError
-from aiocore._strategy import Strategy, describe
+from aiocore._compiler._strategy import Strategy, describe
 
 
 def c_of(name_or_cls):
@@ -195,7 +195,7 @@ def test_prebuilt_module_matches_description(name):
     """The module built at install time carries the current description's fingerprint."""
     import importlib
 
-    from aiocore._plugins import builtin_module_name
+    from aiocore._compiler._load import builtin_module_name
 
     m = importlib.import_module(builtin_module_name(name))
     fp = m.ffi.string(m.lib.aio_strategy_fingerprint()).decode()

@@ -86,9 +86,9 @@ HOOKS_NO_MB = (
 def _native_build():
     """(C source directory, source_for, aiocore's CFLAGS) of the native build.
 
-    The one import of the build module: its path is being moved (issue 20);
-    update it here."""
-    from aiocore import _build
+    The one import of the build module (aiocore._compiler._build since
+    issue 20's layout)."""
+    from aiocore._compiler import _build
 
     return Path(_build.CSRC), _build.source_for, list(_build.CFLAGS)
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import aiocore
-from aiocore import _context as C
+from aiocore._context import _aio as C
 from conftest import poll_until
 
 ATTACH = """
@@ -138,7 +138,7 @@ def _declared_pairs():
     parameter conformance-style tests take."""
     from conftest import PASSING
 
-    from aiocore._plugins import get
+    from aiocore._compiler._plugins import get
 
     return [(s, sk) for s in PASSING for sk in get(s).skeletons if sk != "2015"]
 

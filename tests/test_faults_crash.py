@@ -16,7 +16,7 @@ N_BH = 8
 # loop and SIGKILLs each at a random instant (0-8 ms after it starts).
 SPAWNER = """
 import os, random, sys, aiocore
-from aiocore._breakpoint import fork_hammering_notifier, kill_notifier
+from aiocore._faults._breakpoint import fork_hammering_notifier, kill_notifier
 name, kills, n_bh = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ctx = aiocore.AioContext.attach(name)
 rnd = random.Random(os.getpid())
@@ -133,7 +133,7 @@ def test_notifiers_killed_at_random_instants_never_hang_or_corrupt_the_owner(pro
 
 # --- recovery (AioContext.create(..., recovery=True), aio_recovery.h) -------------------------------
 
-from aiocore import _breakpoint as B  # noqa: E402
+from aiocore._faults import _breakpoint as B  # noqa: E402
 
 
 def _stop_after_event_set(strategy, recovery, *, gsource=False):
@@ -291,7 +291,7 @@ def test_owner_leaves_its_wait_position_before_a_recovery_is_counted(no_fd_leak)
 @pytest.mark.parametrize("strategy", ["notified", "unconditional"])
 def test_random_kills_with_recovery_leave_no_busy_loop_and_no_lost_wakeup(strategy, no_fd_leak):
     """Notifiers forked by one attached process and killed at random instants: each death is recovered once, and after each the owner sleeps with nothing pending (benchmarks/crash_kills.py, small)."""
-    from aiocore._kills import random_kills
+    from aiocore._faults._kills import random_kills
 
     r = random_kills(strategy, 30, recovery=True, seed=7)
     assert r.failures == 0, r

@@ -12,7 +12,7 @@ import posix_ipc
 import pytest
 
 import aiocore
-from aiocore import _context as C
+from aiocore._context import _aio as C
 
 #: Seconds of fuzzing per strategy (AIOCORE_FUZZ_SECONDS for longer runs).
 FUZZ_SECONDS = float(os.environ.get("AIOCORE_FUZZ_SECONDS", "6"))
@@ -33,12 +33,13 @@ def _libasan():
 ASAN_PRELUDE = r"""
 import os, sys, json, random, time, mmap
 import aiocore
-from aiocore import _context, _plugins, _build
+from aiocore._compiler import _build, _load, _plugins
+from aiocore._context import _aio as _context
 STRATEGY = sys.argv[1]
 info = _plugins.get(STRATEGY)
 ffi, lib = _build.load_cached(
     f"{STRATEGY}-{info.ir.fingerprint if info.ir else 'c'}-asan",
-    _plugins.c_source(info),
+    _load.c_source(info),
     extra_cflags=("-fsanitize=address", "-fno-omit-frame-pointer"),
 )
 _context.load_strategy = lambda name: (info, ffi, lib)

@@ -4,7 +4,7 @@ For every built-in strategy, every stopping point k of bh_schedule (and of
 aio_notify), with and without recovery: the owner sleeps in an infinite
 blocking aio_poll, a notifier of the breakpoint build stops just before its
 k-th primitive (aio_breakpoint.h) and is killed there, and the owner's state
-is read from the segment (aiocore/_breakpoint.py: lost-wakeup, busy-loop or
+is read from the segment (aiocore/_faults/_breakpoint.py: lost-wakeup, busy-loop or
 fine).  The checker's ``faults="crash"`` run of the same configuration (one
 notifier scheduling once, home, tso: this machine) must agree:
 
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import pytest
 
-from aiocore import _breakpoint as B
+from aiocore._faults import _breakpoint as B
 
 try:
-    from aiocore._plugins import registry
+    from aiocore._compiler._plugins import registry
 
     BUILTINS = sorted(i.name for i in registry()
                       if i.status == "ok" and i.ir is not None and i.source.startswith("aiocore["))

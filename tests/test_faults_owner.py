@@ -10,7 +10,7 @@ import time
 import pytest
 
 import aiocore
-from aiocore import _context as C
+from aiocore._context import _aio as C
 from conftest import PREFIX
 
 #: Every attached process must see OwnerGone within this many seconds of the kill.

@@ -13,7 +13,7 @@ import tempfile
 import pytest
 
 import aiocore
-from aiocore import _context as C
+from aiocore._context import _aio as C
 
 NOBODY = 65534
 
@@ -112,7 +112,7 @@ def test_fd_server_refuses_peer_of_another_uid(procs):
         p = subprocess.Popen(
             [sys.executable, "-c", """
 import os, sys, aiocore
-from aiocore import _context as C
+from aiocore._context import _aio as C
 ctx = aiocore.AioContext.create()
 path = C.socket_path(ctx.name)
 os.chmod(os.path.dirname(path), 0o711)    # deliberately weakened for the test

@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import aiocore  # noqa: E402
-from aiocore import _context, _ir  # noqa: E402
+from aiocore._context import _aio as _context
+from aiocore._compiler import _ir  # noqa: E402
 from aiocore._errors import StrategyError  # noqa: E402
-from aiocore._strategy import Strategy, StrategyInfo, describe  # noqa: E402
+from aiocore._compiler._strategy import Strategy, StrategyInfo, describe  # noqa: E402
 
 #: Examples per test (AIOCORE_FUZZ_EXAMPLES scales both).
 SCALE = float(os.environ.get("AIOCORE_FUZZ_EXAMPLES", "1"))
@@ -153,8 +154,8 @@ def _verdict(ir, model="sc"):
 def test_fuzzed_descriptions_compile_to_c_and_a_verdict_or_are_rejected(hooks, foreign, accept_nb, bad, where,
                                                                        model):
     """Random (and malformed) descriptions give IR, C, Promela and a checker verdict, or a StrategyError."""
-    from aiocore._codegen import generate_c
-    from aiocore._promela import generate_promela
+    from aiocore._compiler._codegen import generate_c
+    from aiocore._compiler._promela import generate_promela
 
     if bad is not None:
         hooks = {**hooks, where: list(hooks.get(where, [])) + [bad]}
@@ -178,8 +179,8 @@ def test_fuzzed_descriptions_compile_to_c_and_a_verdict_or_are_rejected(hooks, f
 @given(hooks=hook_maps, foreign=st.booleans(), accept_nb=st.booleans())
 def test_fuzzed_descriptions_run_natively(monkeypatch, hooks, foreign, accept_nb):
     """A fuzzed description that describes compiles (cached by fingerprint) and survives a short native run."""
-    from aiocore._build import load_cached
-    from aiocore._codegen import generate_c
+    from aiocore._compiler._build import load_cached
+    from aiocore._compiler._codegen import generate_c
 
     cls = make_strategy(hooks, foreign=foreign, accept_nb=accept_nb, name="fuzzed")
     try:

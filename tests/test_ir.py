@@ -1,4 +1,4 @@
-# The strategy description -> IR step (aiocore._strategy.describe, _ir):
+# The strategy description -> IR step (aiocore._compiler._strategy.describe, _ir):
 # tracing, validation of bad descriptions, fingerprints, the JSON form.
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 import pytest
 from strategies_helpers import BUILTINS, builtin_class
 
-from aiocore import _ir
+from aiocore._compiler import _ir
 from aiocore._errors import StrategyError
-from aiocore._strategy import Strategy, describe, run_concrete
+from aiocore._compiler._concrete import run_concrete
+from aiocore._compiler._strategy import Strategy, describe
 
 
 @pytest.mark.parametrize("name", sorted(BUILTINS))

@@ -2,7 +2,7 @@
 #
 # After the README's `pip install '.[test]'`, a Python started in the clone
 # root imports the source tree's aiocore/, which has no compiled modules:
-# aiocore/_inplace.py builds them on first use into the strategy cache.
+# aiocore/_compiler/_inplace.py builds them on first use into the strategy cache.
 # These tests start Python exactly there (cwd = the source root, no
 # PYTHONSAFEPATH, no PYTHONPATH), each worker with a cache of its own that
 # starts empty, so the in-place build really runs:

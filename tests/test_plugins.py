@@ -1,4 +1,4 @@
-# Strategy discovery (aiocore._plugins) and the CLI over it
+# Strategy discovery (aiocore._compiler._plugins) and the CLI over it
 # (aiocore strategies / aiocore show): entry points, laziness, broken plugins
 # reported by name and cause without hiding the others, prebuilt modules.
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import pytest
 from strategies_helpers import BUILTINS, fake_dist
 
-from aiocore import _plugins
+from aiocore._compiler import _load, _plugins
 from aiocore._errors import StrategyError, UnknownStrategy
 
 
@@ -19,9 +19,9 @@ from aiocore._errors import StrategyError, UnknownStrategy
 def plugins_dir(tmp_path, monkeypatch):
     """A directory on sys.path that fake distributions are installed into."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    _plugins.forget()
+    _load.forget()
     yield tmp_path
-    _plugins.forget()
+    _load.forget()
 
 
 GOOD = """
@@ -99,10 +99,10 @@ def test_names_needs_no_import():
     """Listing names and loading one strategy import only that strategy's module."""
     code = (
         "import sys\n"
-        "from aiocore import _plugins\n"
+        "from aiocore._compiler import _load, _plugins\n"
         "names = _plugins.names()\n"
         "before = sorted(m for m in sys.modules if m.startswith('aiocore_strategies.'))\n"
-        "info, ffi, lib = _plugins.load_strategy('explicit-mb')\n"
+        "info, ffi, lib = _load.load_strategy('explicit-mb')\n"
         "after = sorted(m for m in sys.modules if m.startswith('aiocore_strategies.'))\n"
         "print(before, after, len(names))\n"
     )
@@ -112,7 +112,7 @@ def test_names_needs_no_import():
 
 def test_builtin_loads_prebuilt_module():
     """A built-in whose prebuilt module matches its fingerprint is loaded from it, not compiled."""
-    info, ffi, lib = _plugins.load_strategy("notified")
+    info, ffi, lib = _load.load_strategy("notified")
     assert "aiocore._s_notified" in repr(lib)
     assert ffi.string(lib.aio_strategy_fingerprint()).decode() == info.ir.fingerprint
 
@@ -123,7 +123,7 @@ def test_stale_prebuilt_module_falls_back_to_cache(tmp_path, monkeypatch):
     real = _plugins.get("selfpipe")
     import attrs
 
-    from aiocore._strategy import describe
+    from aiocore._compiler._strategy import describe
 
     class Changed(real.cls):
         def notify(s):
@@ -132,7 +132,7 @@ def test_stale_prebuilt_module_falls_back_to_cache(tmp_path, monkeypatch):
 
     Changed.name = "selfpipe"
     stale = attrs.evolve(real, cls=Changed, ir=describe(Changed))
-    ffi, lib = _plugins._load_module(stale)
+    ffi, lib = _load._load_module(stale)
     assert "aiocore._s_selfpipe" not in repr(lib)
     assert ffi.string(lib.aio_strategy_fingerprint()).decode() == stale.ir.fingerprint
 
@@ -140,7 +140,7 @@ def test_stale_prebuilt_module_falls_back_to_cache(tmp_path, monkeypatch):
 def test_unknown_strategy_lists_installed():
     """Loading an unknown name raises UnknownStrategy listing what is installed."""
     with pytest.raises(UnknownStrategy, match="no installed strategy is named 'nope'.*explicit-mb"):
-        _plugins.load_strategy("nope")
+        _load.load_strategy("nope")
 
 
 def test_broken_plugins_are_reported_and_others_unaffected(plugins_dir):
@@ -166,7 +166,7 @@ def test_loading_a_broken_plugin_names_it(plugins_dir):
     """load_strategy of a broken plugin raises StrategyError with its source and cause."""
     _install_broken(plugins_dir)
     with pytest.raises(StrategyError, match=r"broken-plugins\[bad-prim\]: .*atomic_inc"):
-        _plugins.load_strategy("bad-prim")
+        _load.load_strategy("bad-prim")
 
 
 def test_duplicate_names(plugins_dir):
@@ -192,7 +192,7 @@ def test_third_party_compiles_into_cache(plugins_dir, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("AIOCORE_CACHE", str(cache))
     fake_dist(plugins_dir, "good-plugin", {"good-one": "good_mod:Good"}, {"good_mod": GOOD})
-    info, ffi, lib = _plugins.load_strategy("good-one")
+    info, ffi, lib = _load.load_strategy("good-one")
     assert info.source == "good-plugin[good-one]"
     assert any(cache.iterdir())
     from aiocore import AioContext
@@ -208,7 +208,7 @@ def test_third_party_compiles_into_cache(plugins_dir, tmp_path, monkeypatch):
 
 def test_compiler_missing_is_a_clear_error(plugins_dir, tmp_path, monkeypatch):
     """Without a C compiler, first use of a third-party strategy raises CompilerMissing."""
-    from aiocore import _build
+    from aiocore._compiler import _build
     from aiocore._errors import CompilerMissing
 
     monkeypatch.setenv("AIOCORE_CACHE", str(tmp_path / "empty-cache"))
@@ -216,7 +216,7 @@ def test_compiler_missing_is_a_clear_error(plugins_dir, tmp_path, monkeypatch):
     fresh = GOOD.replace('origin = "tests"', f'origin = "tests {tmp_path.name}"')  # not built yet
     fake_dist(plugins_dir, "good-plugin", {"good-one": "good_mod:Good"}, {"good_mod": fresh})
     with pytest.raises(CompilerMissing, match="no C compiler was found"):
-        _plugins.load_strategy("good-one")
+        _load.load_strategy("good-one")
 
 
 def _cli(*args, env=None):

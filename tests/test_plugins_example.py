@@ -81,7 +81,7 @@ def test_example_shows_as_c_and_promela(installed):
     assert p.returncode == 0, p.stderr
     assert "int s_polling;" in p.stdout and "never lost_wakeup" in p.stdout
     if shutil.which("spin"):
-        from aiocore._promela import run_spin
+        from aiocore._compiler._promela import run_spin
 
         assert run_spin(p.stdout).verdict == "pass"
 

@@ -13,7 +13,7 @@ import pytest
 
 import aiocore
 from aiocore import _errors as E
-from aiocore import _skeleton as SK
+from aiocore._compiler import _skeleton as SK
 from conftest import poll_until
 
 POLLING = ("always-notified", "selfpipe")  # the built-ins that declare it
@@ -366,7 +366,7 @@ def test_bad_poll_cb(bad):
 
 
 def test_counter_and_position_names_match_the_c():
-    """The counters the polling skeleton adds are where _context.py reads them."""
+    """The counters the polling skeleton adds are where _context/_aio.py reads them."""
     with _polling() as ctx:
         ctx.aio_poll(False)
         assert ctx.counters().polls_no_syscall == 1 and ctx.counters().polls == 1
@@ -374,7 +374,7 @@ def test_counter_and_position_names_match_the_c():
     import re
     from importlib.resources import files
 
-    from aiocore._context import POSITIONS
+    from aiocore._context._aio import POSITIONS
 
     header = files("aiocore._csrc").joinpath("aio_core.h").read_text()
     enum = header[header.index("AIO_POS_IDLE = 0"):]
@@ -424,7 +424,7 @@ def test_step_ids_match_aio_steps_h():
 
 
 def test_aiocore_info_shows_skeleton_and_poll_ns(capsys):
-    from aiocore._cli import main
+    from aiocore._cli._main import main
 
     with _polling(poll_max_ns=20_000) as ctx:
         bh = ctx.bh_new(lambda: None)

@@ -1,4 +1,4 @@
-# IR -> Promela (aiocore._promela): the model is accepted by spin and spin's
+# IR -> Promela (aiocore._compiler._promela): the model is accepted by spin and spin's
 # SC verdict on every built-in, in every configuration it supports, is the
 # declared one; the properties are not vacuous.
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from strategies_helpers import BUILTINS, builtin_class
 
 from aiocore._errors import AioError
-from aiocore._promela import generate_promela, parse_pan, run_spin
-from aiocore._strategy import Strategy, describe
+from aiocore._compiler._promela import generate_promela, parse_pan, run_spin
+from aiocore._compiler._strategy import Strategy, describe
 
 needs_spin = pytest.mark.skipif(shutil.which("spin") is None, reason="spin not installed")
 

@@ -1,4 +1,4 @@
-"""Segments: bad names and bad segments refused by name, close, exit and gc cleanup (aiocore/_segment.py)."""
+"""Segments: bad names and bad segments refused by name, close, exit and gc cleanup (aiocore/_context/_segment.py)."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import posix_ipc
 import pytest
 
 import aiocore
-from aiocore import _context as C
+from aiocore._context import _aio as C
 from conftest import PREFIX
 
 ATTACH = """

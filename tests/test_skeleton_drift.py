@@ -1,12 +1,12 @@
 """The skeletons of the C core and of the checker cannot drift apart: both mark the named steps of
-aiocore._skeleton.STEPS (AIO_STEP in C, Proc.steps in the checker), and along the same path of one
+aiocore._compiler._skeleton.STEPS (AIO_STEP in C, Proc.steps in the checker), and along the same path of one
 blocking aio_poll they pass the same steps and agree on what ran."""
 import inspect
 
 import pytest
 
 import aiocore
-from aiocore import _plugins, _skeleton
+from aiocore._compiler import _plugins, _skeleton
 from aiocore._checker._steps import SCENARIOS, Scenario, home_steps, skeleton_steps
 
 STRATEGIES = ("notified", "always-notified", "selfpipe", "late-clear", "explicit-mb")

@@ -24,7 +24,7 @@ import time
 import pytest
 
 import aiocore
-from aiocore import _plugins
+from aiocore._compiler import _plugins
 
 W = pytest.importorskip("aiocore_workloads")
 
@@ -360,7 +360,7 @@ def test_runner_killed_children_die_and_gc_reclaims():
             p.kill()
             p.wait()
     # The owner died with -9: its segment is reclaimable.
-    from aiocore._context import gc_segments
+    from aiocore._context._aio import gc_segments
 
     gc_segments(prefix=PREFIX)
     left = [e for e in os.listdir("/dev/shm") if e.startswith(PREFIX)]

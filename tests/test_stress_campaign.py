@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from aiocore import _plugins
+from aiocore._compiler import _plugins
 
 W = pytest.importorskip("aiocore_workloads")
 from aiocore_workloads import _campaign  # noqa: E402

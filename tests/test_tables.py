@@ -12,7 +12,7 @@
 #
 # The expected cells come from the same command's --json (or from the
 # registry), never from the table itself.  A command whose owner has not
-# moved its tables to aiocore._tables yet fails here, saying which lines are
+# moved its tables to aiocore._cli._tables yet fails here, saying which lines are
 # too wide or which cell was cut.  The last tests check _tables.Table on its
 # own, with random tables at random widths.
 from __future__ import annotations
@@ -57,7 +57,7 @@ def check_80(out: str, rows: dict[str, list[str]], what: str) -> None:
     wide = [ln for ln in out.splitlines() if _cell_len(ln.rstrip()) > WIDTH]
     assert not wide, (
         f"{what}: {len(wide)} lines wider than {WIDTH} columns (the owner should print "
-        f"through aiocore._tables.Table on a Console of the real width), e.g.:\n"
+        f"through aiocore._cli._tables.Table on a Console of the real width), e.g.:\n"
         + "\n".join(wide[:3])
     )
     cut = [ln for ln in out.splitlines() if "…" in ln and ln.lstrip()[:1] in "│┃"]
@@ -179,7 +179,7 @@ def bench_json(tmp_path_factory):
 def test_bench_tables_at_80_columns(bench_json):
     """`aiocore bench --quick`'s tables, rendered from a saved result by the
     command's own rendering function, in a pipe at 80 columns."""
-    code = ("import json, sys; from aiocore._cli_bench import render; "
+    code = ("import json, sys; from aiocore._cli._bench import render; "
             "render(json.load(open(sys.argv[1])))")
     env = dict(os.environ, COLUMNS=str(WIDTH))
     p = subprocess.run([sys.executable, "-c", code, str(bench_json)], stdin=subprocess.DEVNULL,
@@ -204,7 +204,7 @@ def _render(t, width: int) -> str:
 
 
 def test_table_keeps_key_cells_whole_and_wraps_the_rest():
-    from aiocore._tables import Table
+    from aiocore._cli._tables import Table
 
     t = Table("t").column("name", key=True).column("verdict", key=True).column("origin")
     t.row("notified-blocking", "lost-wakeup", "qemu b37548fc (2018), " * 6)
@@ -216,7 +216,7 @@ def test_table_keeps_key_cells_whole_and_wraps_the_rest():
 
 
 def test_table_too_wide_for_its_keys_prints_in_parts_repeating_the_name():
-    from aiocore._tables import Table
+    from aiocore._cli._tables import Table
 
     t = Table("figures")
     for h in ["strategy"] + [f"figure {i}" for i in range(8)]:
@@ -231,7 +231,7 @@ def test_table_too_wide_for_its_keys_prints_in_parts_repeating_the_name():
 
 
 def test_table_whose_cells_cannot_fit_prints_records():
-    from aiocore._tables import Table
+    from aiocore._cli._tables import Table
 
     t = Table("narrow").column("name", key=True).column("value", key=True)
     t.row("a-very-long-strategy-name-indeed", "x" * 30)
@@ -241,7 +241,7 @@ def test_table_whose_cells_cannot_fit_prints_records():
 
 
 def test_table_rejects_a_row_of_the_wrong_length():
-    from aiocore._tables import Table
+    from aiocore._cli._tables import Table
 
     with pytest.raises(ValueError, match="row has 1 cells, the table 2 columns"):
         Table().column("a", key=True).column("b").row("x")
@@ -259,7 +259,7 @@ _word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-0123456789.×µ", min_size=
 def test_random_tables_fit_and_keep_key_cells_whole(width, keys, data):
     """Whatever the cells: no line over the width, and each key cell (when it
     fits the width at all) on one line with its row's first key cell."""
-    from aiocore._tables import Table
+    from aiocore._cli._tables import Table
 
     t = Table("random")
     for i, k in enumerate(keys):

@@ -1,4 +1,4 @@
-# Faithfulness (aiocore._trace): the compiled C of every built-in, run in its
+# Faithfulness (aiocore._compiler._trace): the compiled C of every built-in, run in its
 # trace build, logs exactly what the Python description (and the IR) does on
 # every path; and the check does catch C that differs.
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from strategies_helpers import BUILTINS
 
-from aiocore import _plugins
-from aiocore._build import load_cached
-from aiocore._codegen import generate_c
-from aiocore._strategy import Strategy, describe
-from aiocore._trace import Unfaithful, check_hook, check_strategy, run_c
+from aiocore._compiler import _load, _plugins
+from aiocore._compiler._build import load_cached
+from aiocore._compiler._codegen import generate_c
+from aiocore._compiler._strategy import Strategy, describe
+from aiocore._compiler._trace import Unfaithful, check_hook, check_strategy, run_c
 
 
 @pytest.mark.parametrize("name", sorted(BUILTINS))
@@ -25,7 +25,7 @@ def test_builtin_is_faithful_on_every_path(name):
 def test_handwritten_reference_is_faithful_to_unconditional():
     """The hand-written unconditional-c does exactly what unconditional's description says."""
     core = _plugins.get(_plugins.HANDWRITTEN)
-    report = check_strategy(_plugins.get("unconditional"), ffi_lib=_plugins.load_trace(core))
+    report = check_strategy(_plugins.get("unconditional"), ffi_lib=_load.load_trace(core))
     assert report.uncovered == {}
 
 
@@ -34,7 +34,7 @@ def test_different_c_is_caught(other):
     """C compiled from another strategy's description is reported as unfaithful to notified's."""
     notified = _plugins.get("notified")
     other_info = _plugins.get(other)
-    ffi_lib = _plugins.load_trace(other_info)
+    ffi_lib = _load.load_trace(other_info)
     with pytest.raises(Unfaithful, match="differs from the description"):
         check_strategy(notified, ffi_lib=ffi_lib)
 
@@ -42,7 +42,7 @@ def test_different_c_is_caught(other):
 def test_mismatch_report_shows_the_logs():
     """An Unfaithful error shows the read values and the three logs side by side."""
     notified = _plugins.get("notified")
-    ffi, lib = _plugins.load_trace(_plugins.get("bug1"))
+    ffi, lib = _load.load_trace(_plugins.get("bug1"))
     with pytest.raises(Unfaithful) as ei:
         check_hook(notified.cls, notified.ir, ffi, lib, "notify")
     text = str(ei.value)
@@ -51,7 +51,7 @@ def test_mismatch_report_shows_the_logs():
 
 def test_trace_log_records_primitives():
     """The trace build logs op, field, written and scripted read values."""
-    ffi, lib = _plugins.load_trace(_plugins.get("explicit-mb"))
+    ffi, lib = _load.load_trace(_plugins.get("explicit-mb"))
     log, ret = run_c(ffi, lib, "poll_begin", [40])
     assert log == [
         ("atomic_read", "notify_me", None, 40),

@@ -165,7 +165,7 @@ def allows_foreign_pollers(info) -> bool:
     """Whether a strategy's compiled module lets other processes poll (what
     the C says wins over what the description or the registry says)."""
     try:
-        from aiocore._plugins import load_strategy
+        from aiocore._compiler._load import load_strategy
 
         _info, _ffi, lib = load_strategy(info.name)
         return bool(lib.aio_strategy_foreign_pollers())

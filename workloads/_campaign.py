@@ -1,5 +1,5 @@
-# A stress campaign for one strategy: `aiocore stress` spends a budget per
-# strategy, not per pair.
+# A stress campaign for one strategy on one aio_poll skeleton: `aiocore
+# stress` spends a budget per strategy and skeleton, not per pair.
 #
 # Why.  A bug confined to one of the owner's paths (a GSource prepare
 # without its smp_mb) is met only by traffic run on that path, and a window
@@ -13,14 +13,22 @@
 #
 # 1. predict(): the checker on tso (and sc, to tell an ordering mistake that
 #    fails everywhere from a store-buffering one) for every config the
-#    strategy supports, at the default bounds -- a tenth of a second each.
-# 2. arms(): every (traffic, path, chaos) the strategy can run, each with a
-#    weight.  A path whose configs have a tso counterexample weighs more;
-#    for an sc-level counterexample notifier-side chaos weighs more (it
-#    widens the window between the notifier's two stores or its store and
-#    its load), for a tso-only one no chaos weighs more (a pause drains the
-#    store buffer the bug needs).  Where the checker passes the strategy on
-#    tso, every arm weighs the same: the budget is spread evenly.
+#    strategy supports on the skeleton, at the default bounds -- a tenth of
+#    a second each -- with the counterexample.
+# 2. arms(): every (traffic, path, chaos[, poll_max_ns]) the strategy can
+#    run, each with a weight.  A path whose configs have a tso counterexample
+#    weighs more; for an sc-level counterexample notifier-side chaos weighs
+#    more (it widens the window between the notifier's two stores or its
+#    store and its load), for a tso-only one no pause weighs more (a pause
+#    drains the store buffer the bug needs) and so does store-buffer
+#    pressure (aio_chaos.h: the strategy's stores wait behind cache misses,
+#    which keeps them in the buffer longer).  On the polling skeleton the
+#    owner's busy-poll bound is an axis too (QEMU's default, or 0 as in its
+#    main loop), weighted by whether the counterexample's owner busy-polls;
+#    the ping-pong traffic aims its schedules at the owner's last look
+#    before it blocks (the polling skeleton stamps its wait position after
+#    the last look).  Where the checker passes the strategy on tso, every
+#    arm weighs the same: the budget is spread evenly.
 # 3. run(): slices (run_pair, until the first finding) drawn by weight from
 #    a seeded RNG, until a finding or the budget's end.  Each native finding
 #    is matched with the counterexample it reproduces (same kind, a config
@@ -28,7 +36,11 @@
 #    the model or the compiler is wrong -- and is printed with its snapshot.
 #
 # Every slice's seed is in --json and --detail, with the argument that runs
-# it again: `aiocore stress -s S --replay SEED:TRAFFIC:PATH:CHAOS`.
+# it again: `aiocore stress -s S --replay SEED:TRAFFIC:PATH:CHAOS[:POLL_MAX_NS]`.
+#
+# A campaign whose declared x86 verdict the checker contradicts on its
+# skeleton has failed (Campaign.failed): the declaration is wrong, whether
+# or not the native slices showed it.
 from __future__ import annotations
 
 import os
@@ -37,13 +49,18 @@ import time
 
 import attrs
 
-from aiocore._plugins import get as get_strategy
+from aiocore._compiler._plugins import get as get_strategy
 
 from ._base import PATH_CONFIGS, PATHS, allows_foreign_pollers, path_configs
 from ._chaos import Chaos
 from ._runner import RunResult, Stopped, expected_on, run_pair
 
-CHAOS_MODES = ("off", "notifiers", "owner")
+CHAOS_MODES = ("off", "notifiers", "owner", "pressure")
+#: The polling skeleton's busy-poll bound, an axis of its own there: None is
+#: QEMU's iothread default (the owner busy-polls up to 32 us before it raises
+#: notify_me), 0 its main loop's (it never busy-polls: compute_timeout,
+#: poll_begin, the last look and the wait follow each other at once).
+POLL_MAX_NS = (None, 0)
 
 
 @attrs.frozen
@@ -55,6 +72,8 @@ class Prediction:
     sc_too: bool  # the same config fails under sc: an ordering mistake, not store buffering
     steps: int  # length of the counterexample (0 for pass)
     explanation: str = ""
+    trace: str = ""  # the counterexample, as `aiocore check` prints it
+    busy_polls: bool = False  # the counterexample's owner busy-polls (polling skeleton)
 
     @property
     def fails(self) -> bool:
@@ -72,14 +91,16 @@ class Arm:
     traffic: str
     path: str
     chaos: str
+    poll_max_ns: int | None = None  # polling skeleton: None = the default bound
 
     def where(self) -> str:
-        return f"{self.path} × {self.traffic}, chaos {self.chaos}"
+        pm = "" if self.poll_max_ns is None else f", poll_max_ns {self.poll_max_ns}"
+        return f"{self.path} × {self.traffic}, chaos {self.chaos}{pm}"
 
 
 @attrs.define
 class Campaign:
-    """One strategy's campaign: its predictions, its slices and its verdict."""
+    """One strategy's campaign on one skeleton: its predictions, its slices and its verdict."""
 
     strategy: str
     expected: str  # the x86 expectation: declared, else the checker's
@@ -94,6 +115,7 @@ class Campaign:
     reproduces: list = attrs.field(factory=list)  # "native kind on arm = checker's prediction"
     interrupted: bool = False
     load: tuple = ()  # 1-minute load average at the campaign's start and end
+    skeleton: str = "2015"
 
     def counts(self) -> dict:
         c = {"lost-wakeup": 0, "busy-loop": 0, "lost-work": 0, "timeout": 0, "error": 0}
@@ -120,8 +142,10 @@ class Campaign:
 
     @property
     def failed(self) -> bool:
-        """Expected to pass here and showed a finding, or a slice failed."""
-        if self.counts()["error"]:
+        """Expected to pass here and showed a finding, a slice failed, or the
+        checker contradicts the declared x86 verdict on this skeleton (the
+        declaration is wrong, whatever the native slices showed)."""
+        if self.counts()["error"] or self.checker_disagrees():
             return True
         return self.expected == "pass" and self.verdict != "pass"
 
@@ -156,9 +180,11 @@ class Campaign:
         """The --json object of this strategy (per-slice detail in `runs`)."""
         return dict(
             strategy=self.strategy,
+            skeleton=self.skeleton,
             expected=self.expected,
             expectation_source=self.expectation_source,
             checker_says=self.checker_disagrees() or self.expected,
+            declaration_contradicted=bool(self.checker_disagrees()),
             verdict=self.verdict,
             matches=self.matches(),
             failed=self.failed,
@@ -183,26 +209,47 @@ class Campaign:
 
 
 def predict(info, skeleton: str = "2015") -> list[Prediction]:
-    """The checker's tso verdict per config the strategy supports (sc beside it)."""
-    from aiocore._checker import DEFAULT_BOUNDS, check_ir
+    """The checker's tso verdict per config the strategy supports on the
+    skeleton (sc beside it), with the counterexample."""
+    from aiocore._checker import DEFAULT_BOUNDS, check_ir, supported_configs
 
     if info is None or getattr(info, "ir", None) is None:
         return []
-    configs = ["home", "gsource"] + (["foreign"] if allows_foreign_pollers(info) else [])
+    configs = [c for c in supported_configs(info.ir, skeleton)
+               if c != "foreign" or allows_foreign_pollers(info)]
     out = []
     for cfg in configs:
         tso = check_ir(info.ir, "tso", cfg, DEFAULT_BOUNDS, want_trace=True, skeleton=skeleton)
         sc_fails = False
+        trace = ""
         if tso.verdict not in ("pass", "unknown"):
             sc = check_ir(info.ir, "sc", cfg, DEFAULT_BOUNDS, want_trace=False, skeleton=skeleton)
             sc_fails = sc.verdict not in ("pass", "unknown")
-        out.append(Prediction(cfg, tso.verdict, sc_fails, len(tso.trace or []), tso.explanation))
+            trace = tso.format_trace() if tso.trace else ""
+        # The polling skeleton's counterexample says whether its owner busy-polled
+        # ("poll_handlers ... busy-polls") or went straight to poll_begin.
+        busy = skeleton == "polling" and "does not busy-poll" not in trace and "poll_handlers" in trace
+        out.append(Prediction(cfg, tso.verdict, sc_fails, len(tso.trace or []), tso.explanation,
+                              trace, busy))
     return out
 
 
-def arms(info, traffics, paths=None, chaos_modes=CHAOS_MODES, predictions=()) -> list[tuple[Arm, float]]:
-    """Every (traffic, path, chaos) a strategy can run, with its weight."""
+def arms(info, traffics, paths=None, chaos_modes=CHAOS_MODES, predictions=(),
+         skeleton: str = "2015") -> list[tuple[Arm, float]]:
+    """Every (traffic, path, chaos[, poll_max_ns]) a strategy can run on the
+    skeleton, with its weight.
+
+    Where the checker predicts a failure on a path's configs, that path
+    weighs more, and so does the chaos that widens the counterexample's
+    window: pauses in the notifiers for an ordering mistake that fails
+    under sc too; for a tso-only one (store buffering) no pause at all --
+    a pause drains the buffer the bug needs -- or store-buffer pressure,
+    which keeps the store in the buffer longer.  On the polling skeleton
+    the owner's busy-poll bound is an axis: where the counterexample's
+    owner does not busy-poll, poll_max_ns 0 (QEMU's main loop) weighs more:
+    its owner reaches poll_begin, the last look and the wait at once."""
     failing = [p for p in predictions if p.fails]
+    bounds = POLL_MAX_NS if skeleton == "polling" else (None,)
     out = []
     for wl in traffics:
         if not wl.applies_to(info):
@@ -210,20 +257,26 @@ def arms(info, traffics, paths=None, chaos_modes=CHAOS_MODES, predictions=()) ->
         for path in wl.paths_for(info):
             if paths and path not in paths:
                 continue
+            if path == "foreign" and skeleton != "2015":
+                continue  # no foreign poller runs the polling skeleton
             configs = PATH_CONFIGS[path]
             hits = [p for p in failing if p.config in configs]
             for mode in chaos_modes:
-                w = 1.0
-                if failing:
-                    if hits:
-                        # The mixed path meets the bug only part of the time.
-                        w = 2.0 if path == "mixed" else 4.0
-                        sc_level = any(p.sc_too for p in hits)
-                        favoured = "notifiers" if sc_level else "off"
-                        w *= 3.0 if mode == favoured else 1.0
-                    else:
-                        w = 0.25  # a little budget where nothing is predicted: a headline lives there
-                out.append((Arm(wl.name, path, mode), w))
+                for pm in bounds:
+                    w = 1.0
+                    if failing:
+                        if hits:
+                            # The mixed path meets the bug only part of the time.
+                            w = 2.0 if path == "mixed" else 4.0
+                            sc_level = any(p.sc_too for p in hits)
+                            favoured = ("notifiers",) if sc_level else ("off", "pressure")
+                            w *= 3.0 if mode in favoured else 1.0
+                            if len(bounds) > 1:
+                                busy = any(p.busy_polls for p in hits)
+                                w *= 3.0 if (pm is None) == busy else 1.0
+                        else:
+                            w = 0.25  # a little budget where nothing is predicted: a headline lives there
+                    out.append((Arm(wl.name, path, mode, pm), w))
     return out
 
 
@@ -252,16 +305,21 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
         procs: int = 2, slice_s: float = 2.0, skeleton: str = "2015", kill_rate: float = 0.0,
         recovery: bool | None = None, guided: bool = True, all_findings: bool = False,
         lost_ms: float = 10.0, busy_k: int = 200, pin: bool = True, should_stop=None,
-        on_slice=None, tick=None, replay: str | None = None) -> Campaign:
-    """Spend `budget` seconds on one strategy, slice by slice, until a finding
-    (or, with all_findings, the budget's end).  ``replay`` ("SEED:TRAFFIC:
-    PATH:CHAOS", a slice's ``replay`` in --json) runs that one slice again."""
+        on_slice=None, tick=None, replay: str | None = None, predictions=None) -> Campaign:
+    """Spend `budget` seconds on one strategy and skeleton, slice by slice,
+    until a finding (or, with all_findings, the budget's end).  ``replay``
+    ("SEED:TRAFFIC:PATH:CHAOS[:POLL_MAX_NS]", a slice's ``replay`` in
+    --json) runs that one slice again.  ``predictions``: predict()'s, if
+    the caller has them already."""
     t0 = time.monotonic()  # the checker's time counts: a user waits for it too
     load0 = _loadavg()
     info = get_strategy(strategy)
-    preds = predict(info, skeleton) if guided else []
-    modes = {"off": ("off",), "on": ("notifiers", "owner"), "mix": CHAOS_MODES}[chaos]
-    weighted = arms(info, traffics, paths, modes, preds)
+    if predictions is not None:
+        preds = list(predictions) if guided else []
+    else:
+        preds = predict(info, skeleton) if guided else []
+    modes = {"off": ("off",), "on": ("notifiers", "owner", "pressure"), "mix": CHAOS_MODES}[chaos]
+    weighted = arms(info, traffics, paths, modes, preds, skeleton)
     fixed_seed = None
     if replay is not None:
         fixed_seed, arm = parse_replay(replay, {w.name for w in traffics})
@@ -270,7 +328,7 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
         raise ValueError(f"{strategy}: no traffic and path to run it on")
     run_paths = sorted({a.path for a, _ in weighted})
     exp, source = expectation(info, run_paths, skeleton, preds)
-    camp = Campaign(strategy, exp, source, budget, preds)
+    camp = Campaign(strategy, exp, source, budget, preds, skeleton=skeleton)
     rnd = random.Random(seed)
     by_name = {w.name: w for w in traffics}
     k = 0
@@ -289,7 +347,8 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
                          lost_ms=lost_ms, busy_k=busy_k, chaos=Chaos(arm.chaos, run_seed),
                          until_found=not all_findings, path=arm.path, skeleton=skeleton,
                          kill_rate=kill_rate, recovery=recovery, pin=pin,
-                         should_stop=should_stop, tick=tick)
+                         should_stop=should_stop, tick=tick,
+                         poll_max_ns=arm.poll_max_ns if skeleton == "polling" else None)
         except Stopped:
             camp.interrupted = True
             break
@@ -297,7 +356,8 @@ def run(strategy: str, traffics, budget: float, *, paths=None, chaos="mix", seed
             r = RunResult(strategy=strategy, workload=arm.traffic, seconds=0.0, wakeups=0, dispatched=0,
                           lost_wakeups=0, busy_loops=0, lost_work=0, verdict="error", failed=True,
                           matches="unknown (the run failed)", errors=[f"{type(e).__name__}: {e}"],
-                          seed=run_seed, chaos=arm.chaos, path=arm.path)
+                          seed=run_seed, chaos=arm.chaos, path=arm.path, skeleton=skeleton,
+                          poll_max_ns=arm.poll_max_ns)
         camp.runs.append(r)
         # The finding's wall-clock time since the campaign began: the slice's
         # start-up (processes attaching) counts, and so does its tear-down
@@ -319,15 +379,23 @@ def _loadavg() -> float:
 
 
 def replay_id(r: RunResult) -> str:
-    """The --replay argument that runs slice `r` again: SEED:TRAFFIC:PATH:CHAOS."""
-    return f"{r.seed}:{r.workload}:{r.path}:{r.chaos}"
+    """The --replay argument that runs slice `r` again: SEED:TRAFFIC:PATH:CHAOS,
+    and :POLL_MAX_NS where a polling slice bounded its busy-poll phase."""
+    pm = "" if getattr(r, "poll_max_ns", None) is None else f":{r.poll_max_ns}"
+    return f"{r.seed}:{r.workload}:{r.path}:{r.chaos}{pm}"
 
 
 def parse_replay(text: str, traffics) -> tuple[int, Arm]:
     """(seed, arm) of a --replay argument, or a ValueError naming what is wrong."""
     parts = text.split(":")
-    if len(parts) != 4:
-        raise ValueError(f"--replay {text!r}: expected SEED:TRAFFIC:PATH:CHAOS (a slice's `replay` in --json)")
+    if len(parts) not in (4, 5):
+        raise ValueError(f"--replay {text!r}: expected SEED:TRAFFIC:PATH:CHAOS[:POLL_MAX_NS] (a slice's "
+                         f"`replay` in --json)")
+    pm = None
+    if len(parts) == 5:
+        if not parts[4].isdigit():
+            raise ValueError(f"--replay {text!r}: the poll_max_ns {parts[4]!r} is not a number")
+        pm = int(parts.pop())
     seed, traffic, path, chaos = parts
     if not seed.isdigit():
         raise ValueError(f"--replay {text!r}: the seed {seed!r} is not a number")
@@ -337,7 +405,7 @@ def parse_replay(text: str, traffics) -> tuple[int, Arm]:
         raise ValueError(f"--replay {text!r}: no path {path!r} (paths: {', '.join(PATHS)})")
     if chaos not in CHAOS_MODES:
         raise ValueError(f"--replay {text!r}: no chaos mode {chaos!r} (modes: {', '.join(CHAOS_MODES)})")
-    return int(seed), Arm(traffic, path, chaos)
+    return int(seed), Arm(traffic, path, chaos, pm)
 
 
 def _note_findings(camp: Campaign, r: RunResult, arm: Arm, at: float) -> bool:

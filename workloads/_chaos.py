@@ -2,7 +2,10 @@
 #
 # Modes, per run: "off" (the default build), "notifiers" (every process but
 # the owner pauses at random before its primitives: the owner's
-# store-buffering windows stay untouched), "owner" (only the owner pauses).
+# store-buffering windows stay untouched), "owner" (only the owner pauses),
+# "pressure" (nobody pauses; every process makes some of its strategy's
+# stores wait in its store buffer behind cache misses, which widens the
+# store-buffering windows a missing fence leaves open -- aio_chaos.h).
 # The build is the strategy's own C, generated from the same IR, compiled
 # with -DAIO_PRIM_HOOKS -DAIO_CHAOS (same fingerprint: the hooks are the
 # same).  The runner and its children load it instead of the default build
@@ -14,7 +17,9 @@ import contextlib
 
 import attrs
 
-MODES = ("off", "notifiers", "owner")
+MODES = ("off", "notifiers", "owner", "pressure")
+#: % of the strategy's stores preceded by a pressure burst (pressure mode).
+PRESSURE_PCT = 50
 ENV = "AIOCORE_STRESS_CHAOS"
 CFLAGS = ("-DAIO_PRIM_HOOKS", "-DAIO_CHAOS")
 
@@ -44,12 +49,18 @@ class Chaos:
         """Whether a process of this role pauses in this mode."""
         return self.mode == "owner" if role == "owner" else self.mode == "notifiers"
 
+    def c_mode(self, role: str) -> int:
+        """aio_chaos_config's `on` for a process of this role: 0 off, 1 pauses, 2 pressure."""
+        if self.mode == "pressure":
+            return 2
+        return 1 if self.pauses(role) else 0
+
 
 def build(strategy: str):
     """(info, ffi, lib): the chaos build of a strategy."""
-    from aiocore._build import load_cached
-    from aiocore._context import load_strategy
-    from aiocore._plugins import c_source
+    from aiocore._compiler._build import load_cached
+    from aiocore._context._aio import load_strategy
+    from aiocore._compiler._load import c_source
 
     info = load_strategy(strategy)[0]
     fp = info.ir.fingerprint if getattr(info, "ir", None) is not None else "handwritten"
@@ -63,7 +74,7 @@ def use_build(chaos: Chaos):
     if chaos.mode == "off":
         yield
         return
-    from aiocore import _context
+    from aiocore._context import _aio as _context
 
     orig = _context._load_build
 
@@ -81,9 +92,10 @@ def use_build(chaos: Chaos):
 
 def configure(lib, chaos: Chaos, role: str, salt: int) -> None:
     """Turn this process's pauses on or off (per its role and the mode)."""
-    on = 1 if chaos.pauses(role) else 0
+    on = chaos.c_mode(role)
     seed = (chaos.seed * 0x9E3779B97F4A7C15 + salt + 1) & ((1 << 64) - 1)
-    if lib.aio_chaos_config(on, seed, chaos.pct, chaos.max_ns) != 1 and on:
+    pct = PRESSURE_PCT if on == 2 else chaos.pct
+    if lib.aio_chaos_config(on, seed, pct, chaos.max_ns) != 1 and on:
         raise RuntimeError("the chaos build did not load (aio_chaos_config says no chaos)")
 
 

@@ -115,7 +115,7 @@ def victim_server(ctx, bh: int, rate: float, seed: int, kills_fd: int) -> int:
     """Fork victims and kill them at random, ``rate`` kills per second.
 
     Each victim is a fork of this process (so the context registers it for
-    the owner's recovery at fork, aiocore/_context.py) running
+    the owner's recovery at fork, aiocore/_context/_aio.py) running
     aio_drv_victim; it is SIGKILLed after an exponential delay of mean
     1/rate (seeded), at whatever primitive it has reached.  Its slot still
     says which protocol call it died in, so the watchdog does not judge the
@@ -127,7 +127,7 @@ def victim_server(ctx, bh: int, rate: float, seed: int, kills_fd: int) -> int:
     kill whose wait the end of the run cut short is not counted)."""
     import random
 
-    from aiocore._breakpoint import kill_notifier
+    from aiocore._faults._breakpoint import kill_notifier
 
     lib, c = ctx._lib, ctx._c
     a = lib.aio_drv_area(c)

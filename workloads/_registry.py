@@ -1,5 +1,5 @@
 # Workload discovery: entry-point group "aiocore.workloads", mirroring the
-# strategies' registry (aiocore/_plugins.py).  The entry-point name is the
+# strategies' registry (aiocore/_compiler/_plugins.py).  The entry-point name is the
 # workload's name.  A plugin that fails to import, is not a Workload
 # subclass, names itself differently from its entry point, or clashes with
 # another's name is listed as broken with "distribution[entry-point]: cause",
@@ -34,11 +34,11 @@ class WorkloadInfo:
 
 
 # Entry points are found, named and ordered exactly as strategies are.
-from aiocore._plugins import _dist_name, source_of  # noqa: E402,F401
+from aiocore._compiler._plugins import _dist_name, source_of  # noqa: E402,F401
 
 
 def entry_points() -> list:
-    from aiocore._plugins import sorted_entry_points
+    from aiocore._compiler._plugins import sorted_entry_points
 
     return sorted_entry_points(GROUP)
 

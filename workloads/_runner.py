@@ -26,10 +26,11 @@ import time
 import attrs
 
 import aiocore
-from aiocore._plugins import expected_verdict, get as get_strategy
+from aiocore._compiler._plugins import get as get_strategy
 
-from ._base import OWNER_MODE, Plan, Workload, allows_foreign_pollers, path_configs, with_path
+from ._base import OWNER_MODE, Plan, Workload, allows_foreign_pollers, with_path
 from ._chaos import ENV as CHAOS_ENV, Chaos, configure as chaos_configure, use_build
+from ._verdict import RunResult, Stopped, expected_on, judge  # noqa: F401  (RunResult & co. are the runner's API)
 from ._watchdog import Watchdog
 
 ACTION_PINGPONG = 2
@@ -42,115 +43,6 @@ ROLE_OWNER = 1
 def default_path(workload: Workload) -> str:
     """The path a workload runs on when none is asked for."""
     return {"gsource": "gsource", "foreign": "foreign"}.get(workload.config, "aio_poll")
-
-
-@attrs.define
-class RunResult:
-    strategy: str
-    workload: str
-    seconds: float
-    wakeups: int
-    dispatched: int
-    lost_wakeups: int  # exact: states seen (aiocore_workloads._watchdog)
-    busy_loops: int
-    lost_work: int
-    verdict: str
-    expected: str | None = None
-    matches: str = ""  # "yes", "not reproduced", "UNEXPECTED: ...", "?"
-    failed: bool = False  # expected to pass and showed a finding
-    first_finding_s: float | None = None
-    lost_wakeups_timed: int = 0  # the time-based detector's (second signal)
-    busy_loops_timed: int = 0
-    near_misses: int = 0
-    longest_near_miss_ms: float = 0.0
-    max_busy_streak: int = 0
-    crash_rescues: int = 0
-    seed: int = 0
-    chaos: str = "off"  # the chaos mode of the run (aiocore_workloads._chaos)
-    path: str = "aio_poll"  # the owner's path (aiocore_workloads._base.PATHS)
-    skeleton: str = "2015"
-    kills: int = 0  # victims killed (--kill-rate)
-    kills_recovered: int = 0  # ... whose death the owner's recovery handled in time
-    counters: dict = attrs.field(factory=dict)
-    work: dict = attrs.field(factory=dict)
-    findings: list = attrs.field(factory=list)
-    errors: list = attrs.field(factory=list)
-
-    def row(self) -> dict:
-        """The --json object of this pair."""
-        return dict(
-            strategy=self.strategy,
-            workload=self.workload,
-            seconds=round(self.seconds, 3),
-            wakeups=self.wakeups,
-            dispatched=self.dispatched,
-            lost_wakeups=self.lost_wakeups,
-            busy_loops=self.busy_loops,
-            lost_work=self.lost_work,
-            verdict=self.verdict,
-            expected=self.expected,
-            matches=self.matches,
-            lost_wakeups_timed=self.lost_wakeups_timed,
-            busy_loops_timed=self.busy_loops_timed,
-            first_finding_s=self.first_finding_s,
-            near_misses=self.near_misses,
-            longest_near_miss_ms=round(self.longest_near_miss_ms, 3),
-            max_busy_streak=self.max_busy_streak,
-            seed=self.seed,
-            chaos=self.chaos,
-            path=self.path,
-            skeleton=self.skeleton,
-            kills=self.kills,
-            kills_recovered=self.kills_recovered,
-            work=self.work,
-            findings=[attrs.asdict(f) for f in self.findings],
-            errors=self.errors,
-        )
-
-
-class Stopped(Exception):
-    """The run was asked to stop (signal)."""
-
-
-def expected_on(info, configs, skeleton: str = "2015") -> str | None:
-    """A strategy's declared x86 (tso) verdict over the checker configs a
-    path exercises: the worst of them (None if it declares none)."""
-    from aiocore._checker import worst
-
-    vs = [expected_verdict(info, "tso", cfg, skeleton) for cfg in configs]
-    vs = [v for v in vs if v is not None]
-    return worst(vs) if vs else None
-
-
-def judge(info, workload: Workload, observed: list[str], lost_work: int, path: str | None = None,
-          skeleton: str = "2015"):
-    """(verdict, expected, matches, failed) for a finished run."""
-    verdict = "+".join(observed) or "pass"
-    configs = path_configs(path, allows_foreign_pollers(info)) if path else (workload.config,)
-    exp = expected_on(info, configs, skeleton) if info is not None else None
-    assumed = exp is None
-    exp = exp or "pass"
-    if exp == "pass":
-        failed = verdict != "pass"
-        matches = "yes" if not failed else f"UNEXPECTED {verdict}"
-    else:
-        failed = False
-        if exp in observed:
-            others = [o for o in observed if o != exp]
-            matches = "yes" if not others else f"yes (+{'+'.join(others)})"
-        elif observed:
-            matches = f"UNEXPECTED {verdict}"
-        else:
-            matches = "not reproduced"
-    if "error" in observed and exp not in observed:
-        # Cut short by an error: what it would have shown is unknown (never
-        # "pass", never "not reproduced"), and the run fails.
-        verdict = "error"
-        matches = "unknown (the run failed)"
-        failed = True
-    if assumed:
-        matches += " (no tso expectation declared; assumed pass)"
-    return verdict, exp, matches, failed
 
 
 def _cpus(pin):
@@ -224,6 +116,7 @@ def run_pair(
     skeleton: str = "2015",
     kill_rate: float = 0.0,
     recovery: bool | None = None,
+    poll_max_ns: int | None = None,
 ) -> RunResult:
     """Run one workload (the traffic) against one strategy on one of the
     owner's paths for `seconds` (or, with until_found, until the
@@ -233,10 +126,12 @@ def run_pair(
     notifiers per second at random instants of their protocol calls
     (_child.victim_server); the context then runs with ``recovery`` (default
     on when killing).  The workload's own processes are never killed, so
-    its accounting stays exact."""
+    its accounting stays exact.  ``poll_max_ns`` (polling skeleton only)
+    bounds the owner's busy-poll phase (None: QEMU's iothread default; 0:
+    never busy-poll, QEMU's main loop)."""
     info = get_strategy(strategy) if strategy != "unconditional-c" else None
     if info is None:
-        from aiocore._plugins import _core_info
+        from aiocore._compiler._plugins import _core_info
 
         info = _core_info()
     if kill_rate < 0 or kill_rate > 1000:
@@ -255,7 +150,8 @@ def run_pair(
     try:
         with use_build(chaos):
             ctx = aiocore.AioContext.create(strategy, n_bh=min(n_bh, 8192), n_timers=max(16, plan.timers + 4),
-                                            skeleton=skeleton, recovery=recovery)
+                                            skeleton=skeleton, recovery=recovery,
+                                            **({"poll_max_ns": poll_max_ns} if poll_max_ns is not None else {}))
     except BaseException:
         _unblock_signals(blocked)
         raise
@@ -265,6 +161,7 @@ def run_pair(
         r = _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, busy_k,
                          until_found, tick, should_stop, start_timeout, pin, chaos, kill_rate, skeleton)
         r.chaos = chaos.mode
+        r.poll_max_ns = poll_max_ns
         return r
     finally:
         ctx.close()

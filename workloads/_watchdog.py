@@ -42,7 +42,7 @@ import time
 
 import attrs
 
-from aiocore._context import POSITIONS
+from aiocore._context._aio import POSITIONS
 
 SAMPLE_FIELDS = (
     "now", "pos", "since", "wait_timeout", "poll_seq", "pending", "first_pending",

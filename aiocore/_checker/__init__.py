@@ -1,10 +1,25 @@
 """aiocore's model checker: every strategy's verdict under SC, x86-TSO and an
 ARM-like weak memory model, with the shortest counterexample.
 
+What it holds, bottom to top: ``_program`` (the instruction set and its
+builder), ``_poller`` (the skeletons written in it), ``_assemble`` (a
+strategy's IR + a configuration -> the Program of one check), ``_steps``,
+``_reductions``, ``_trace`` (counterexamples); ``_explore`` (the memory
+models: what each process may do next), ``_search`` (the breadth-first loop
+in Python, the reference), ``_core_c`` with ``chk_store.c`` / ``chk_search.c``
+and ``_fast`` (the same loop in C), ``_engine`` (which loop runs); this
+module (check_ir, verdicts, bounds), ``_matrix`` (many checks in parallel),
+``litmus``, ``spin``; ``toxenv`` is tox's launcher of ``aiocore check``.
+
+May import: aiocore._errors and aiocore._compiler (the IR, the skeletons,
+the cffi build cache).  Never the context, fault injection, the benchmarks or
+the command line (except ``toxenv``, which stands at the command line's
+level: see tests/test_layout.py).
+
 What is explored
 ================
 
-The strategy's IR (aiocore._ir) is inlined into the skeleton of
+The strategy's IR (aiocore._compiler._ir) is inlined into the skeleton of
 ``aiocore/_csrc/aio_core.c`` -- the same sequence the native context runs --
 and the resulting processes are explored exhaustively, breadth first, with
 state hashing:
@@ -131,7 +146,7 @@ Properties (DESIGN.md)
                  schedule was never dispatched although no flag is set.
 
 The verdict of a run is the worst failure found, in the order pass <
-lost-wakeup < busy-loop < lost-work (VERDICTS of aiocore._strategy); the
+lost-wakeup < busy-loop < lost-work (VERDICTS of aiocore._compiler._strategy); the
 counterexample is the shortest path (BFS) to the first bad state of that kind
 (for a busy loop: to the first state of the loop, then the loop).
 
@@ -160,9 +175,10 @@ import time
 
 import attrs
 
-from .. import _ir
+from .._compiler import _ir
 from ._explore import VERDICT_ORDER, Explorer
-from ._program import ModelError, build, supported_configs
+from ._assemble import build
+from ._program import ModelError, supported_configs
 from ._trace import crash_of, format_trace, trace_json
 
 MODELS = ("sc", "tso", "arm")

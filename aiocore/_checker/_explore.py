@@ -574,9 +574,9 @@ class Explorer:
         return ("deadlock", f"the home poller is stuck at {P.labels[h[0]]}")
 
     def explore(self, deadline=None, max_memory=None, engine="auto", progress=None):
-        """Breadth-first search of every reachable state (_search.explore:
+        """Breadth-first search of every reachable state (_engine.explore:
         the C loop when it can run, else the Python loop; the same result)."""
-        from ._search import explore
+        from ._engine import explore
 
         return explore(self, deadline=deadline, max_memory=max_memory, engine=engine,
                        progress=progress)

@@ -6,7 +6,7 @@
 # per memo key, when C asks for it (see _core_c.py).
 #
 # The module is compiled once with cffi into the cache directory of
-# aiocore._build (keyed by the source's digest).  Without a C compiler, or
+# aiocore._compiler._build (keyed by the source's digest).  Without a C compiler, or
 # for a program C cannot take (more than 16 processes, locations beyond 64),
 # the Python loop runs instead: available() says which.
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _load():
     if _lib is not None or _why_not is not None:
         return _lib
     try:
-        from .. import _build
+        from .._compiler import _build
 
         digest = hashlib.sha256((_core_c.CDEF + _core_c.SOURCE + sys.version).encode()).hexdigest()[:16]
         modname = f"_aiocore_checker_{digest}"

@@ -32,6 +32,8 @@ smp_mb                lock or $0,(%rsp)               dmb ish                  d
 smp_wmb               (nothing)                       dmb ish                  dmb ish                dmb ish
 smp_rmb               (nothing)                       dmb ishld                dmb ishld              dmb ishld
 atomic_mb_set         mov (store); lock or $0,(%rsp)  dmb ish; str; dmb ish    dmb ish; str; dmb ish  dmb ish; str; dmb ish
+smp_mb__before_rmw    (nothing)                       dmb ish                  dmb ish                dmb ish
+smp_mb__after_rmw     (nothing)                       dmb ish                  dmb ish                dmb ish
 ====================  ==============================  =======================  =====================  ===========================
 
 How to read it:
@@ -65,7 +67,11 @@ How to read it:
   libgcc.a to check it), which is why ``arm`` is the union of ``arm-llsc``
   and ``arm-lse``.  Loads, stores and fences are inline, as in the other
   two columns.
-- There is no ``atomic_mb_read`` in aiocore's vocabulary.
+- ``smp_mb__before_rmw`` / ``smp_mb__after_rmw`` are QEMU's (ff00bed1): a
+  compiler barrier on x86, whose RMWs are lock-prefixed full fences, and
+  ``dmb ish`` on aarch64, where an RMW is not a fence for later accesses.
+- There is no ``atomic_mb_read`` in aiocore's vocabulary (QEMU's
+  ``qatomic_mb_read`` is accepted as ``atomic_load_acquire``).
 
 The core's own instrumentation (``AIO_COUNTER_ADD`` in ``aio_notifier.h``,
 ``aio_bh_note``'s count of 0->1 schedules) is a *relaxed* 64-bit add inside
@@ -144,6 +150,8 @@ PRIMITIVES = (
     Primitive("smp_wmb", (), False, "release fence"),
     Primitive("smp_rmb", (), False, "acquire fence"),
     Primitive("atomic_mb_set", ("p", "v"), False, "smp_wmb; atomic_set; smp_mb"),
+    Primitive("smp_mb__before_rmw", (), False, "seq_cst fence where an RMW is not one"),
+    Primitive("smp_mb__after_rmw", (), False, "seq_cst fence where an RMW is not one"),
 )
 PRIMITIVE_NAMES = tuple(p.name for p in PRIMITIVES)
 
@@ -177,6 +185,9 @@ _CELLS = {
     "smp_rmb": ("", "dmb ishld", "dmb ishld", "dmb ishld"),
     "atomic_mb_set": (f"mov (store); {_MB_X86} | mov (store); mfence",
                       "dmb ish; str; dmb ish", "dmb ish; str; dmb ish", "dmb ish; str; dmb ish"),
+    # QEMU ff00bed1: a compiler barrier on x86 (its RMWs are full fences), dmb ish on aarch64
+    "smp_mb__before_rmw": ("", "dmb ish", "dmb ish", "dmb ish"),
+    "smp_mb__after_rmw": ("", "dmb ish", "dmb ish", "dmb ish"),
 }
 
 #: The core's relaxed 64-bit counter add (AIO_COUNTER_ADD, aio_bh_note), per target.

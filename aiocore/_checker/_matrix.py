@@ -1,7 +1,12 @@
 # Running the checker over strategies x models x configs, and comparing the
 # verdicts with what the strategies declare.
 #
-# Expectations (Strategy.expected / expected_configs):
+# Every skeleton a strategy is judged on is a row group of its own
+# (judged_skeletons: those it declares in `skeletons` and those it declares
+# verdicts for in `expected_skeletons`); on 2015 the verdicts are `expected`
+# and `expected_configs`, on another skeleton `expected_skeletons[skeleton]`.
+#
+# Expectations (Strategy.expected / expected_configs / expected_skeletons):
 #   * a run whose config has a declared per-config verdict is compared with it;
 #   * otherwise, for each (strategy, model), the worst verdict over the configs
 #     run is compared with `expected[model]` -- but only when every config the
@@ -16,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import attrs
 
+from .._compiler._skeleton import DEFAULT_SKELETON, SKELETONS
 from . import (
     _WORST_ORDER, CONFIGS, DEFAULT_BOUNDS, MODELS, Bounds, CheckResult, check_ir, supported_configs,
     worst,
@@ -29,15 +35,16 @@ _CONFIG_COST = {"home": 1.0, "gsource": 1.0, "foreign": 2.0}
 
 @attrs.frozen
 class Options:
-    """What the runs explore beyond the bounds: the aio_poll skeleton, faults, recovery."""
+    """What the runs explore beyond the bounds: the aio_poll skeleton (None:
+    every skeleton each strategy is judged on), faults, recovery."""
 
-    skeleton: str = "2015"
+    skeleton: str | None = None
     faults: str = "none"
     recovery: bool = False
     engine: str = "auto"  # the search loop: "c", "python" or "auto" (same results)
 
     def describe(self) -> str:
-        out = f"skeleton {self.skeleton}"
+        out = f"skeleton {self.skeleton}" if self.skeleton else "every declared skeleton"
         if self.faults != "none":
             out += f", faults {self.faults} ({'with' if self.recovery else 'without'} recovery)"
         return out
@@ -52,13 +59,14 @@ class Row:
     model: str
     config: str
     result: CheckResult | None = None
+    skeleton: str = "2015"
     expected: str | None = None  # what this row is compared with, if anything
     status: str = "-"  # "ok", "MISMATCH", "UNKNOWN", "-" (nothing to compare with), "error"
     error: str = ""
 
     def unknown_text(self) -> str:
         """The one line that says a run proved nothing, and what to do."""
-        return (f"{self.info.name} {self.model} {self.config}: unknown, "
+        return (f"{self.info.name} {self.skeleton} {self.model} {self.config}: unknown, "
                 f"{self.result.stop_reason()}; raise it or lower the bounds")
 
 
@@ -73,16 +81,43 @@ class Summary:
     expected: str | None
     complete: bool  # every supported config ran
     status: str  # "ok", "MISMATCH", "UNKNOWN" (a run cut short, nothing failed), "-"
+    skeleton: str = "2015"
+
+
+def declared_skeletons(info) -> tuple:
+    """The skeletons a strategy runs on natively (its `skeletons`)."""
+    return tuple(getattr(info, "skeletons", None) or (DEFAULT_SKELETON,))
+
+
+def judged_skeletons(info) -> tuple:
+    """The skeletons whose verdicts a strategy declares, in SKELETONS order:
+    those it runs on (`skeletons`), and those it declares verdicts for
+    without running there (`expected_skeletons`, e.g. explicit-mb's
+    lost-wakeup on polling, which says why it does not run there)."""
+    declared = declared_skeletons(info)
+    esk = getattr(info, "expected_skeletons", None) or {}
+    return tuple(sk for sk in SKELETONS if sk in declared or esk.get(sk))
+
+
+def declared_verdicts(info, skeleton: str) -> dict:
+    """{model: verdict} a strategy declares on a skeleton (worst over its configs)."""
+    esk = getattr(info, "expected_skeletons", None) or {}
+    if skeleton == DEFAULT_SKELETON:
+        return dict(getattr(info, "expected", None) or esk.get(skeleton) or {})
+    return dict(esk.get(skeleton) or {})
 
 
 def plan(infos, models=MODELS, configs=CONFIGS, opts: Options = DEFAULT_OPTIONS) -> list[Row]:
+    """Rows for every strategy x skeleton (opts.skeleton, or each one it is
+    judged on) x model x config it supports."""
     rows = []
     for info in infos:
-        sup = supported_configs(info.ir, opts.skeleton)
-        for m in models:
-            for c in configs:
-                if c in sup:
-                    rows.append(Row(info, m, c))
+        for sk in ((opts.skeleton,) if opts.skeleton else judged_skeletons(info)):
+            sup = supported_configs(info.ir, sk)
+            for m in models:
+                for c in configs:
+                    if c in sup:
+                        rows.append(Row(info, m, c, skeleton=sk))
     return rows
 
 
@@ -94,10 +129,10 @@ _OPTS: Options = DEFAULT_OPTIONS
 
 
 def _work(k: int, states_progress=None):
-    ir, model, config = _JOBS[k]
+    ir, model, config, skeleton = _JOBS[k]
     o = _OPTS
     try:
-        return k, check_ir(ir, model, config, _BOUNDS, skeleton=o.skeleton, faults=o.faults,
+        return k, check_ir(ir, model, config, _BOUNDS, skeleton=skeleton, faults=o.faults,
                            recovery=o.recovery, engine=o.engine, progress=states_progress), ""
     except Exception as e:  # a strategy the checker cannot handle: report it, go on
         return k, None, f"{type(e).__name__}: {e}"
@@ -109,7 +144,7 @@ def run(rows: list[Row], bounds: Bounds = DEFAULT_BOUNDS, jobs: int | None = Non
     ``progress(row)`` after each run; ``states_progress(states)`` after each
     breadth-first layer of a run made in this process (one job)."""
     global _JOBS, _BOUNDS, _OPTS
-    _JOBS = [(r.info.ir, r.model, r.config) for r in rows]
+    _JOBS = [(r.info.ir, r.model, r.config, r.skeleton) for r in rows]
     _BOUNDS = bounds
     _OPTS = opts
     order = sorted(range(len(rows)), key=lambda k: -_MODEL_COST[rows[k].model] * _CONFIG_COST[rows[k].config])
@@ -147,19 +182,21 @@ def _store(rows, k, res, err):
 # --- comparing ----------------------------------------------------------------------
 
 
-def expected_for(info, model, config, opts: Options = DEFAULT_OPTIONS):
+def expected_for(info, model, config, opts: Options = DEFAULT_OPTIONS, skeleton: str | None = None):
     """(per-config expectation or None, strategy-wide expectation or None).
 
-    On another skeleton, what the strategy declares for it
+    On another skeleton than 2015, what the strategy declares for it
     (expected_skeletons); under crash faults with recovery, its crash-free
     verdict (recovery is meant to restore it); under crash faults without
     recovery nothing is declared, so nothing is compared."""
     if opts.faults != "none" and not opts.recovery:
         return None, None
-    if opts.skeleton != "2015":
-        return None, (getattr(info, "expected_skeletons", None) or {}).get(opts.skeleton, {}).get(model)
+    skeleton = skeleton or opts.skeleton or DEFAULT_SKELETON
+    wide = declared_verdicts(info, skeleton).get(model)
+    if skeleton != DEFAULT_SKELETON:
+        return None, wide
     per = (getattr(info, "expected_configs", None) or {}).get(config, {}).get(model)
-    return per, (info.expected or {}).get(model)
+    return per, wide
 
 
 def assess(rows: list[Row], opts: Options = DEFAULT_OPTIONS) -> list[Summary]:
@@ -167,15 +204,15 @@ def assess(rows: list[Row], opts: Options = DEFAULT_OPTIONS) -> list[Summary]:
     whose status says whether that strategy and model match expectations."""
     groups = {}
     for r in rows:
-        groups.setdefault((r.info.name, r.info.source, r.model), []).append(r)
+        groups.setdefault((r.info.name, r.info.source, r.skeleton, r.model), []).append(r)
     summaries = []
-    for (name, _src, model), rs in groups.items():
+    for (name, _src, skeleton, model), rs in groups.items():
         info = rs[0].info
-        wide = expected_for(info, model, None, opts)[1]
+        wide = expected_for(info, model, None, opts, skeleton)[1]
         for r in rs:
             if r.status == "error" or r.result is None:
                 continue
-            per, _ = expected_for(info, model, r.config, opts)
+            per, _ = expected_for(info, model, r.config, opts, skeleton)
             if r.result.verdict == "unknown":
                 # Nothing is proven either way: never a pass, never a match.
                 r.expected = per if per is not None else wide
@@ -190,7 +227,7 @@ def assess(rows: list[Row], opts: Options = DEFAULT_OPTIONS) -> list[Summary]:
                 r.status = "ok" if v == r.expected else "MISMATCH"
         done = [r for r in rs if r.result is not None]
         ran = tuple(r.config for r in done)
-        complete = bool(done) and set(supported_configs(info.ir, opts.skeleton)) <= set(ran)
+        complete = bool(done) and set(supported_configs(info.ir, skeleton)) <= set(ran)
         w = worst(r.result.verdict for r in done) if done else "-"
         if any(r.status in ("MISMATCH", "error") for r in rs):
             status = "MISMATCH"
@@ -204,7 +241,7 @@ def assess(rows: list[Row], opts: Options = DEFAULT_OPTIONS) -> list[Summary]:
             status = "ok"
         else:
             status = "-"
-        summaries.append(Summary(name, model, ran, w, wide, complete, status))
+        summaries.append(Summary(name, model, ran, w, wide, complete, status, skeleton))
     return summaries
 
 

@@ -1,5 +1,5 @@
 # The skeletons the checker's processes run, as instruction lists: the home
-# poller's aio_poll in its two shapes (aiocore/_skeleton.py is the spec, the C
+# poller's aio_poll in its two shapes (aiocore/_compiler/_skeleton.py is the spec, the C
 # in aio_core.c the other implementation of it), the glib path, the foreign
 # poller, the notifiers, and what a crashed process leaves behind.
 #
@@ -59,7 +59,7 @@
 # as it always does.
 from __future__ import annotations
 
-from .. import _skeleton
+from .._compiler import _skeleton
 from ._program import (
     BR, CHOOSE, DEATH, DONE, DRAIN, DTAC, ETAC, INFINITE, JMP, READ, RMW, SC, SET, STOP, TSO,
     WAIT, _Builder, _rmw_fn,

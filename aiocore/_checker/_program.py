@@ -15,6 +15,8 @@
 #   smp_mb       -      DRAIN    DRAIN (+ reset of stale loads)
 #   smp_wmb      -      -        MARK  (later stores wait for earlier ones)
 #   smp_rmb      -      -        RESET (later loads are satisfied after it)
+#   smp_mb__before_rmw, smp_mb__after_rmw
+#                -      -        DRAIN (as smp_mb: QEMU ff00bed1)
 #   "tso"        -      DRAIN    -     (the skeleton's own lock-prefixed
 #                                       counter updates: a fence on x86 only)
 #   lock acquire -      DRAIN    RESET (the foreign poller's context lock)
@@ -41,7 +43,7 @@ from __future__ import annotations
 
 import attrs
 
-from .. import _ir
+from .._compiler import _ir
 
 # opcodes
 READ, WRITE, RMW, DRAIN, RESET, MARK, ESET, ETAC, WAIT, STOP, DONE, BR, JMP, SET = range(14)
@@ -83,7 +85,7 @@ class Proc:
     live_env: list = attrs.field(factory=list)  # per pc: tuple of live slots
     stale_live: list = attrs.field(factory=list)  # per pc: frozenset of locations
     exits: dict = attrs.field(factory=dict)  # pc -> the DONE it may jump to instead
-    # pc -> name of the skeleton step (aiocore._skeleton.STEPS) beginning there
+    # pc -> name of the skeleton step (aiocore._compiler._skeleton.STEPS) beginning there
     steps: dict = attrs.field(factory=dict)
     # faults="crash": the process may crash at any visible pc below this one
     # and then resumes here (the crash tail: drain, pidfd, DONE); -1: never
@@ -229,6 +231,12 @@ class _Builder:
         m = self.model
         if m == SC:
             return
+        if kind in _ir.RMW_FENCE_KINDS:
+            # QEMU's smp_mb__{before,after}_rmw: a compiler barrier on x86
+            # (its RMWs are lock-prefixed), a full fence on ARM.
+            if m == TSO:
+                return
+            kind = "smp_mb"
         if m == TSO:
             if kind in ("smp_mb", "tso", "lock_acquire", "lock_release"):
                 self.emit((DRAIN,), where, text)
@@ -491,84 +499,3 @@ def supported_configs(ir: _ir.StrategyIR, skeleton: str = "2015") -> tuple:
         out.append("foreign")
     out.append("gsource")
     return tuple(out)
-
-
-def build(ir: _ir.StrategyIR, model: str, config: str, notifiers: int, schedules: int, *,
-          skeleton: str = "2015", faults: str = "none", recovery: bool = False) -> Program:
-    """The processes of one check: home poller, notifiers, maybe a foreign poller.
-
-    ``skeleton`` is the aio_poll the home poller runs ("2015" or "polling",
-    aiocore._skeleton); ``faults="crash"`` lets every notifier (and the
-    foreign poller) crash between any two primitives; ``recovery`` adds the
-    owner's reaction to a death (see _poller.py)."""
-    from . import _poller
-
-    if model not in MODEL_CODES:
-        raise ModelError(f"unknown model {model!r} (models: {', '.join(MODEL_CODES)})")
-    m = MODEL_CODES[model]
-    if config not in ("home", "foreign", "gsource"):
-        raise ModelError(f"unknown config {config!r}")
-    if skeleton not in SKELETONS:
-        raise ModelError(f"unknown skeleton {skeleton!r} (skeletons: {', '.join(SKELETONS)})")
-    if faults not in FAULTS:
-        raise ModelError(f"unknown faults {faults!r} (faults: {', '.join(FAULTS)})")
-    if config == "foreign" and not ir.foreign_pollers:
-        raise ModelError(f"{ir.name} does not allow foreign pollers")
-    if config == "foreign" and skeleton == "polling":
-        raise ModelError(
-            "config foreign exists on the 2015 skeleton only: the polling skeleton is QEMU's "
-            "aio_poll of today, which only the home thread may run (foreign pollers are gone "
-            "since b37548fc, 2018, before polling mode's use_notify_me)")
-    if recovery and faults != "crash":
-        raise ModelError("recovery models the owner's reaction to a crash: it needs faults='crash'")
-    if notifiers < 1 or schedules < 1:
-        raise ModelError("need at least one notifier scheduling at least once")
-    used = set()
-    for body in ir.hooks.values():
-        for s in _ir.walk(body):
-            f = getattr(s, "field", None)
-            if f and f != "bh_scheduled":
-                used.add(f)
-    if skeleton == "polling" and not ir.has_timeout_zero:
-        used.add("notified")  # aio_context_notifier_poll reads it
-    fields = [f for f in ir.fields if f in used]
-    locs = {f: i for i, f in enumerate(fields)}
-    bh_locs = tuple(range(len(fields), len(fields) + notifiers))
-    names = _loc_names(locs, bh_locs)
-    procs = []
-    crash = faults == "crash"
-
-    def new(name, role):
-        p = Proc(name, role)
-        b = _Builder(p, ir, m, locs, bh_locs)
-        b._names = names
-        b.crash_points = crash and role != "home"
-        return p, b
-
-    p, b = new("home", "home")
-    if config == "gsource":
-        _poller.gsource_poller(b, ir, recovery)
-    elif skeleton == "polling":
-        _poller.polling_poller(b, ir, recovery)
-    else:
-        _poller.poller_2015(b, ir, foreign=False, recovery=recovery)
-    procs.append(p)
-    for k in range(notifiers):
-        p, b = new(f"notifier{k}", "notifier")
-        _poller.notifier(b, ir, bh_locs[k], schedules)
-        if crash:
-            _poller.crash_tail(b, recovery)
-        procs.append(p)
-    if config == "foreign":
-        p, b = new("foreign", "foreign")
-        _poller.poller_2015(b, ir, foreign=True, recovery=False)
-        if crash:
-            _poller.crash_tail(b, recovery)
-        procs.append(p)
-    for p in procs:
-        for pc, ins in enumerate(p.code):
-            if ins is None or not isinstance(ins[0], int):
-                raise ModelError(f"internal: unpatched instruction at {p.name}:{pc}")
-        _fold_stops(p, m)
-        analyse(p, m)
-    return Program(m, names, bh_locs, procs, config, ir.name, skeleton, faults, recovery)

@@ -37,31 +37,6 @@ def rss_bytes() -> int:
         return 0
 
 
-def explore(ex, *, deadline=None, max_memory=None, engine="auto", progress=None) -> "ExploreResult":
-    """Every reachable state of an Explorer's program: the loop in C
-    (_fast.py) when it can run, else search() below; both give the same
-    states, verdicts and counterexamples.  ``engine`` "c" or "python" forces
-    one ("c" raises ModelError when it cannot run).  ``progress(states)`` is
-    called after each breadth-first layer."""
-    from . import _fast
-    from ._program import ModelError
-
-    if engine not in ("auto", "c", "python"):
-        raise ModelError(f"unknown engine {engine!r} (engines: auto, c, python)")
-    if engine != "python" and _fast.available(ex):
-        try:
-            return _fast.search(ex, deadline=deadline, max_memory=max_memory, progress=progress)
-        except _fast.TooWide:
-            if engine == "c":
-                raise ModelError("the checker's C loop cannot run here: the state ids need more "
-                                 "than 63 bits") from None
-    elif engine == "c":
-        raise ModelError(f"the checker's C loop cannot run here: {_fast.why_not() or 'program too large'}")
-    r = search(ex, deadline=deadline, max_memory=max_memory, progress=progress)
-    r.engine = "python"
-    return r
-
-
 def search(ex, *, deadline=None, max_memory=None, progress=None) -> "ExploreResult":
     """Breadth first from ex.initial(); ``progress(states)`` after each layer."""
     init = ex.initial()

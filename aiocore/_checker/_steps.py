@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import attrs
 
-from .. import _ir, _skeleton
+from .._compiler import _ir, _skeleton
+from ._assemble import build
 from ._program import (
     BR, CHOOSE, DRAIN, DTAC, ESET, ETAC, INFINITE, JMP, MARK, READ, RESET, RMW, SET, WAIT,
-    WRITE, ModelError, build,
+    WRITE, ModelError,
 )
 
 

@@ -26,7 +26,7 @@ The table of DESIGN.md, as the tests check it:
 """
 from __future__ import annotations
 
-from .. import _ir
+from .._compiler import _ir
 from ._explore import Explorer
 from ._program import DONE, MODEL_CODES, Proc, Program, _Builder, analyse
 

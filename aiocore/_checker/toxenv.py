@@ -26,7 +26,7 @@ def main(argv=None) -> int:
         print("usage: python -m aiocore._checker.toxenv STRATEGY-MODEL", file=sys.stderr)
         return 2
     name, model = split(argv[0])
-    from aiocore._cli import main as cli
+    from aiocore._cli._main import main as cli
 
     return cli(["check", name, "--model", model])
 

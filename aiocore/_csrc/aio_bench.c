@@ -8,7 +8,7 @@
  *
  * Every loop returns what it measured (ns per iteration, or fills an array of
  * per-round-trip latencies); Python takes medians over repeats and divides by
- * floors measured in the same run (aiocore/_bench.py).
+ * floors measured in the same run (aiocore/_bench/_all.py).
  *
  * Cross-process loops take a `stop` word in shared memory and give up when it
  * becomes non-zero, so that a watchdog can end a run that lost a wake-up
@@ -547,7 +547,7 @@ int64_t aio_bench_pool_owner(AioContext *ctx, int bh, void *mem, int efd, int de
 
 /* ------------------------------------------------------------------ */
 /* The hooks, out of line, for disassembly (fences and locked ops of    */
-/* the compiled code are counted in these; see _bench.py)              */
+/* the compiled code are counted in these; see _bench/_all.py)            */
 /* ------------------------------------------------------------------ */
 
 #define BENCH_NOINLINE __attribute__((noinline, used))

@@ -1,6 +1,6 @@
 /*
  * aio_bench_polling.c -- measurement loops of the polling skeleton's
- * benchmarks (aiocore/_bench_polling.py): the shm_spin_pingpong floor and
+ * benchmarks (aiocore/_bench/_polling.py): the shm_spin_pingpong floor and
  * the idle owner's CPU time.  Included after aio_bench.c (its helpers);
  * declarations for cffi in cdef_bench.h.
  */

@@ -2,7 +2,7 @@
  * aio_breakpoint.h -- the breakpoint build (-DAIO_PRIM_HOOKS -DAIO_BREAKPOINT):
  * stop this process before the k-th primitive of a strategy's hooks since it
  * was armed, for the crash-stop kill test (tests/test_faults_kill_at.py,
- * aiocore/_breakpoint.py), which SIGKILLs it there.
+ * aiocore/_faults/_breakpoint.py), which SIGKILLs it there.
  *
  * aio_primhook.c calls aio_breakpoint_prim(op) just before every primitive
  * of the hooks (the EventNotifier's set and test_and_clear included, the

@@ -17,6 +17,21 @@
  *              the store drain and hide the bug being sought.
  *   owner:     only the owner pauses (widens its accept / poll_end windows,
  *              e.g. bug1's accept landing between notified=1 and the event).
+ *   pressure:  nobody pauses; every process, before some of its strategy's
+ *              stores (atomic_set, atomic_store_release), first writes
+ *              AIO_DRV_PRESS cache lines that the other CPU holds.  The
+ *              strategy's store then waits in the store buffer behind those
+ *              misses -- for hundreds of nanoseconds instead of tens -- while
+ *              the process goes on loading: the store-buffering windows
+ *              (a store, then a load of another location, with no fence
+ *              between) widen, and only they do.  Every fence, locked
+ *              instruction and system call still waits for the buffer to
+ *              drain, so a strategy that orders its store before its load
+ *              is exactly as correct as without pressure, and every outcome
+ *              is one x86-TSO allows (the checker's store buffers hold a
+ *              store as long as they like).  Each process keeps the other
+ *              side's pressure lines written while it waits
+ *              (aio_chaos_keep_warm), so that the pressure stores miss.
  *
  * A pause is a spin on the clock: no system call, no locked instruction,
  * no fence -- nothing that drains the pausing CPU's store buffer sooner
@@ -27,11 +42,41 @@
 #ifndef AIO_CHAOS_H
 #define AIO_CHAOS_H
 
-static int aio_chaos_on;
+enum { AIO_CHAOS_OFF = 0, AIO_CHAOS_PAUSE = 1, AIO_CHAOS_PRESSURE = 2 };
+
+static int aio_chaos_on;             /* AIO_CHAOS_* */
 static uint32_t aio_chaos_pct;       /* % of primitives preceded by a pause */
 static uint32_t aio_chaos_max_ns;    /* pause length: uniform in [0, max_ns] */
 static uint64_t aio_chaos_rng = 1;
-static uint64_t aio_chaos_pauses;
+static uint64_t aio_chaos_pauses;    /* pauses, or pressure bursts, so far */
+static aio_drv_line *aio_chaos_press;       /* this side's pressure lines (driver area) */
+static aio_drv_line *aio_chaos_press_peer;  /* the other side's, kept warm here */
+static uint64_t aio_chaos_press_seq;
+
+/* Where the pressure lines are (aio_drv_area_map; NULL: no pressure). */
+static void aio_chaos_pressure_lines(aio_drv_line *mine, aio_drv_line *peer)
+{
+    aio_chaos_press = mine;
+    aio_chaos_press_peer = peer;
+}
+
+/* Relaxed stores to every line of `lines`: no fence, nothing ordered. */
+static inline void aio_chaos_write_lines(aio_drv_line *lines)
+{
+    uint64_t v = ++aio_chaos_press_seq;
+    for (int i = 0; i < AIO_DRV_PRESS; i++) {
+        __atomic_store_n(&lines[i].v, v, __ATOMIC_RELAXED);
+    }
+}
+
+/* Pressure mode, outside any protocol call (a process waiting): write the
+ * other side's lines, so that its next pressure burst misses in its cache. */
+static inline void aio_chaos_keep_warm(void)
+{
+    if (aio_chaos_on == AIO_CHAOS_PRESSURE && aio_chaos_press_peer) {
+        aio_chaos_write_lines(aio_chaos_press_peer);
+    }
+}
 
 static inline uint64_t aio_chaos_rand(void)
 {
@@ -52,8 +97,17 @@ static inline int64_t aio_chaos_now(void)
 
 static void aio_chaos_prim(int op)
 {
-    (void)op;
     if (!aio_chaos_on) {
+        return;
+    }
+    if (aio_chaos_on == AIO_CHAOS_PRESSURE) {
+        /* Before a store of the strategy only: queued behind the misses, it
+         * becomes visible late; a load or a fence here would gain nothing. */
+        if ((op == AIO_OP_ATOMIC_SET || op == AIO_OP_STORE_RELEASE) && aio_chaos_press &&
+            aio_chaos_rand() % 100 < aio_chaos_pct) {
+            aio_chaos_write_lines(aio_chaos_press);
+            aio_chaos_pauses++;
+        }
         return;
     }
     uint64_t r = aio_chaos_rand();
@@ -67,17 +121,19 @@ static void aio_chaos_prim(int op)
     }
 }
 
-/* Turn chaos on (on=1) or off for this process; returns 1 (a chaos build). */
+/* Turn chaos on for this process (on=1: pauses; on=2: store-buffer
+ * pressure before pct% of the strategy's stores) or off (on=0); returns 1
+ * (a chaos build). */
 int aio_chaos_config(int on, uint64_t seed, uint32_t pct, uint32_t max_ns)
 {
     aio_chaos_rng = seed ? seed : 1;
     aio_chaos_pct = pct > 100 ? 100 : pct;
     aio_chaos_max_ns = max_ns;
-    aio_chaos_on = on;
+    aio_chaos_on = on == AIO_CHAOS_PAUSE || on == AIO_CHAOS_PRESSURE ? on : AIO_CHAOS_OFF;
     return 1;
 }
 
-/* Pauses taken so far in this process. */
+/* Pauses (or pressure bursts) taken so far in this process. */
 uint64_t aio_chaos_count(void)
 {
     return aio_chaos_pauses;

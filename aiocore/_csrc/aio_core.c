@@ -18,7 +18,7 @@
  * dispatches after the C part returns.  No Python runs between writing
  * notify_me and reading the bottom-half flags (DESIGN.md, consequence 1).
  *
- * Two aio_poll skeletons live side by side (aiocore/_skeleton.py is their
+ * Two aio_poll skeletons live side by side (aiocore/_compiler/_skeleton.py is their
  * spec): the 2015 one (aio_poll_2015.c) and QEMU's current polling mode
  * (aio_poll_polling.c).  Which one a context runs is fixed at creation and
  * recorded in the segment header; both are compiled into every strategy
@@ -99,7 +99,8 @@ static inline void aio_recovery_after_wait(AioContext *ctx, struct pollfd *pfd, 
 #endif
 
 /* The core, room by room (one translation unit: hooks inline everywhere). */
-#include "aio_segment.c"      /* layout, create/attach/close, lock */
+#include "aio_segment.c"      /* layout, create/attach/close */
+#include "aio_process.c"      /* home test, clocks, owner liveness, lock */
 #include "aio_bh.c"           /* bottom halves, notify, timers, fd handlers */
 #include "aio_poll_common.c"  /* compute_timeout, pollfds, wait, dispatch */
 #include "aio_poll_2015.c"    /* the 2015 skeleton */

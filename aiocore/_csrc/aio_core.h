@@ -40,7 +40,7 @@
 #define AIO_NPOLL_WORDS      16    /* readiness words for native poll handlers */
 #define AIO_MAX_POLL_MAX_NS  1000000000ll   /* _skeleton.MAX_POLL_MAX_NS */
 
-/* Skeletons (header.skeleton; aiocore/_skeleton.py SKELETONS). */
+/* Skeletons (header.skeleton; aiocore/_compiler/_skeleton.py SKELETONS). */
 enum { AIO_SKEL_2015 = 0, AIO_SKEL_POLLING = 1 };
 
 
@@ -66,7 +66,7 @@ enum {
     AIO_POS_RECOVERY,       /* awake after a wait that saw a death: recovering (aio_recovery.h) */
 };
 
-/* Counter indexes (mirrored in aiocore/_context.py COUNTER_NAMES). */
+/* Counter indexes (mirrored in aiocore/_context/_aio.py COUNTER_NAMES). */
 enum {
     AIO_C_POLLS = 0, AIO_C_BLOCKING_POLLS, AIO_C_WAKEUPS, AIO_C_EVENT_SETS,
     AIO_C_EVENT_CLEAR_CALLS, AIO_C_EVENT_CLEARS, AIO_C_BH_DISPATCHES,

@@ -82,6 +82,9 @@ static void drv_delay_ns(AioDrvArea *a, int64_t ns)
 static void drv_backoff(uint32_t *spins)
 {
     uint32_t s = (*spins)++;
+#ifdef AIO_CHAOS_H
+    aio_chaos_keep_warm();   /* pressure mode: the other side's lines, here */
+#endif
     if (s < 30000) {
         drv_spin_iters(8);
     } else if (s < 30016) {
@@ -322,12 +325,19 @@ int aio_drv_area_map(AioContext *ctx, int fd, int init)
         return AIO_E_CORRUPT;
     }
     ctx->driver = a;
+#ifdef AIO_CHAOS_H
+    aio_chaos_pressure_lines(ctx->is_owner ? a->press_owner : a->press_others,
+                             ctx->is_owner ? a->press_others : a->press_owner);
+#endif
     return AIO_OK;
 }
 
 int aio_drv_area_unmap(AioContext *ctx)
 {
     if (ctx->driver) {
+#ifdef AIO_CHAOS_H
+        aio_chaos_pressure_lines(NULL, NULL);
+#endif
         munmap(ctx->driver, sizeof(AioDrvArea));
         ctx->driver = NULL;
     }

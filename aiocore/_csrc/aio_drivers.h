@@ -43,6 +43,7 @@ static int aio_bh_run_native(AioContext *ctx, int id, uint32_t action, uint32_t 
 #define AIO_DRV_MAXW    32            /* notifiers / workers of one kind */
 #define AIO_DRV_RING    1024          /* virtio tx ring entries (power of 2) */
 #define AIO_DRV_MAXT    16            /* owner timers driven natively */
+#define AIO_DRV_PRESS   48            /* store-buffer pressure lines per side (chaos) */
 #define AIO_DRV_MAXFD   8             /* owner fds drained natively */
 
 /* Roles (AioProcSlot.role). */
@@ -131,6 +132,13 @@ typedef struct AioDrvArea {
 
     AioDrvPP pp[AIO_DRV_MAXW];
     AioDrvPool pool[AIO_DRV_MAXW];
+
+    /* Store-buffer pressure (the chaos build's "pressure" mode, aio_chaos.h):
+     * the lines the owner's strategy stores queue behind, and the others'.
+     * Each side keeps the other side's lines written while it waits, so
+     * that a pressure store is a cache miss. */
+    aio_drv_line press_owner[AIO_DRV_PRESS];
+    aio_drv_line press_others[AIO_DRV_PRESS];
 } AioDrvArea;
 
 #endif

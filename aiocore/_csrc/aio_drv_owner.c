@@ -150,6 +150,9 @@ int aio_drv_owner_run(AioContext *ctx, int gsource, int slot)
         }
         RAW_SET(&a->streak.v, streak);
         RAW_SET(&a->owner_iters.v, ++iters);
+#ifdef AIO_CHAOS_H
+        aio_chaos_keep_warm();   /* pressure mode: the notifiers' lines, outside aio_poll */
+#endif
     }
     RAW_SET(&a->streak.v, 0);
     for (int t = 0; t < nt; t++) {

@@ -191,7 +191,7 @@ static uint32_t *aio_field_ptr(AioContext *ctx, int field)
     return NULL;
 }
 
-/* One primitive of the vocabulary (op numbers: aiocore/_context.py PRIM_OPS). */
+/* One primitive of the vocabulary (op numbers: aiocore/_context/_aio.py PRIM_OPS). */
 int aio_prim(AioContext *ctx, int op, int field, uint32_t a, uint32_t b, uint32_t *out)
 {
     CHECK_OPEN(ctx);

@@ -2,7 +2,7 @@
  * aio_poll_2015.c -- the 2015 aio_poll skeleton (QEMU 2.4-2.8).
  *
  * The skeleton of DESIGN.md ("The aio_poll skeleton and its hook points"),
- * with its named steps (aiocore/_skeleton.py STEPS["2015"]) marked by
+ * with its named steps (aiocore/_compiler/_skeleton.py STEPS["2015"]) marked by
  * AIO_STEP: poll_begin, compute_timeout, wait, poll_end, dispatch.  Every
  * aio_poll makes one ppoll system call, blocking or not.
  *

@@ -4,7 +4,7 @@
  * run_poll_handlers_once, adjust_polling_time; util/async.c:
  * aio_notify_accept, aio_context_notifier_poll).
  *
- * The spec is aiocore/_skeleton.py ("polling"); the named steps, in order:
+ * The spec is aiocore/_compiler/_skeleton.py ("polling"); the named steps, in order:
  *
  *   compute_timeout  QEMU: timeout = blocking ? aio_compute_timeout(ctx) : 0,
  *                    *before* notify_me is raised
@@ -201,7 +201,7 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     aio_recovery_pollfds(ctx, pfd, &npfd);
     /* now: the owner's position stamps (the watchdog's since_ns), renewed
      * after a wait or a fruitless busy-poll; durations use the stopwatch
-     * (aio_ticks), deadlines read the clock themselves (aio_segment.c says
+     * (aio_ticks), deadlines read the clock themselves (aio_process.c says
      * why a polling wake-up reads no clock_gettime). */
     t_start = aio_ticks();
     now = aio_stamp_at(t_start);
@@ -246,7 +246,14 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
      * ctx->fdmon_ops->wait(ctx, &ready_list, timeout); */
     AIO_STEP(AIO_STEP_WAIT);
     if (timeout || aio_need_wait(ctx)) {
-        aio_set_pos_at(ctx, timeout < 0 ? AIO_POS_WAIT_INFINITE : AIO_POS_WAIT_TIMED, timeout, now);
+        /* A fresh stamp (the stopwatch: no system call), taken after the
+         * last look: the owner is about to sleep, and the stress drivers
+         * aim their schedules at the moment its last look reads
+         * (aio_drv_pingpong), which `now` -- aio_poll's start, or the end
+         * of the busy-poll phase -- would place a whole compute_timeout
+         * and poll_begin early. */
+        aio_set_pos_at(ctx, timeout < 0 ? AIO_POS_WAIT_INFINITE : AIO_POS_WAIT_TIMED, timeout,
+                       aio_stamp_ns());
         if (foreign) {
             aio_release(ctx);
         }

@@ -15,6 +15,9 @@
  *   smp_wmb                               release fence (orders stores)
  *   smp_rmb                               acquire fence (orders loads)
  *   atomic_mb_set                         smp_wmb; atomic_set; smp_mb
+ *   smp_mb__before_rmw, smp_mb__after_rmw a full fence where a seq_cst RMW is
+ *                                         not one (aarch64), a compiler barrier
+ *                                         where it is (x86: the lock prefix)
  *
  * Note what the RMW row implies, which is the 2020 aarch64 hang in one line:
  * a seq_cst RMW is a full fence on x86 (lock prefix) but on ARMv8 it is an
@@ -36,13 +39,14 @@
 #define barrier() __asm__ __volatile__("" ::: "memory")
 
 /* Operation codes of the primitives: the trace log's (mirrored in
- * aiocore/_trace.py) and the argument of AIO_PRIM_HOOK. */
+ * aiocore/_compiler/_trace.py) and the argument of AIO_PRIM_HOOK. */
 enum {
     AIO_OP_ATOMIC_READ = 1, AIO_OP_ATOMIC_SET, AIO_OP_LOAD_ACQUIRE,
     AIO_OP_STORE_RELEASE, AIO_OP_XCHG, AIO_OP_CMPXCHG, AIO_OP_FETCH_ADD,
     AIO_OP_FETCH_SUB, AIO_OP_FETCH_OR, AIO_OP_FETCH_AND, AIO_OP_ADD,
     AIO_OP_SUB, AIO_OP_OR, AIO_OP_AND, AIO_OP_SMP_MB, AIO_OP_SMP_WMB,
     AIO_OP_SMP_RMB, AIO_OP_EVENT_SET, AIO_OP_EVENT_TEST_AND_CLEAR,
+    AIO_OP_SMP_MB_BEFORE_RMW, AIO_OP_SMP_MB_AFTER_RMW,
 };
 
 /*
@@ -95,6 +99,18 @@ void aio_prim_hook(int op);
 #define smp_wmb()                   AIO_PRIM(AIO_OP_SMP_WMB, __atomic_thread_fence(__ATOMIC_RELEASE))
 #define smp_rmb()                   AIO_PRIM(AIO_OP_SMP_RMB, __atomic_thread_fence(__ATOMIC_ACQUIRE))
 
+/* QEMU ff00bed1: make the RMW next to it a full barrier.  x86's RMWs are
+ * lock-prefixed, full barriers already: a compiler barrier is enough there;
+ * elsewhere a seq_cst fence (aarch64: dmb ish).  Each pairs with whatever
+ * the RMW it completes pairs with (the strategy's pairs= note says which). */
+#if defined(__x86_64__) || defined(__i386__)
+#define smp_mb__before_rmw()        AIO_PRIM(AIO_OP_SMP_MB_BEFORE_RMW, __atomic_signal_fence(__ATOMIC_SEQ_CST))
+#define smp_mb__after_rmw()         AIO_PRIM(AIO_OP_SMP_MB_AFTER_RMW, __atomic_signal_fence(__ATOMIC_SEQ_CST))
+#else
+#define smp_mb__before_rmw()        AIO_PRIM(AIO_OP_SMP_MB_BEFORE_RMW, __atomic_thread_fence(__ATOMIC_SEQ_CST))
+#define smp_mb__after_rmw()         AIO_PRIM(AIO_OP_SMP_MB_AFTER_RMW, __atomic_thread_fence(__ATOMIC_SEQ_CST))
+#endif
+
 #define atomic_mb_set(p, v) do {                                            \
     smp_wmb();  /* earlier stores before the flag: pairs as the caller says */ \
     atomic_set((p), (v));                                                   \
@@ -103,8 +119,7 @@ void aio_prim_hook(int op);
 
 #else /* AIO_TRACE */
 
-uint32_t aio_trace_op(int op, const volatile uint32_t *p, int64_t written,
-                      int64_t expected);
+#include "aio_trace.h"   /* aio_trace_op: declared there, defined in aio_trace.c */
 
 #define atomic_read(p)              aio_trace_op(AIO_OP_ATOMIC_READ, (p), -1, -1)
 #define atomic_set(p, v)            ((void)aio_trace_op(AIO_OP_ATOMIC_SET, (p), (uint32_t)(v), -1))
@@ -123,6 +138,8 @@ uint32_t aio_trace_op(int op, const volatile uint32_t *p, int64_t written,
 #define smp_mb()                    ((void)aio_trace_op(AIO_OP_SMP_MB, 0, -1, -1))
 #define smp_wmb()                   ((void)aio_trace_op(AIO_OP_SMP_WMB, 0, -1, -1))
 #define smp_rmb()                   ((void)aio_trace_op(AIO_OP_SMP_RMB, 0, -1, -1))
+#define smp_mb__before_rmw()        ((void)aio_trace_op(AIO_OP_SMP_MB_BEFORE_RMW, 0, -1, -1))
+#define smp_mb__after_rmw()         ((void)aio_trace_op(AIO_OP_SMP_MB_AFTER_RMW, 0, -1, -1))
 #define atomic_mb_set(p, v) do { smp_wmb(); atomic_set((p), (v)); smp_mb(); } while (0)
 
 #endif /* AIO_TRACE */

@@ -118,7 +118,7 @@ static int aio_recovery_register(AioContext *ctx)
 }
 
 /* A fork child of an attached process (Python's os.register_at_fork, see
- * aiocore/_context_state.py): the slot is its parent's, so the child
+ * aiocore/_context/_state.py): the slot is its parent's, so the child
  * registers one of its own -- its death is then watched as well. */
 int aio_recovery_after_fork(AioContext *ctx)
 {

@@ -1,5 +1,5 @@
 /*
- * aio_steps.h -- the named steps of the aio_poll skeletons (aiocore/_skeleton.py).
+ * aio_steps.h -- the named steps of the aio_poll skeletons (aiocore/_compiler/_skeleton.py).
  *
  * aio_core.c marks where each step of a skeleton begins with AIO_STEP(id).
  * The normal build compiles it to nothing.  The trace build logs it, so that
@@ -8,7 +8,7 @@
  * skeleton fail a test when they drift apart.  The chaos build (window
  * widening, aiocore stress --chaos) may pause there.
  *
- * The ids are mirrored in aiocore/_skeleton.py STEP_IDS (checked by a test).
+ * The ids are mirrored in aiocore/_compiler/_skeleton.py STEP_IDS (checked by a test).
  */
 #ifndef AIOCORE_STEPS_H
 #define AIOCORE_STEPS_H

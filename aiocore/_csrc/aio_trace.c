@@ -6,17 +6,14 @@
  * to a log and returns the next scripted value for anything that reads.
  * Memory is never touched.  The faithfulness tests run each hook of the
  * compiled C this way and compare the log with what the Python description
- * does given the same script (aiocore/_trace.py).
+ * does given the same script (aiocore/_compiler/_trace.py).
  */
 #include <string.h>
+#include "aio_trace.h"
+#include "aio_notifier.h"
 
-typedef struct aio_trace_rec {
-    int32_t op;
-    int32_t field;          /* -1 none, 0 notify_me, 1 notified, 2 bh, 3+ strategy, 7 event */
-    int64_t written;        /* -1 if none */
-    int64_t read;           /* -1 if none */
-    int64_t expected;       /* cmpxchg's expected value, else -1 */
-} aio_trace_rec;
+/* The strategy's hooks (strategy_notify ...) precede this file in the
+ * translation unit (see aiocore/_compiler/_build.py, source_for). */
 
 static AioShared aio_trace_shm;
 static AioBHSlot aio_trace_bh;
@@ -43,6 +40,7 @@ static int aio_trace_reads(int op)
     case AIO_OP_ATOMIC_SET: case AIO_OP_STORE_RELEASE: case AIO_OP_ADD:
     case AIO_OP_SUB: case AIO_OP_OR: case AIO_OP_AND: case AIO_OP_SMP_MB:
     case AIO_OP_SMP_WMB: case AIO_OP_SMP_RMB: case AIO_OP_EVENT_SET:
+    case AIO_OP_SMP_MB_BEFORE_RMW: case AIO_OP_SMP_MB_AFTER_RMW:
         return 0;
     default:
         return 1;

@@ -10,6 +10,8 @@
  * This file is written by hand, not generated.  It stays as the reference
  * the generated C of the "unconditional" plugin is measured against.
  */
+#include "aio_notifier.h"
+
 #define AIO_STRATEGY_NAME "unconditional-c"
 #define AIO_STRATEGY_FINGERPRINT "handwritten-1"
 #define AIO_STRATEGY_FOREIGN_POLLERS 0

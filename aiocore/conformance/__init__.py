@@ -7,3 +7,7 @@
 # verdict on this machine's memory model (x86-TSO) is "pass").  The option and
 # the fixtures come from aiocore.conformance.plugin, which pytest loads
 # through the "pytest11" entry point; see docs/plugins.md.
+#
+# The top of aiocore with the command line: it may import every room (the
+# strategy compiler, the context, the checker, aiocore_workloads); nothing in
+# aiocore imports it.

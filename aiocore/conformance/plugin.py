@@ -8,10 +8,19 @@
 #                         it: every installed strategy whose declared verdict
 #                         on this machine (x86, so the "tso" model) is "pass".
 #                         "all" selects every installed strategy.
+#   --aio-skeleton SK     only this aio_poll skeleton (repeatable; default:
+#                         every skeleton each strategy declares).  A skeleton
+#                         a named strategy does not declare is an error
+#                         (exit 2) that says which ones it does.
 #
 # Fixtures:
 #   aio_strategy        the strategy name (tests using it are parametrized
 #                       over the selected strategies)
+#   aio_skeleton        a skeleton the strategy runs on natively (its
+#                       `skeletons`): tests using it, aio_context included,
+#                       run once per strategy and skeleton
+#   aio_judged_skeleton a skeleton the strategy declares verdicts for (its
+#                       `skeletons` and `expected_skeletons`): the checker's
 #   aio_strategy_info   its StrategyInfo (origin, expected verdicts, IR)
 #   aio_context_factory create(**kw) -> a new owner AioContext under the
 #                       strategy; every context it made is closed (and its
@@ -45,6 +54,15 @@ def pytest_addoption(parser):
         "installed one; default: every strategy expected to pass natively)",
     )
     group.addoption(
+        "--aio-skeleton",
+        action="append",
+        default=[],
+        metavar="SKELETON",
+        dest="aio_skeleton",
+        help="only this aio_poll skeleton (repeatable; default: every skeleton the strategy "
+        "declares)",
+    )
+    group.addoption(
         "--aio-stress-budget",
         type=float,
         default=12.0,
@@ -56,11 +74,68 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "aio_native: needs the strategy to pass natively (x86-TSO)")
+    problem = _skeleton_problem(config)
+    if problem:
+        pytest.exit(f"aiocore conformance: {problem}", returncode=2)
+
+
+def _skeleton_problem(config) -> str:
+    """Why --aio-skeleton cannot be honoured ("" if it can): an unknown
+    skeleton, or one a strategy named with --aio-strategy does not declare."""
+    asked = list(config.getoption("aio_skeleton", default=[]) or [])
+    if not asked:
+        return ""
+    from aiocore._compiler._skeleton import SKELETONS
+
+    bad = [s for s in asked if s not in SKELETONS]
+    if bad:
+        return f"--aio-skeleton {', '.join(bad)}: unknown skeleton (skeletons: {', '.join(SKELETONS)})"
+    names = [n for n in (config.getoption("aio_strategy", default=[]) or []) if n != "all"]
+    if not names:
+        return ""
+    from aiocore._checker import _matrix
+    from aiocore._compiler import _plugins
+
+    for name in names:
+        try:
+            info = _plugins.get(name)
+        except Exception:
+            continue  # selected_strategies reports it
+        judged = _matrix.judged_skeletons(info)
+        missing = [s for s in asked if s not in judged]
+        if missing:
+            return (f"{name} declares no verdict on the {' and '.join(missing)} skeleton: it runs on "
+                    f"{', '.join(_matrix.declared_skeletons(info))} and declares verdicts for "
+                    f"{', '.join(judged)} (`skeletons`, `expected_skeletons`)")
+    return ""
+
+
+def selected_pairs(config, judged: bool) -> list[tuple[str, str]]:
+    """(strategy, skeleton) pairs to run: every skeleton each selected
+    strategy declares verdicts for (judged) or runs on natively, narrowed by
+    --aio-skeleton.  Without --aio-strategy, the native pairs are those
+    declared to pass on this machine (tso)."""
+    from aiocore._checker import _matrix
+    from aiocore._compiler import _plugins
+
+    asked = list(config.getoption("aio_skeleton", default=[]) or [])
+    explicit = bool(config.getoption("aio_strategy", default=[]))
+    out = []
+    for name in selected_strategies(config):
+        info = _plugins.get(name)
+        sks = _matrix.judged_skeletons(info) if judged else _matrix.declared_skeletons(info)
+        for sk in sks:
+            if asked and sk not in asked:
+                continue
+            if not judged and not explicit and _matrix.declared_verdicts(info, sk).get(NATIVE_MODEL) != "pass":
+                continue
+            out.append((name, sk))
+    return out
 
 
 def selected_strategies(config) -> list[str]:
     """The strategy names --aio-strategy selects (validated)."""
-    from aiocore import _plugins
+    from aiocore._compiler import _plugins
 
     asked = list(config.getoption("aio_strategy", default=[]) or [])
     if not asked:
@@ -88,7 +163,14 @@ def selected_strategies(config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc):
-    if "aio_strategy" in metafunc.fixturenames:
+    names = metafunc.fixturenames
+    for skel, judged in (("aio_judged_skeleton", True), ("aio_skeleton", False)):
+        if skel in names:
+            pairs = selected_pairs(metafunc.config, judged)
+            metafunc.parametrize(("aio_strategy", skel), pairs, ids=[f"{n}-{s}" for n, s in pairs],
+                                 scope="session")
+            return
+    if "aio_strategy" in names:
         names = selected_strategies(metafunc.config)
         metafunc.parametrize("aio_strategy", names, ids=names, scope="session")
 
@@ -103,19 +185,26 @@ def aio_stress_budget(request):
 
 @pytest.fixture(scope="session")
 def aio_strategy_info(aio_strategy):
-    from aiocore import _plugins
+    from aiocore._compiler import _plugins
 
     return _plugins.get(aio_strategy)
 
 
 @pytest.fixture
-def aio_context_factory(aio_strategy):
+def aio_context_factory(aio_strategy, aio_skeleton, aio_strategy_info):
     from aiocore import AioContext
+    from aiocore._checker import _matrix
 
+    declared = _matrix.declared_verdicts(aio_strategy_info, aio_skeleton).get(NATIVE_MODEL)
+    if declared != "pass":
+        pytest.skip(f"{aio_strategy} declares {declared} on this machine (tso) for the {aio_skeleton} "
+                    f"skeleton: the native functional tests need a strategy that works here; the "
+                    f"checker and the native campaign judge that declaration")
     made = []
 
     def create(**kw):
         kw.setdefault("strategy", aio_strategy)
+        kw.setdefault("skeleton", aio_skeleton)
         ctx = AioContext.create(**kw)
         made.append(ctx)
         return ctx

@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from aiocore._checker import MODELS
+
 SAFETY_S = 10.0
 SCHEDULES = 20_000
 
@@ -80,10 +82,10 @@ def _safety_timer(ctx):
 
 def test_describe_sanity(aio_strategy_info):
     """The description traces to a stable IR with a notify hook, commented fences, C and Promela."""
-    from aiocore._codegen import generate_c
-    from aiocore._ir import HOOKS, Fence, MbSet, walk
-    from aiocore._promela import generate_promela
-    from aiocore._strategy import describe
+    from aiocore._compiler._codegen import generate_c
+    from aiocore._compiler._ir import HOOKS, Fence, MbSet, walk
+    from aiocore._compiler._promela import generate_promela
+    from aiocore._compiler._strategy import describe
 
     info = aio_strategy_info
     if info.ir is None:
@@ -100,20 +102,25 @@ def test_describe_sanity(aio_strategy_info):
     c = generate_c(info.ir)
     assert info.ir.fingerprint in c and "strategy_notify(AioContext *ctx)" in c
     assert "never lost_wakeup" in generate_promela(info.ir)
-    for model in ("sc", "tso", "arm"):
-        assert info.expected.get(model) in ("pass", "lost-wakeup", "busy-loop", "lost-work")
+    from aiocore._checker import _matrix
+
+    for sk in _matrix.judged_skeletons(info):
+        declared = _matrix.declared_verdicts(info, sk)
+        for model in ("sc", "tso", "arm"):
+            assert declared.get(model) in ("pass", "lost-wakeup", "busy-loop", "lost-work"), (
+                f"{info.name} declares no verdict for {model} on the {sk} skeleton")
 
 
 def test_trace_faithful(aio_strategy_info):
     """The compiled C logs the same primitives as the Python description on every path."""
-    from aiocore import _plugins
-    from aiocore._trace import check_strategy
+    from aiocore._compiler import _load, _plugins
+    from aiocore._compiler._trace import check_strategy
 
     if aio_strategy_info.ir is None:
         # The hand-written reference must do what 21a03d17's description says.
         assert aio_strategy_info.name == _plugins.HANDWRITTEN
         report = check_strategy(
-            _plugins.get("unconditional"), ffi_lib=_plugins.load_trace(aio_strategy_info)
+            _plugins.get("unconditional"), ffi_lib=_load.load_trace(aio_strategy_info)
         )
     else:
         report = check_strategy(aio_strategy_info)
@@ -224,31 +231,51 @@ def test_idle_poll_does_not_spin(aio_context):
     assert polls <= 5, f"{polls} polls in 100 ms with nothing to do: the notifier stays readable"
 
 
-@pytest.mark.parametrize("model", ["sc", "tso", "arm"])
-def test_checker_confirms_the_declared_verdict(aio_strategy_info, model):
+def _counterexample(row) -> str:
+    res = row.result
+    if res is None or not res.trace:
+        return ""
+    return (f"\nshortest counterexample ({row.info.name}, skeleton {row.skeleton}, {row.model}, "
+            f"config {row.config}; {res.notifiers} notifier(s) x {res.schedules} schedule(s)):\n"
+            + res.format_trace())
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_checker_confirms_the_declared_verdict(aio_strategy_info, aio_judged_skeleton, model):
     """The model checker, at its default bounds, finds exactly the verdict the strategy declares
-    for each model (worst over its configs); a search cut short is never taken for a pass."""
+    for each skeleton, model and config (worst over its configs); a search cut short is never
+    taken for a pass; a mismatch comes with the checker's counterexample."""
+    import attrs
+
     from aiocore._checker import _matrix
 
     info = aio_strategy_info
-    rows = _matrix.plan([info], (model,))
-    _matrix.run(rows, jobs=1)
-    summaries = _matrix.assess(rows)
+    sk = aio_judged_skeleton
+    opts = attrs.evolve(_matrix.DEFAULT_OPTIONS, skeleton=sk)
+    rows = _matrix.plan([info], (model,), opts=opts)
+    assert rows, f"{info.name}: no config to check on the {sk} skeleton"
+    _matrix.run(rows, jobs=1, opts=opts)
+    summaries = _matrix.assess(rows, opts)
     for r in rows:
-        assert r.status != "error", f"{info.name} {model} {r.config}: {r.error}"
+        assert r.status != "error", f"{info.name} {sk} {model} {r.config}: {r.error}"
         assert r.status != "UNKNOWN", r.unknown_text()
         assert r.status != "MISMATCH", (
-            f"{info.name} {model} {r.config}: the checker finds {r.result.verdict}, "
-            f"expected {r.expected}\n{r.result.format_trace()}")
+            f"{info.name} on the {sk} skeleton, {model}, config {r.config}: the checker finds "
+            f"{r.result.verdict}, expected {r.expected}" + _counterexample(r))
     (s,) = summaries
-    assert s.status != "MISMATCH", (
-        f"{info.name} {model}: the checker finds {s.verdict} (worst over {','.join(s.configs)}), "
-        f"the strategy declares {s.expected}")
+    if s.status == "MISMATCH":
+        worst = next((r for r in rows if r.result is not None and r.result.verdict == s.verdict), None)
+        why = (_counterexample(worst) if worst is not None and s.verdict != "pass" else
+               f"\nno interleaving within the bounds fails ({', '.join(s.configs)})")
+        pytest.fail(f"{info.name} on the {sk} skeleton, {model}: the checker finds {s.verdict} (worst "
+                    f"over {','.join(s.configs)}), the strategy declares {s.expected}" + why,
+                    pytrace=False)
 
 
-def test_native_campaign_matches_the_tso_expectation(aio_strategy_info, aio_stress_budget):
-    """A short native campaign (aiocore stress's, guided by the checker): a strategy declared
-    to pass on tso (this machine) shows no finding; one declared to fail is caught in its budget."""
+def test_native_campaign_matches_the_tso_expectation(aio_strategy_info, aio_skeleton, aio_stress_budget):
+    """A short native campaign per skeleton (aiocore stress's, guided by the checker): a strategy
+    declared to pass on tso (this machine) shows no finding; one declared to fail is caught in
+    its budget; where the checker contradicts the declaration, the counterexample is given."""
     import json as _json
 
     try:
@@ -259,18 +286,27 @@ def test_native_campaign_matches_the_tso_expectation(aio_strategy_info, aio_stre
     info = aio_strategy_info
     if info.ir is None:
         pytest.skip(f"{info.name} is handwritten C: the campaign's checker guidance needs its IR")
+    sk = aio_skeleton
     traffics = [i.workload for i in W.registry() if i.status == "ok"]
-    c = _campaign.run(info.name, traffics, aio_stress_budget, seed=int(time.time() * 1000))
+    c = _campaign.run(info.name, traffics, aio_stress_budget, seed=int(time.time() * 1000), skeleton=sk)
     assert not c.counts()["error"], [e for r in c.runs for e in r.errors]
+    predicted = [p for p in c.predictions if p.fails]
+    told = "; ".join(p.label() for p in predicted) or "nothing"
+    trace = next((f"\nthe checker's counterexample ({p.config}, tso):\n{p.trace}" for p in predicted
+                  if p.trace), "")
+    where = f"on the {sk} skeleton"
     if c.expected == "pass":
         first = next((f for r in c.runs for f in r.findings), None)
         assert c.verdict == "pass", (
-            f"{info.name} is declared to pass on tso but shows {c.verdict} natively after "
+            f"{info.name} is declared to pass on tso {where} but shows {c.verdict} natively after "
             f"{c.seconds:.1f} s on {c.first_arm.where() if c.first_arm else '?'}; the checker "
-            f"predicted {[p.label() for p in c.predictions if p.fails] or 'nothing'}; snapshot: "
-            f"{_json.dumps(first.snapshot if first else None, default=str)[:2000]}")
+            f"predicted {told}; snapshot: "
+            f"{_json.dumps(first.snapshot if first else None, default=str)[:2000]}{trace}")
     else:
         assert c.expected in c.observed(), (
-            f"{info.name} is declared {c.expected} on tso but {c.seconds:.1f} s of native stress "
-            f"({len(c.runs)} slices) did not catch it; the checker predicts "
-            f"{[p.label() for p in c.predictions if p.fails] or 'nothing'} (a longer --aio-stress-budget?)")
+            f"{info.name} is declared {c.expected} on tso {where} but {c.seconds:.1f} s of native "
+            f"stress ({len(c.runs)} slices) did not catch it; the checker predicts {told} (a longer "
+            f"--aio-stress-budget?)")
+    wrong = c.checker_disagrees()
+    assert not wrong, (f"{info.name} is declared {c.expected} on tso {where}, the checker finds "
+                       f"{wrong}{trace}")

@@ -1,0 +1,221 @@
+# The polling skeleton's benchmarks (issue 11 items 4-5), run by _all.run.
+#
+# Figures, each per repeat and interleaved with the rest of the run:
+#   floors.shm_spin_pingpong   two processes on different CPUs bounce a
+#                              cache line (C), per wake-up (RT/2): the floor
+#                              of a wake-up of an owner that watches memory
+#   wakeup_polling_p50/p99     the aio ping-pong of _strategies.aio_pingpong on
+#                              polling-skeleton contexts: the owner is woken
+#                              in its busy-poll phase (poll_max_ns = 1 ms so
+#                              that it stays there between pings)
+#   virtio_polling_*           virtio-net-tx (the same C guest and host) on
+#                              the polling skeleton
+#   idle_cpu_fraction          CPU time / wall time of an owner whose only
+#                              work is a timer every 1 ms, with QEMU's
+#                              default poll_max_ns: poll_ns shrinks to 0
+#                              after the first long block, so it sleeps
+#   seed_polling               the seed question on the polling skeleton:
+#                              notified (05e514b1) beside unconditional
+#                              (21a03d17), owner awake (a BH pending at every
+#                              aio_poll, so neither ppolls): the schedule +
+#                              aio_poll round, its read() calls, and the cost
+#                              of 05e514b1's xchg beside it
+# Strategies that do not declare the polling skeleton are measured on it only
+# where the owner is kept awake (seed_polling: their lost wake-up needs the
+# owner to block) -- created with _undeclared_ok, never offered to users.
+# (virtio-net-tx, where the owner does block when the ring runs dry, stalls
+# on lost wake-ups for both: not measured.)
+from __future__ import annotations
+
+import mmap
+import threading
+
+from ._base import VIRTIO_BURST, BenchError, _fork, _Pinned, _reap, _Shared, percentile, ratio
+from ._strategies import aio_pingpong, virtio_session, virtio_tx
+
+POLL_MAX_NS_WAKE = 1_000_000
+IDLE_TICK_NS = 1_000_000
+SEED = ("notified", "unconditional")
+
+
+def declares_polling(info) -> bool:
+    return "polling" in tuple(info.skeletons)
+
+
+def spin_pingpong(lib, ffi, n, timeout):
+    """Cache-line ping-pong between two processes (C): latencies RT/2, ns."""
+    mm = mmap.mmap(-1, 4096)
+    buf = ffi.from_buffer(mm)
+    ptr = ffi.cast("void *", buf)
+    stop = ffi.cast("uint32_t *", buf)
+    with _Pinned() as pin:
+        pid = _fork(lambda: lib.aio_bench_spin_pingpong(ptr, 0, n, ffi.NULL, stop), pin.child_cpu())
+        lat = ffi.new("int64_t[]", n)
+        wd = threading.Timer(timeout, lambda: stop.__setitem__(0, 1))
+        wd.daemon = True
+        wd.start()
+        done = lib.aio_bench_spin_pingpong(ptr, 1, n, lat, stop)
+        wd.cancel()
+    stop[0] = 1
+    _reap(pid, timeout)
+    return [lat[i] / 2.0 for i in range(n // 10, done)]
+
+
+def virtio_ring_floor(duration, timeout):
+    """The virtio-net-tx ring with no AioContext in the host: (packets/s,
+    flushes that found packets per second)."""
+    from .._context._aio import AioContext
+
+    with AioContext.create(strategy="unconditional-c", n_bh=8, n_timers=1) as ctx:
+        ffi, lib = ctx._ffi, ctx._lib
+        bh = ctx.bh_new(lambda: None)   # the guest's parting kick lands here
+        sh = _Shared(ffi, lib)
+        lib.aio_bench_virtio_no_kicks(sh.ptr)
+        t = virtio_session(ctx, bh, sh, lambda: lib.aio_bench_virtio_ring_floor(
+            sh.ptr, VIRTIO_BURST, int(duration * 1e9)), duration, timeout)
+        if t <= 0 or sh.stat(1) == 0:
+            raise BenchError("virtio ring floor made no progress")
+        return sh.stat(1) / t, sh.stat(3) / t
+
+
+def idle_cpu(strategy, duration):
+    """(fraction of one CPU, poll_ns at the end, shrinks) of an idle owner."""
+    from .._context._aio import AioContext
+
+    with AioContext.create(strategy=strategy, n_bh=8, n_timers=2, skeleton="polling") as ctx:
+        t = ctx.timer_new(lambda: None)
+        out = ctx._ffi.new("int64_t[1]")
+        # Warm-up: let poll_ns settle (one long block shrinks it).
+        ctx._lib.aio_bench_idle(ctx._c, t, IDLE_TICK_NS, 5 * IDLE_TICK_NS, out)
+        frac = ctx._lib.aio_bench_idle(ctx._c, t, IDLE_TICK_NS, int(duration * 1e9), out)
+        return frac, ctx.poll_state().poll_ns, ctx.counters().poll_shrinks
+
+
+def seed_round(strategy, n):
+    """schedule + blocking aio_poll on the polling skeleton, owner awake: ns."""
+    from .._context._aio import AioContext
+
+    with AioContext.create(strategy=strategy, n_bh=8, n_timers=1, skeleton="polling",
+                           _undeclared_ok=True) as ctx:
+        bh = ctx.bh_new(lambda: None)
+        best = min(ctx._lib.aio_bench_poll_round(ctx._c, bh, 1, max(200, n // 5)) for _ in range(5))
+        c = ctx.counters()
+        return best, c.event_clear_calls / max(1, c.polls), c.polls_no_syscall / max(1, c.polls)
+
+
+def measure_repeat(strategies, infos, P, col, say, clib, cffi_):
+    """One repeat of every polling figure (called by _bench.run)."""
+    say("polling: shm_spin_pingpong")
+    xs = spin_pingpong(clib, cffi_, P["n_pingpong"] * 4, P["timeout"])
+    col.add(("floor_spin", "p50"), percentile(xs, 50))
+    col.add(("floor_spin", "p99"), percentile(xs, 99))
+    say("polling: virtio_ring_floor")
+    pps, flushes = virtio_ring_floor(P["duration"], P["timeout"])
+    col.add(("floor_ring", "pps"), pps)
+    col.add(("floor_ring", "flushes"), flushes)
+    for s in strategies:
+        info = infos[s][0]
+        if not declares_polling(info):
+            continue
+        say(f"polling: {s}")
+        lat, _ = aio_pingpong(s, P["n_pingpong"], P["timeout"], skeleton="polling",
+                                poll_max_ns=POLL_MAX_NS_WAKE)
+        col.add(((s, "wake_polling"), "p50"), percentile(lat, 50))
+        col.add(((s, "wake_polling"), "p99"), percentile(lat, 99))
+        v = virtio_tx(s, P["duration"], P["timeout"], skeleton="polling")
+        for k, x in v.items():
+            col.add((s, "virtio_polling_" + k), x)
+        frac, _, _ = idle_cpu(s, max(0.1, P["duration"]))
+        col.add((s, "idle_cpu"), frac)
+    say("polling: seed question")
+    for s in SEED:
+        ns, clears, nosys = seed_round(s, P["n_round"])
+        col.add(("seed_polling", s, "round"), ns)
+        col.add(("seed_polling", s, "clears"), clears)
+        col.add(("seed_polling", s, "nosys"), nosys)
+    col.add(("seed_polling", "xchg"), clib.aio_bench_xchg(max(1000, P["n_fence"] // 5)))
+
+
+def assemble(col, res, strategies, infos):
+    """Add the polling figures to res (floors, strategies, seed_polling)."""
+    F = col.fig
+    fl = res["floors"]
+    fl["shm_spin_pingpong"] = F(("floor_spin", "p50"), "ns",
+                                what="two processes on different CPUs bounce a cache line (C), per wake-up (RT/2), p50")
+    fl["shm_spin_pingpong_p99"] = F(("floor_spin", "p99"), "ns", what="same, p99")
+    fl["virtio_ring_floor_pps"] = F(("floor_ring", "pps"), "packets/s",
+                                    what="the virtio-net-tx guest against a host with no AioContext that spins on the ring: "
+                                         "the most packets/s any skeleton can carry")
+    fl["virtio_ring_floor_flushes_per_s"] = F(("floor_ring", "flushes"), "flushes/s",
+                                              what="same run: flushes that found packets (a host faster than the guest "
+                                                   "finds full bursts, so a higher dispatch rate means smaller batches)")
+    st = res["strategies"]
+    sp = st.get("selfpipe", {}).get("virtio_dispatches_per_s")
+    for s in strategies:
+        d = st[s]
+        d["skeletons"] = list(infos[s][0].skeletons)
+        if not declares_polling(infos[s][0]):
+            continue
+        d["wakeup_polling_p50"] = F(((s, "wake_polling"), "p50"), "ns",
+                                    what=f"ping-pong of two polling-skeleton owners (poll_max_ns={POLL_MAX_NS_WAKE}), woken in the busy-poll phase, RT/2")
+        d["wakeup_polling_p99"] = F(((s, "wake_polling"), "p99"), "ns")
+        d["wakeup_polling_p50_vs_spin"] = ratio(d["wakeup_polling_p50"], fl["shm_spin_pingpong"], "shm_spin_pingpong")
+        d["wakeup_polling_p50_vs_eventfd_floor"] = ratio(d["wakeup_polling_p50"], fl["eventfd_pingpong"], "eventfd_pingpong")
+        d["virtio_polling_dispatches_per_s"] = F((s, "virtio_polling_dispatches_per_s"), "dispatches/s", what="virtio-net-tx on the polling skeleton")
+        d["virtio_polling_pps"] = F((s, "virtio_polling_pps"), "packets/s")
+        d["virtio_polling_pps_vs_ring_floor"] = ratio(d["virtio_polling_pps"], fl["virtio_ring_floor_pps"], "virtio_ring_floor_pps")
+        d["virtio_polling_no_syscall_fraction"] = F((s, "virtio_polling_no_syscall_polls_fraction"), "fraction of aio_polls")
+        if sp:
+            d["virtio_polling_dispatch_rate_vs_selfpipe"] = ratio(d["virtio_polling_dispatches_per_s"], sp, "selfpipe (2015 skeleton)")
+        d["idle_cpu_fraction"] = F((s, "idle_cpu"), "CPU fraction",
+                                   what=f"CPU time per second of an owner idle but for a timer every {IDLE_TICK_NS // 1000} us, poll_max_ns default (CLOCK_THREAD_CPUTIME_ID)")
+    seed = dict(what="polling skeleton, owner awake: schedule + blocking aio_poll with the BH pending (no ppoll); "
+                     "notified (05e514b1) beside unconditional (21a03d17)")
+    for s in SEED:
+        seed[s] = dict(
+            round_ns=F(("seed_polling", s, "round"), "ns"),
+            event_clear_calls_per_poll=F(("seed_polling", s, "clears"), "read()/aio_poll"),
+            no_syscall_polls=F(("seed_polling", s, "nosys"), "fraction"),
+        )
+    seed["xchg_ns"] = F(("seed_polling", "xchg"), "ns", what="one seq_cst xchg, C loop (the barrier 05e514b1 adds to each accept)")
+    n, u = seed["notified"]["round_ns"], seed["unconditional"]["round_ns"]
+    seed["notified_round_vs_unconditional"] = ratio(n, u, "unconditional round")
+    if seed["xchg_ns"].get("value") and n.get("value"):
+        seed["barrier_fraction_of_notified_round"] = dict(
+            value=seed["xchg_ns"]["value"] / n["value"], unit="fraction",
+            what="xchg(notified) in aio_notify_accept (the only 05e514b1 barrier on this path: notify_me "
+                 "is never raised with work pending, so notify's atomic_mb_set does not run) / round")
+    res["seed_polling"] = seed
+
+
+def targets(res, add):
+    """The polling targets (issue 11 item 5), through _bench.check_targets's add."""
+    st = res["strategies"]
+    for s, d in st.items():
+        if "wakeup_polling_p50" not in d:
+            continue
+        add("polling wake-up p50 <= 2x shm_spin_pingpong", s, d["wakeup_polling_p50_vs_spin"], 2.0, "<=")
+        r = d["wakeup_polling_p50_vs_eventfd_floor"]
+        inv = None if r.get("value") in (None, 0) else dict(value=1.0 / r["value"])
+        add("polling wake-up p50 >= 20x below eventfd ping-pong", s, inv, 20.0, ">=")
+        if s != "selfpipe" and "virtio_polling_dispatch_rate_vs_selfpipe" in d:
+            rf = d.get("virtio_polling_pps_vs_ring_floor", {}).get("value")
+            add("virtio-net-tx on polling >= 10x selfpipe", s, d["virtio_polling_dispatch_rate_vs_selfpipe"], 10.0, ">=",
+                note="" if rf is None else f"its packets/s are {rf:.0%} of the ring's own (virtio_ring_floor_pps)")
+        add("idle owner <= 5% of one CPU (poll_max_ns set)", s, d["idle_cpu_fraction"], 0.05, "<=")
+    base = _baseline()
+    for s, d in st.items():
+        b = base.get(s)
+        r = d.get("poll_round_vs_ppoll")
+        if b and r and r.get("value"):
+            add("2015 skeleton poll round no worse than before polling (<= 1.1x baseline)", s,
+                dict(value=r["value"] / b), 1.1, "<=",
+                note=f"poll_round/ppoll_zero_timeout {r['value']:.2f} vs {b:.2f} recorded on main 7ca19aa")
+
+
+def _baseline() -> dict:
+    """poll_round_ns / ppoll_zero_timeout per strategy on main before the
+    polling skeleton (aiocore/_bench/_baseline.py, with how it was measured)."""
+    from ._baseline import POLL_ROUND_VS_PPOLL
+
+    return POLL_ROUND_VS_PPOLL

@@ -1,0 +1,15 @@
+# The `aiocore` command line.
+#
+# What it holds:
+#
+#   _main          the parser; each feature module adds its subcommands
+#   _info          info, gc
+#   _strategies    strategies, show
+#   _check         check (the model checker); _check_report its output
+#   _stress        stress (workloads, watchdog, campaigns)
+#   _bench         bench
+#   _tables        the tables every subcommand prints (rich, or plain text)
+#
+# The top of aiocore: it may import every other room (and aiocore_workloads);
+# nothing imports it except aiocore._checker.toxenv, tox's launcher.
+from ._main import main  # noqa: F401  (the console script aiocore._cli:main)
