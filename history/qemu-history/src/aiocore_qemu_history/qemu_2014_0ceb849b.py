@@ -54,7 +54,7 @@ class SpeedUpAioNotify(Strategy):
         # Write bh->scheduled before reading ctx->dispatching.
         s.smp_mb(pairs="smp_mb in aio_set_dispatching (poll_begin)")
         if not s.atomic_read(s.dispatching):
-            s.event_set()
+            s.event_notifier_set()
 
     def poll_begin(s):
         # aio_set_dispatching(ctx, !blocking) of a blocking aio_poll.
@@ -67,7 +67,7 @@ class SpeedUpAioNotify(Strategy):
         s.atomic_set(s.dispatching, 1)
 
     def on_event(s):
-        s.event_test_and_clear()
+        s.event_notifier_test_and_clear()
 
 
 RECORD = Entry(

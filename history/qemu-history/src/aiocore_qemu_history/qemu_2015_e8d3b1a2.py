@@ -47,7 +47,7 @@ class StrengthenBhBarriers(Strategy):
         # Write bh->scheduled before reading ctx->dispatching.
         s.smp_mb(pairs="smp_mb in aio_set_dispatching (poll_begin)")
         if not s.atomic_read(s.dispatching):
-            s.event_set()
+            s.event_notifier_set()
 
     def poll_begin(s):
         s.atomic_set(s.dispatching, 0)
@@ -58,7 +58,7 @@ class StrengthenBhBarriers(Strategy):
         s.atomic_set(s.dispatching, 1)
 
     def on_event(s):
-        s.event_test_and_clear()
+        s.event_notifier_test_and_clear()
 
 
 RECORD = Entry(

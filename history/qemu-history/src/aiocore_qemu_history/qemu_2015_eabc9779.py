@@ -42,7 +42,7 @@ class FixDispatching(Sync2015, Strategy):
         # Write bh->scheduled before reading ctx->notify_me.
         s.smp_mb(pairs="the atomic_add in aio_poll or atomic_or in aio_ctx_prepare")
         if s.atomic_read(s.notify_me):
-            s.event_set()
+            s.event_notifier_set()
 
     def poll_begin(s):
         s.sync_add(s.notify_me, 2)
@@ -57,7 +57,7 @@ class FixDispatching(Sync2015, Strategy):
         s.sync_and(s.notify_me, ~1)
 
     def on_event(s):
-        s.event_test_and_clear()
+        s.event_notifier_test_and_clear()
 
 
 RECORD = Entry(

@@ -27,12 +27,12 @@ class ExplicitBarriers(Strategy):
         # Write bh->scheduled before reading ctx->notify_me.
         s.smp_mb(pairs="smp_mb in aio_poll (poll_begin) or aio_ctx_prepare")
         if s.atomic_read(s.notify_me):
-            s.event_set()
+            s.event_notifier_set()
             s.atomic_mb_set(s.notified, 1, pairs="atomic_xchg in aio_notify_accept")
 
     def accept(s):
         if s.atomic_xchg(s.notified, 0):
-            s.event_test_and_clear()
+            s.event_notifier_test_and_clear()
 
     def timeout_zero(s):
         # The notifier's poll handler.

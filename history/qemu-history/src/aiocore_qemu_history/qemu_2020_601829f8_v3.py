@@ -31,7 +31,7 @@ class AcceptWithWmb(Strategy):
         # notified is written before notify_me is read.
         s.smp_mb(pairs="smp_mb in aio_poll (poll_begin) or aio_ctx_prepare")
         if s.atomic_read(s.notify_me):
-            s.event_set()
+            s.event_notifier_set()
 
     def accept(s):
         s.atomic_set(s.notified, 0)
@@ -42,7 +42,7 @@ class AcceptWithWmb(Strategy):
         return s.atomic_read(s.notified)
 
     def on_event(s):
-        s.event_test_and_clear()
+        s.event_notifier_test_and_clear()
 
     def poll_begin(s):
         s.atomic_set(s.notify_me, s.atomic_read(s.notify_me) + 2)

@@ -44,12 +44,12 @@ class BhListO1(Strategy):
         # Write bh->flags before reading ctx->notify_me.
         s.smp_mb(pairs="the atomic_add in aio_poll or atomic_or in aio_ctx_prepare")
         if s.atomic_read(s.notify_me):
-            s.event_set()
+            s.event_notifier_set()
             s.atomic_mb_set(s.notified, 1, pairs="atomic_xchg in aio_notify_accept")
 
     def accept(s):
         if s.atomic_xchg(s.notified, 0):
-            s.event_test_and_clear()
+            s.event_notifier_test_and_clear()
 
     def timeout_zero(s):
         # The notifier's poll handler.
