@@ -91,11 +91,8 @@ def collect(stress_seconds: float, reuse_native: bool, jobs: int) -> dict:
         decl = judge.declared(env)
         prints = _fingerprints(env)
         models = judge.models()
-        checker = {}
-        for sk in judge.SKELETONS:
-            names = [n for n, d in decl.items() if sk in judge.skeletons_of(d)]
-            print(f"aiocore check {len(names)} entries, skeleton {sk} ...", file=sys.stderr)
-            checker[sk] = judge.summarize(judge.check(env, names, sk, jobs=jobs))
+        print(f"checking {len(decl)} entries ...", file=sys.stderr)
+        checker = judge.check_all(env, decl, jobs=jobs)
         entries = {}
         for name, d in decl.items():
             native = {}
@@ -109,9 +106,9 @@ def collect(stress_seconds: float, reuse_native: bool, jobs: int) -> dict:
             entries[name] = {
                 "record": d["record"], "origin": d["origin"], "doc": d["doc"],
                 "skeletons": d["skeletons"], "fingerprint": prints.get(name),
-                "declared": {sk: judge.expectation(d, sk) for sk in judge.skeletons_of(d)},
+                "declared": {judge.label(sk, m): judge.expectation(d, sk, m) for sk, m in judge.runs_of(d)},
                 "declared_configs": d["expected_configs"],
-                "checker": {sk: checker[sk][name] for sk in judge.skeletons_of(d)},
+                "checker": {judge.label(sk, m): checker[judge.label(sk, m)][name] for sk, m in judge.runs_of(d)},
                 "native": native,
             }
         problems = judge.mismatches(decl, checker) + judge.unexplained(decl)
@@ -165,12 +162,25 @@ def _history(name: str, e: dict) -> str:
     parts, differs = [], False
     for sk, per in hist.items():
         for model, said in per.items():
-            got = e["declared"].get(sk, {}).get(model)
+            got = e["declared"].get(judge.label(sk, rec["mode"]), {}).get(model)
             same = got == said
             differs |= not same
             parts.append(f"{model}: {said}" + ("" if same else f" (checker: {got})"))
     head = ("**disagrees**: " if differs else "agrees: ") + "; ".join(parts)
     return head + (f". {rec['disagreement']}" if differs and rec["disagreement"] else "")
+
+
+def _mode_cell(e: dict) -> str:
+    """The checker on the run the commit is about, when it is not the default one."""
+    rec = e["record"]
+    if not rec["mode"]:
+        return "—"
+    what = {"oneshot": "every schedule a one-shot BH",
+            "cancel-reread": "callbacks cancel their BH and read again"}[rec["mode"]]
+    runs = [(lab, per) for lab, per in e["checker"].items() if lab.endswith(" " + rec["mode"])]
+    return f"{what}: " + "; ".join(
+        (f"{lab.split()[0]}: " if len(runs) > 1 else "") + ", ".join(f"{m} {_cell(v)}" for m, v in per.items())
+        for lab, per in runs)
 
 
 def _esc(text: str) -> str:
@@ -198,12 +208,14 @@ def render(data: dict) -> str:
         f"and `foreign` where the entry allows a second poller), with the failing configs in "
         f"parentheses, for the models {', '.join(f'`{m}`' for m in models)} of `aiocore check`, on "
         f"each skeleton the entry declares (`2015`: a ppoll per aio_poll; `polling`: QEMU's aio_poll "
-        f"since 44277bf9); — where it declares none. Native: one `aiocore stress -s NAME -d "
+        f"since 44277bf9); — where it declares none. The commit's own run: where the commit is about "
+        f"one-shot BHs or a callback that cancels its BH, the checker's run with notifiers doing "
+        f"that (`aiocore._checker.check_ir(..., bh_mode=\"oneshot\")` or `callback=\"cancel-reread\"`). Native: one `aiocore stress -s NAME -d "
         f"{g['stress_seconds']:g}` campaign on this machine (x86-64, so TSO). History: what the commit "
         f"messages, their threads and bug trackers report, as a verdict per model (`tso`: seen on "
         f"x86, `arm`: seen on aarch64), and the reason wherever the checker says otherwise.\n")
     head = ["entry", "commit", "date", "title", "what changed"] + [f"{sk} {m}" for sk, m in cols] + [
-        "native x86", "history"]
+        "the commit's own run", "native x86", "history"]
     L.append("| " + " | ".join(head) + " |")
     L.append("|" + "---|" * len(head))
     for name, e in data["entries"].items():
@@ -211,7 +223,7 @@ def render(data: dict) -> str:
         row = [f"`{name}`", f"[`{rec['commit'][:8]}`](#{name})", rec["date"], _esc(rec["title"]),
                _esc(rec["changed"])]
         row += [_cell(e["checker"].get(sk, {}).get(m)) for sk, m in cols]
-        row += [_native(e), _esc(_history(name, e))]
+        row += [_mode_cell(e), _native(e), _esc(_history(name, e))]
         L.append("| " + " | ".join(row) + " |")
     L.append("")
     if data["problems"]:

@@ -67,30 +67,81 @@ def skeletons_of(d: dict) -> tuple:
     return tuple(sk for sk in SKELETONS if sk in d["skeletons"] or sk in d["expected_skeletons"])
 
 
-def expectation(d: dict, skeleton: str) -> dict:
-    """{model: verdict} the entry declares on a skeleton (worst over configs)."""
+def runs_of(d: dict) -> list[tuple[str, str]]:
+    """(skeleton, mode) of every checker run an entry is judged by: `aiocore
+    check`'s default run on each skeleton, and its RECORD's mode (one-shot
+    schedules, or callbacks that cancel and re-read) where it has one."""
+    out = [(sk, "") for sk in skeletons_of(d)]
+    rec = d["record"] or {}
+    out += [(sk, rec["mode"]) for sk in SKELETONS if rec.get("mode") and sk in rec["mode_expected"]]
+    return out
+
+
+def label(skeleton: str, mode: str = "") -> str:
+    return f"{skeleton} {mode}" if mode else skeleton
+
+
+def expectation(d: dict, skeleton: str, mode: str = "") -> dict:
+    """{model: verdict} the entry declares for a run (worst over configs)."""
+    if mode:
+        return dict(d["record"]["mode_expected"].get(skeleton, {}))
     return dict(d["expected"]) if skeleton == "2015" else dict(d["expected_skeletons"].get(skeleton, {}))
 
 
-def check(env: dict, names, skeleton: str, model_names=None, jobs: int = 1, timeout: float = 1800) -> list:
-    """`aiocore check NAMES --skeleton S --json`: one row per (strategy, model, config)."""
+def check(env: dict, names, skeleton: str, model_names=None, jobs: int = 1, timeout: float = 1800,
+          mode: str = "") -> list:
+    """One row per (strategy, model, config): `aiocore check NAMES --skeleton S
+    --json`, or, for a mode the command line does not offer, the checker's
+    API in a fresh process (_MODE_CHILD)."""
     names = list(names)
     if not names:
         return []
-    args = [sys.executable, "-m", "aiocore._cli", "check", *names, "--skeleton", skeleton, "--json",
-            "-j", str(jobs)]
-    if model_names:
-        args += ["--model", ",".join(model_names)]
+    if mode:
+        args = [sys.executable, "-c", _MODE_CHILD, skeleton, mode, ",".join(model_names or models()), *names]
+    else:
+        args = [sys.executable, "-m", "aiocore._cli", "check", *names, "--skeleton", skeleton, "--json",
+                "-j", str(jobs)]
+        if model_names:
+            args += ["--model", ",".join(model_names)]
     p = _run(args, env, timeout)
     try:
         rows = json.loads(p.stdout)
     except json.JSONDecodeError:
-        raise RuntimeError(f"aiocore check failed (exit {p.returncode}): {p.stderr.strip()[-2000:]}") from None
+        raise RuntimeError(f"the checker failed (exit {p.returncode}): {p.stderr.strip()[-2000:]}") from None
     bad = [r for r in rows if r["verdict"] in ("error", "unknown")]
     if bad:
-        raise RuntimeError("aiocore check could not judge: " + "; ".join(
+        raise RuntimeError("the checker could not judge: " + "; ".join(
             f"{r['strategy']} {r['model']} {r['config']}: {r.get('error') or r.get('stopped_by')}" for r in bad))
     return rows
+
+
+_MODE_CHILD = textwrap.dedent("""
+    import json, sys
+    from aiocore._checker import DEFAULT_BOUNDS, check_ir, supported_configs
+    from aiocore._compiler import _plugins
+    skeleton, mode, model_names, *names = sys.argv[1:]
+    kw = {"bh_mode": "oneshot"} if mode == "oneshot" else {"callback": mode}
+    rows = []
+    for name in names:
+        ir = _plugins.get(name).ir
+        for model in model_names.split(","):
+            for config in supported_configs(ir, skeleton):
+                r = check_ir(ir, model, config, DEFAULT_BOUNDS, want_trace=False, skeleton=skeleton, **kw)
+                rows.append({"strategy": name, "model": model, "config": config, "verdict": r.verdict,
+                             "states": r.states, "mode": mode, "skeleton": skeleton})
+    print(json.dumps(rows))
+""")
+
+
+def check_all(env: dict, decl: dict, jobs: int = 1, names=None) -> dict:
+    """{label(skeleton, mode): summarize(rows)} over every run of every entry."""
+    plan: dict = {}
+    for name, d in decl.items():
+        if names is None or name in names:
+            for run in runs_of(d):
+                plan.setdefault(run, []).append(name)
+    return {label(sk, mode): summarize(check(env, ns, sk, jobs=jobs, mode=mode))
+            for (sk, mode), ns in plan.items()}
 
 
 def summarize(rows: list) -> dict:
@@ -107,44 +158,46 @@ def summarize(rows: list) -> dict:
     return out
 
 
-def mismatches(decl: dict, results: dict, only: tuple = SKELETONS) -> list[str]:
+def mismatches(decl: dict, results: dict, only=None) -> list[str]:
     """Where the checker's verdicts differ from what the entries declare.
 
-    results: {skeleton: summarize(rows)}.  Each declared {model: verdict} is
-    compared with the worst over the configs run; on the 2015 skeleton each
-    expected_configs entry with that config's verdict.  `only`: the skeletons
-    to compare (the others are not looked at)."""
+    results: {label(skeleton, mode): summarize(rows)}.  Each declared
+    {model: verdict} is compared with the worst over the configs run; on the
+    2015 skeleton's default run each expected_configs entry with that
+    config's verdict.  `only`: the labels to compare (default: every run)."""
     out = []
     for name, d in decl.items():
-        for sk in skeletons_of(d):
-            if sk not in only:
+        for sk, mode in runs_of(d):
+            lab = label(sk, mode)
+            if only is not None and lab not in only:
                 continue
-            got = results.get(sk, {}).get(name)
+            got = results.get(lab, {}).get(name)
             if got is None:
-                out.append(f"{name} ({sk}): not checked")
+                out.append(f"{name} ({lab}): not checked")
                 continue
-            for model, want in expectation(d, sk).items():
+            for model, want in expectation(d, sk, mode).items():
                 if model not in got:
-                    out.append(f"{name} ({sk}) {model}: declared {want}, not checked")
+                    out.append(f"{name} ({lab}) {model}: declared {want}, not checked")
                 elif got[model]["worst"] != want:
-                    out.append(f"{name} ({sk}) {model}: declared {want}, checker says "
+                    out.append(f"{name} ({lab}) {model}: declared {want}, checker says "
                                f"{got[model]['worst']} {got[model]['configs']}")
-            if sk == "2015":
+            if lab == "2015":
                 for config, per in d["expected_configs"].items():
                     for model, want in per.items():
                         v = got.get(model, {}).get("configs", {}).get(config)
                         if v != want:
-                            out.append(f"{name} ({sk}) {model} {config}: declared {want}, checker says {v}")
+                            out.append(f"{name} ({lab}) {model} {config}: declared {want}, checker says {v}")
     return out
 
 
 def history_disagreements(decl: dict) -> list[tuple[str, str, str, str, str]]:
-    """(strategy, skeleton, model, history's verdict, declared verdict) where they differ."""
+    """(strategy, skeleton, model, history's verdict, declared verdict) where
+    they differ.  History speaks of the RECORD's mode when it has one."""
     out = []
     for name, d in decl.items():
         rec = d["record"] or {}
         for sk, per in (rec.get("history") or {}).items():
-            exp = expectation(d, sk)
+            exp = expectation(d, sk, rec.get("mode", ""))
             for model, said in per.items():
                 if exp.get(model) != said:
                     out.append((name, sk, model, said, exp.get(model)))

@@ -68,21 +68,18 @@ def test_corpus_is_a_distribution_of_its_own(corpus):
     assert modules == set(re.findall(r'^\s+"(qemu_\w+)",$', text, re.M))
 
 
-@pytest.mark.parametrize("skeleton", judge.SKELETONS)
-def test_checker_gives_each_entry_its_declared_verdicts(corpus, skeleton):
-    """aiocore check gives every entry, per model and config, the verdict it declares on that skeleton."""
+RUNS = [("2015", ""), ("polling", ""), ("2015", "oneshot"), ("2015", "cancel-reread")]
+
+
+@pytest.mark.parametrize("skeleton,mode", RUNS, ids=[judge.label(*r).replace(" ", "-") for r in RUNS])
+def test_checker_gives_each_entry_its_declared_verdicts(corpus, skeleton, mode):
+    """The checker gives every entry, per model and config, the verdicts it declares for this run."""
     env, decl = corpus
-    names = [n for n, d in decl.items() if skeleton in judge.skeletons_of(d)]
-    assert names, f"no entry declares the {skeleton} skeleton"
-    results = {skeleton: judge.summarize(judge.check(env, names, skeleton))}
-    sub = {n: decl[n] for n in names}
-    for d in sub.values():
-        d["skeletons"] = [skeleton] if skeleton in d["skeletons"] else []
-        d["expected_skeletons"] = {k: v for k, v in d["expected_skeletons"].items() if k == skeleton}
-    if skeleton != "2015":
-        for d in sub.values():
-            d["expected"], d["expected_configs"] = {}, {}
-    assert judge.mismatches(sub, results) == []
+    names = [n for n, d in decl.items() if (skeleton, mode) in judge.runs_of(d)]
+    assert names, f"no entry is judged on {judge.label(skeleton, mode)}"
+    lab = judge.label(skeleton, mode)
+    results = {lab: judge.summarize(judge.check(env, names, skeleton, mode=mode))}
+    assert judge.mismatches({n: decl[n] for n in names}, results, only=(lab,)) == []
 
 
 def test_a_wrong_declaration_is_caught(tmp_path):
@@ -97,9 +94,10 @@ def test_a_wrong_declaration_is_caught(tmp_path):
     mod.write_text(planted)
     env = install_corpus.install(tmp_path / "site", dist)
     decl = {k: v for k, v in judge.declared(env).items() if k == "qemu-2016-a0aa44b4"}
-    results = {"2015": judge.summarize(judge.check(env, decl, "2015", ["arm"]))}
+    results = judge.check_all(env, decl)
     found = judge.mismatches(decl, results)
-    assert found and all("qemu-2016-a0aa44b4 (2015) arm" in m for m in found), found
+    assert found and all(m.startswith("qemu-2016-a0aa44b4 (2015) arm") for m in found), found
+    assert "declared pass, checker says lost-wakeup" in found[0]
 
 
 def test_every_disagreement_with_history_is_explained(corpus):
@@ -117,7 +115,7 @@ def test_unexplained_disagreement_is_reported():
     """judge.unexplained names an entry whose verdict contradicts history with no sentence."""
     decl = {"qemu-2099-deadbeef": {
         "expected": {"sc": "pass", "tso": "pass", "arm": "pass"}, "expected_skeletons": {},
-        "record": {"history": {"2015": {"arm": "lost-wakeup"}}, "disagreement": ""}}}
+        "record": {"history": {"2015": {"arm": "lost-wakeup"}}, "disagreement": "", "mode": ""}}}
     (msg,) = judge.unexplained(decl)
     assert "qemu-2099-deadbeef (2015) arm: history reports lost-wakeup" in msg
 
@@ -130,8 +128,8 @@ def test_docs_history_is_generated_from_the_corpus(corpus):
     assert list(data["entries"]) == list(decl)
     for name, d in decl.items():
         assert d["record"]["commit"] in md, name
-        for sk in judge.skeletons_of(d):
-            got = data["entries"][name]["checker"][sk]
-            for model, want in judge.expectation(d, sk).items():
-                assert got[model]["worst"] == want, (name, sk, model)
+        for sk, mode in judge.runs_of(d):
+            got = data["entries"][name]["checker"][judge.label(sk, mode)]
+            for model, want in judge.expectation(d, sk, mode).items():
+                assert got[model]["worst"] == want, (name, sk, mode, model)
         assert data["entries"][name]["native"], f"{name}: no native run recorded"

@@ -17,12 +17,17 @@ from ._record import Entry
 
 #: The entry modules, in history order (author date, then commit order).
 MODULES = (
+    "qemu_2014_924fe129",
     "qemu_2014_0ceb849b",
     "qemu_2015_e8d3b1a2",
     "qemu_2015_eabc9779",
     "qemu_2015_21a03d17",
     "qemu_2015_05e514b1",
     "qemu_2016_a0aa44b4",
+    "qemu_2016_5b8bb359",
+    "qemu_2016_c9d1a561",
+    "qemu_2017_b7a745dc",
+    "qemu_2017_ef6dada8",
     "qemu_2018_b37548fc_before",
     "qemu_2018_b37548fc",
     "qemu_2020_8c6b0356",
@@ -30,6 +35,7 @@ MODULES = (
     "qemu_2020_601829f8",
     "qemu_2020_601829f8_v3",
     "qemu_2020_44277bf9",
+    "qemu_2025_5142397c",
 )
 
 

@@ -26,6 +26,12 @@ SIDES = (
 #: What the commit did to the bug named in `bug`.
 EFFECTS = ("fixed", "introduced", "exposed", "none")
 
+#: How the checker's notifiers use the bottom half, besides rescheduling it:
+#: "oneshot" (every schedule is aio_bh_schedule_oneshot of a fresh BH) or
+#: "cancel-reread" (the callback cancels its BH and reads again, as
+#: thread-pool.c's completion BH does since b7a745dc).
+MODES = ("", "oneshot", "cancel-reread")
+
 #: History's verdicts are named per memory model ("tso": seen on x86;
 #: "arm": seen on aarch64) and skeleton; only where the record speaks.
 VERDICTS = ("pass", "lost-wakeup", "busy-loop", "lost-work")
@@ -68,7 +74,13 @@ class Entry:
     effect: str = attrs.field(validator=attrs.validators.in_(EFFECTS))
     arch: str  # the architecture the bug was seen on ("not stated" when the record is silent)
     #: {skeleton: {model: verdict}}: what history reports, where it does.
+    #: With a `mode`, it speaks of the run in that mode.
     history: dict = attrs.field(factory=dict, validator=_check_history)
+    #: The checker run the commit is about, if not the default one...
+    mode: str = attrs.field(default="", validator=attrs.validators.in_(MODES))
+    #: ... and the entry's verdicts in it, {skeleton: {model: verdict}}
+    #: (the strategy's own `expected` are those of `aiocore check`'s default run).
+    mode_expected: dict = attrs.field(factory=dict, validator=_check_history)
     #: Why the checker's verdict differs from `history` (empty: it does not).
     disagreement: str = ""
     #: Message-ids, bug trackers, the commits it pairs with.

@@ -23,14 +23,15 @@
 # which only skips writes while that thread is awake and about to look at
 # the bottom halves again (its next poll_begin clears the flag behind an
 # smp_mb).  The notifier's fd handler clears the event during dispatch.
-# The bottom-half side is the default (atomic_xchg on both sides), which is
-# e8d3b1a2's (2015); in July 2014 it was 924fe129's plain check-then-set.
+# The bottom-half side is 924fe129's plain check-then-set (PlainFlag2014),
+# the one of July 2014.
 from aiocore import Strategy
 
+from ._bh import PlainFlag2014
 from ._record import Entry
 
 
-class SpeedUpAioNotify(Strategy):
+class SpeedUpAioNotify(PlainFlag2014, Strategy):
     """aio_notify skips the EventNotifier while ctx->dispatching is set (QEMU 0ceb849b, 2014).
 
     Introduced a lost wake-up with two pollers on one context, seen as hangs
@@ -87,5 +88,5 @@ RECORD = Entry(
     history={"2015": {"arm": "lost-wakeup"}},
     refs=("fixed by eabc9779 (2015-07-21)", "docs/aio_notify.promela (new in this commit)"),
     encoding="aio_poll's final restore of the caller's `dispatching` has no hook: the flag stays "
-             "set between two polls of the home thread.  Bottom-half side: e8d3b1a2's xchg.",
+             "set between two polls of the home thread.  Bottom-half side: 924fe129's plain flag.",
 )

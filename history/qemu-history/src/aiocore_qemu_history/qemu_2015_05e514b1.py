@@ -15,10 +15,11 @@
 from aiocore import Strategy
 
 from ._era import Sync2015
+from ._bh import XchgFlag2015
 from ._record import Entry
 
 
-class OptimizeClearing(Sync2015, Strategy):
+class OptimizeClearing(Sync2015, XchgFlag2015, Strategy):
     """ctx->notified says whether aio_notify wrote the event; accept reads it only then (QEMU 05e514b1, 2015)."""
 
     name = "qemu-2015-05e514b1"

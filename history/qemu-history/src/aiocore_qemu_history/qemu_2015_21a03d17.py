@@ -15,10 +15,11 @@
 from aiocore import Strategy
 
 from ._era import Sync2015
+from ._bh import XchgFlag2015
 from ._record import Entry
 
 
-class FixTestAndClearPlacement(Sync2015, Strategy):
+class FixTestAndClearPlacement(Sync2015, XchgFlag2015, Strategy):
     """event_notifier_test_and_clear right after ppoll in every aio_poll (QEMU 21a03d17, 2015)."""
 
     name = "qemu-2015-21a03d17"

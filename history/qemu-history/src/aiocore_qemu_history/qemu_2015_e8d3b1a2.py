@@ -11,18 +11,19 @@
 #     scheduler wrote before it (the thread pool's req->state): a hang;
 #   * the claim's plain clear could become visible only after the callback
 #     returned, so a schedule in between saw 1 and did nothing.
-# This is aiocore's default bottom-half side; the strategy's schedule is
-# the default one.
+# The bottom-half side is _bh.XchgFlag2015 (qemu_bh_cancel stays a plain
+# store until ef6dada8).
 #
 # The notify side is unchanged from 0ceb849b (ctx->dispatching), whose
 # lost wake-up with a second poller was still there: eabc9779 (July 2015)
 # fixed it.  Hooks as in qemu-2014-0ceb849b.
 from aiocore import Strategy
 
+from ._bh import XchgFlag2015
 from ._record import Entry
 
 
-class StrengthenBhBarriers(Strategy):
+class StrengthenBhBarriers(XchgFlag2015, Strategy):
     """atomic_xchg on bh->scheduled in schedule and claim; notify still skips while dispatching (QEMU e8d3b1a2, 2015)."""
 
     name = "qemu-2015-e8d3b1a2"
@@ -38,10 +39,6 @@ class StrengthenBhBarriers(Strategy):
         "home": {"sc": "pass", "tso": "pass", "arm": "pass"},
         "gsource": {"sc": "pass", "tso": "pass", "arm": "pass"},
     }
-
-    def schedule(s):
-        if s.atomic_xchg(s.bh_scheduled, 1) == 0:
-            s.notify()
 
     def notify(s):
         # Write bh->scheduled before reading ctx->dispatching.

@@ -19,10 +19,11 @@
 from aiocore import Strategy
 
 from ._era import Sync2015
+from ._bh import XchgFlag2015
 from ._record import Entry
 
 
-class FixDispatching(Sync2015, Strategy):
+class FixDispatching(Sync2015, XchgFlag2015, Strategy):
     """notify_me counts the pollers that may sleep; the event is cleared during dispatch (QEMU eabc9779, 2015)."""
 
     name = "qemu-2015-eabc9779"

@@ -17,10 +17,11 @@
 # the plain atomic_add of aiocore's vocabulary, no trailing barrier.
 from aiocore import Strategy
 
+from ._bh import XchgFlag2015
 from ._record import Entry
 
 
-class DefaultToAtomic(Strategy):
+class DefaultToAtomic(XchgFlag2015, Strategy):
     """05e514b1's protocol compiled with C11 seq_cst RMWs: no barrier after atomic_add on ARMv8.0 (QEMU a0aa44b4, 2016)."""
 
     name = "qemu-2016-a0aa44b4"

@@ -15,10 +15,11 @@
 # 5710a3e0 in 2020.
 from aiocore import Strategy
 
+from ._bh import CancelMb2017
 from ._record import Entry
 
 
-class AcceptOnlyBlocking(Strategy):
+class AcceptOnlyBlocking(CancelMb2017, Strategy):
     """aio_notify_accept only in a blocking aio_poll of the home thread (QEMU b37548fc, 2018)."""
 
     name = "qemu-2018-b37548fc"

@@ -23,10 +23,11 @@
 # aiocore's polling skeleton is 44277bf9's and is not declared.
 from aiocore import Strategy
 
+from ._bh import CancelMb2017
 from ._record import Entry
 
 
-class AcceptAfterEveryPoll(Strategy):
+class AcceptAfterEveryPoll(CancelMb2017, Strategy):
     """05e514b1's notify/accept with C11 RMWs and the notifier poll handler; accept after every aio_poll (QEMU before b37548fc, 2016-2018)."""
 
     name = "qemu-2018-b37548fc-before"

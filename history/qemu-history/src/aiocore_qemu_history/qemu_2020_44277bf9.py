@@ -11,10 +11,11 @@
 # built-in always-notified.
 from aiocore import Strategy
 
+from ._bh import FlagsList2020
 from ._record import Entry
 
 
-class NotifyMeDisabledWhilePolling(Strategy):
+class NotifyMeDisabledWhilePolling(FlagsList2020, Strategy):
     """notify_me raised only before blocking, a last look at notified, accept after every wait (QEMU 601829f8 + 44277bf9, 2020)."""
 
     name = "qemu-2020-44277bf9"
@@ -40,8 +41,12 @@ class NotifyMeDisabledWhilePolling(Strategy):
         # notified is cleared before the bottom-half flags are read.
         s.smp_mb(pairs="smp_wmb in aio_notify")
 
-    def timeout_zero(s):
-        # aio_context_notifier_poll, and aio_poll's last look.
+    def notifier_poll(s):
+        # aio_context_notifier_poll (each busy-poll round).
+        return s.atomic_read(s.notified)
+
+    def last_look(s):
+        # aio_poll after raising notify_me: don't block if notified.
         return s.atomic_read(s.notified)
 
     def on_event(s):

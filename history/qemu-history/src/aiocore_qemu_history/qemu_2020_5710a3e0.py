@@ -9,10 +9,11 @@
 # hang (qemu-img convert on aarch64) is fixed.
 from aiocore import Strategy
 
+from ._bh import FlagsList2020
 from ._record import Entry
 
 
-class ExplicitBarriers(Strategy):
+class ExplicitBarriers(FlagsList2020, Strategy):
     """Relaxed single-writer notify_me with an explicit smp_mb (QEMU 5710a3e0, 2020)."""
 
     name = "qemu-2020-5710a3e0"

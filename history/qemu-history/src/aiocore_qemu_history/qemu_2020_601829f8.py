@@ -17,10 +17,11 @@
 # is the posted version).
 from aiocore import Strategy
 
+from ._bh import FlagsList2020
 from ._record import Entry
 
 
-class AlwaysSetNotified(Strategy):
+class AlwaysSetNotified(FlagsList2020, Strategy):
     """aio_notify always sets notified; accept clears it and fences; the event is cleared in dispatch (QEMU 601829f8, 2020)."""
 
     name = "qemu-2020-601829f8"

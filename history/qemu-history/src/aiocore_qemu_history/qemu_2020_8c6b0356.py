@@ -14,17 +14,16 @@
 # a blocking aio_poll): the ARMv8.0 window of Launchpad 1805256 is still
 # there, until 5710a3e0 two months later.
 #
-# Encoding.  aiocore's BH flag stands for SCHEDULED (PENDING is the same
-# bit for a BH nobody cancels); schedule is the fetch_or and an
-# unconditional notify.  The list word (the cmpxchg push, the xchg in
-# aio_bh_poll) waits for the bottom-half hooks of issue 23.
+# Encoding: the bottom-half side is _bh.FlagsList2020 (the cmpxchg loop
+# bounded at INSERT_ATTEMPTS attempts).
 from aiocore import Strategy
 
+from ._bh import FlagsList2020
 from ._record import Entry
 
 
-class BhListO1(Strategy):
-    """BH flags set with fetch_or and aio_notify on every schedule; b37548fc's notify side (QEMU 8c6b0356, 2020)."""
+class BhListO1(FlagsList2020, Strategy):
+    """A BH flags word and a lock-free list, aio_notify on every schedule; b37548fc's notify side (QEMU 8c6b0356, 2020)."""
 
     name = "qemu-2020-8c6b0356"
     origin = ('qemu 8c6b0356b53977bcfdea5299db07884915425b0c (2020-02-21) "util/async: make '
@@ -35,10 +34,6 @@ class BhListO1(Strategy):
     skeletons = ("2015",)
     expected = {"sc": "pass", "tso": "pass", "arm": "lost-wakeup"}
 
-    def schedule(s):
-        # aio_bh_enqueue: set the flags, then notify even if already pending.
-        s.atomic_fetch_or(s.bh_scheduled, 1)
-        s.notify()
 
     def notify(s):
         # Write bh->flags before reading ctx->notify_me.
@@ -88,7 +83,6 @@ RECORD = Entry(
     history={"2015": {"arm": "lost-wakeup"}},
     refs=("Message-id 20200221093951.1414693-1-stefanha@redhat.com",
           "documented by 8dd48650 (2023): synchronization is through bh_list"),
-    encoding="The BH list word (cmpxchg push, xchg in aio_bh_poll) is not yet encoded: aiocore's "
-             "bottom half is one flag.  2016-2020 polling skeleton as aiocore's 2015 skeleton "
-             "with timeout_zero.",
+    encoding="2016-2020 polling skeleton as aiocore's 2015 skeleton with timeout_zero; the "
+             "insertion's cmpxchg loop bounded at 8 attempts.",
 )
