@@ -85,8 +85,8 @@ def test_2015_strategy_loses_the_wakeup_between_compute_timeout_and_poll_begin(n
     steps = r.trace[:-1]
     text = r.format_trace()
     first = lambda pred: next(i for i, s in enumerate(steps) if pred(s))  # noqa: E731
-    ct = first(lambda s: s["process"] == "home" and s["where"] == "compute_timeout"
-               and s["op"].startswith("atomic_read(bh0"))
+    ct = first(lambda s: s["process"] == "home" and s["where"] == "compute_timeout/bh_pending"
+               and "atomic_read(bh0" in s["op"])
     sched = first(lambda s: s["process"] == "notifier0" and "bh0.scheduled, 1" in s["op"])
     nm0 = first(lambda s: s["process"] == "notifier0" and "notify_me" in s["op"] and s["result"] == "read 0")
     pb = first(lambda s: s["process"] == "home" and s["where"].startswith("poll_begin")

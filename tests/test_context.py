@@ -42,7 +42,7 @@ def test_header_records_owner_strategy_and_layout(shm_name):
         assert info.name == shm_name
         assert info.owner_pid == os.getpid() and info.owner_alive
         assert info.strategy == "unconditional-c" and info.fingerprint == ctx.fingerprint
-        assert info.layout_version == 2 and info.state == "live"
+        assert info.layout_version == 3 and info.state == "live"
         assert info.skeleton == "2015" and info.poll_max_ns == 0
         assert abs(info.created_ns / 1e9 - time.time()) < 60
         assert info.size == os.stat("/dev/shm" + shm_name).st_size

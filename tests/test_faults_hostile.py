@@ -126,13 +126,14 @@ u32 = lambda off: int.from_bytes(m[off:off + 4], "little")
 n_bh, n_timers, n_procs = u32(40), u32(44), u32(48)
 bh_off, timer_off, proc_off = u32(56), u32(60), u32(64)
 CO = lib.aio_counter_offset()
-assert CO == 832 and bh_off == 3392, (CO, bh_off)   # layout 2: 16 poll words after the counters
-LOCK = (704, 832)
+assert CO == 896 and bh_off == 3456, (CO, bh_off)   # layout 3: bh_list after notified
+LOCK = (768, 896)
 print("ready", flush=True)
 sys.stdin.readline()   # every fuzzer attaches and reads the layout before any writes
 regions = [
     ("header", 0, 256, 3), ("notify_me", 256, 260, 3), ("notified", 320, 324, 3),
-    ("strategy_fields", 384, 640, 2), ("owner", 640, 704, 3), ("counters", CO, CO + 24 * 64, 1),
+    ("bh_list", 384, 388, 2), ("strategy_fields", 448, 704, 2), ("owner", 704, 768, 3),
+    ("counters", CO, CO + 24 * 64, 1),
     ("poll_words", CO + 24 * 64, bh_off, 1),
     ("bh_active", bh_off, bh_off + 20 * 64, 6), ("bh_all", bh_off, timer_off, 1),
     ("timers", timer_off, proc_off, 3), ("procs", proc_off, size, 1),

@@ -114,9 +114,9 @@ def _one(hooks, **attrs):
     [
         ({"notify": lambda s: s.atomic_inc(s.notify_me)}, "unknown primitive or field 'atomic_inc'"),
         ({"notify": lambda s: s.smp_mb()}, "needs pairs="),
-        ({"notify": lambda s: s.atomic_read(s.bh_scheduled)}, "outside the schedule hook"),
+        ({"notify": lambda s: s.atomic_read(s.bh_scheduled)}, "outside a bottom-half hook"),
         ({"notify": lambda s: s.event_set() if s.notify_me else None}, "read it first"),
-        ({"notify": lambda s: s.event_set(), "accept": lambda s: 3}, "only timeout_zero may"),
+        ({"notify": lambda s: s.event_set(), "accept": lambda s: 3}, "only timeout_zero, claim"),
         ({"notify": lambda s: s.atomic_set(s.notify_me, 1 << 40)}, "does not fit"),
         ({"notify": lambda s: s.accept(), "accept": lambda s: s.notify()}, "cycle"),
     ],

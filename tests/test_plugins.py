@@ -71,10 +71,9 @@ BROKEN = {
     ),
     "bh-write": (
         "from aiocore import Strategy\nclass Cls(Strategy):\n    name = 'bh-write'\n"
-        "    def notify(s):\n        s.event_set()\n"
-        "    def schedule(s):\n        s.atomic_set(s.bh_scheduled, 1)\n",
+        "    def notify(s):\n        s.atomic_set(s.bh_scheduled, 1)\n",
         "Cls",
-        "writes bh_scheduled with atomic_set",
+        "atomic_set.bh_scheduled. outside a bottom-half hook",
     ),
 }
 

@@ -9,6 +9,7 @@ import pytest
 
 import aiocore
 from aiocore._context import _aio as C
+from aiocore._context._segment import LAYOUT_VERSION
 from conftest import PREFIX
 
 ATTACH = """
@@ -104,7 +105,7 @@ def test_attach_truncated(shm_name, keep):
 def test_attach_garbage_with_magic(shm_name, seed):
     """Random bytes behind a valid magic are refused as CorruptSegment, not a crash."""
     rnd = random.Random(seed)
-    data = b"AIOC" + (2).to_bytes(4, "little") + bytes(rnd.getrandbits(8) for _ in range(8184))
+    data = b"AIOC" + LAYOUT_VERSION.to_bytes(4, "little") + bytes(rnd.getrandbits(8) for _ in range(8184))
     _raw_segment(shm_name, data)
     try:
         with pytest.raises(aiocore.CorruptSegment, match="corrupt header"):

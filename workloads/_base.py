@@ -83,6 +83,7 @@ class Plan:
     timer_max_us: int = 2_000
     timer_idle_pct: int = 30
     work_ns: int = 3_000
+    pool_batch: int = 4
     # CPU placement: "split" pins the owner to one CPU and everybody else to
     # the others; "foreign-with-owner" also puts a foreign poller on the
     # owner's CPU (the owner mostly sleeps there), so that it races the

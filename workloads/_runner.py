@@ -207,7 +207,7 @@ def _run_created(ctx, info, strategy, workload, plan, seconds, seed, lost_ms, bu
         for k in (
             "jitter_ns", "race_pct", "quiet_period_us", "quiet_len_us", "tx_burst",
             "foreign_away_min_us", "foreign_away_max_us", "foreign_burst_max",
-            "timer_min_us", "timer_max_us", "timer_idle_pct", "work_ns",
+            "timer_min_us", "timer_max_us", "timer_idle_pct", "work_ns", "pool_batch",
         ):
             setattr(a, k, int(getattr(plan, k)))
         bhs = []
@@ -424,11 +424,15 @@ def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy
     a = lib.aio_drv_area(c)
     left = lib.aio_drv_owner_drain(c, 100000)
     cnt = ctx.counters()
-    # Per BH: schedules == dispatches + cancels + pending, never more dispatches.
+    # Per BH: schedules == dispatches + cancels + pending, never more dispatches
+    # -- where the counts are exact for the strategy (its schedule changes the
+    # BH's word with RMWs only, its claim and cancel are the core's: see
+    # aiocore._compiler._strategy.bh_counted); else the payloads judge lost work.
     bh_lost = bh_double = 0
     hwm = ctx.snapshot().bh_hwm
     victim_d = 0
-    for bh in range(hwm):
+    counted = info is None or info.ir is None or info.ir.bh_counted
+    for bh in range(hwm if counted else 0):
         st = ctx.bh_stats(bh)
         d = st["schedules"] - st["dispatches"] - st["cancels"] - st["scheduled"]
         if bh == victim_bh:
@@ -439,6 +443,8 @@ def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy
         elif d < 0:
             bh_double += -d
     work = dict(bh_lost=bh_lost, bh_double=bh_double, left_pending=max(0, left))
+    if not counted:
+        work["bh_counts"] = "not kept (plain stores to the BH's word, or its own claim/cancel)"
     if victim_bh >= 0:
         work.update(victim_schedule_gap=victim_d, kills=kills[0], kills_recovered=kills[1],
                     recoveries=cnt.recoveries)
@@ -481,13 +487,14 @@ def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy
     observed = []
     lw = wd.lost_wakeups if wd else 0
     bl = wd.busy_loops if wd else 0
+    lws = wd.lost_works if wd else 0
     lwt = wd.lost_wakeups_timed if wd else 0
     blt = wd.busy_loops_timed if wd else 0
     if lw or lwt:
         observed.append("lost-wakeup")
     if bl or blt:
         observed.append("busy-loop")
-    if lost_work:
+    if lost_work or lws:
         observed.append("lost-work")
     if errors:
         observed.append("error")
@@ -514,6 +521,7 @@ def _account(ctx, info, workload, plan, wd, t_run, seed, pipes, errors, strategy
         longest_near_miss_ms=wd.longest_near_miss_ms if wd else 0.0,
         max_busy_streak=int(a.max_streak.v),
         crash_rescues=wd.crash_rescues if wd else 0,
+        lost_work_states=lws,
         seed=seed,
         path=plan.path,
         skeleton=skeleton,

@@ -23,7 +23,7 @@ class RunResult:
     dispatched: int
     lost_wakeups: int  # exact: states seen (aiocore_workloads._watchdog)
     busy_loops: int
-    lost_work: int
+    lost_work: int  # the end-of-run accounting's count
     verdict: str
     expected: str | None = None
     matches: str = ""  # "yes", "not reproduced", "UNEXPECTED: ...", "?"
@@ -35,6 +35,7 @@ class RunResult:
     longest_near_miss_ms: float = 0.0
     max_busy_streak: int = 0
     crash_rescues: int = 0
+    lost_work_states: int = 0  # exact: payloads nobody will see (_watchdog.lost_work_state)
     seed: int = 0
     chaos: str = "off"  # the chaos mode of the run (aiocore_workloads._chaos)
     path: str = "aio_poll"  # the owner's path (aiocore_workloads._base.PATHS)
@@ -58,6 +59,7 @@ class RunResult:
             lost_wakeups=self.lost_wakeups,
             busy_loops=self.busy_loops,
             lost_work=self.lost_work,
+            lost_work_states=self.lost_work_states,
             verdict=self.verdict,
             expected=self.expected,
             matches=self.matches,

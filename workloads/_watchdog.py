@@ -26,6 +26,13 @@
 #   the polling skeleton, an owner spinning in its poll phase on purpose
 #   (position "polling") completes no poll while it spins: it is counted
 #   as `polling_spins`, never as a busy loop.
+# - lost work (QEMU's bottom-half contract, DESIGN.md "Lost work"): in one
+#   consistent snapshot, a payload whose schedule returned (a thread-pool
+#   worker's completion, the virtio guest's ring head) that no callback has
+#   read, while that BH's word is clear, nobody is inside a protocol call
+#   and the owner is not dispatching: no callback that could see it can
+#   start unless somebody schedules again (aio_drv_watch.c, drv_unseen).
+#   Once per payload.
 #
 # The time-based detectors (the second signal, as before): the same lost
 # wakeup state held exactly -- same poll count, same operation counts,
@@ -49,11 +56,13 @@ SAMPLE_FIELDS = (
     "readable", "rescue_readable", "in_protocol", "ops", "streak", "streak_seq0",
     "alive", "dead_in_protocol", "event_sets", "notify_me", "notified", "owner_iters",
     "wakeups", "dispatches", "consistent", "retries",
+    "unseen", "unseen_bh", "unseen_due", "unseen_seen",
 )
 _F = {n: i for i, n in enumerate(SAMPLE_FIELDS)}
 POS_WAIT_INFINITE = POSITIONS.index("wait_infinite")
 POS_WAIT_TIMED = POSITIONS.index("wait_timed")
 POS_POLLING = POSITIONS.index("polling") if "polling" in POSITIONS else -1
+POS_DISPATCH = POSITIONS.index("dispatch")
 
 ROLE_NAMES = {1: "owner", 2: "notifier", 3: "foreign", 4: "pool-worker", 5: "guest",
               6: "fd-writer", 7: "timer-racer"}
@@ -66,7 +75,7 @@ MAX_PROCS = 64
 
 @attrs.define
 class Finding:
-    kind: str  # "lost-wakeup" | "busy-loop" | "crash-rescue"
+    kind: str  # "lost-wakeup" | "busy-loop" | "lost-work" | "crash-rescue"
     detector: str  # "state" (exact) | "timeout" (held for the threshold)
     at: float  # seconds since the run started
     duration_ms: float  # how long the state had held when reported
@@ -80,6 +89,14 @@ def lost_wakeup_state(s) -> bool:
     return bool(
         s[_F["consistent"]] and asleep and s[_F["pending"]] > 0
         and not s[_F["readable"]] and not s[_F["rescue_readable"]]
+        and s[_F["in_protocol"]] == 0 and s[_F["dead_in_protocol"]] == 0
+    )
+
+
+def lost_work_state(s) -> bool:
+    """A consistent snapshot `s` shows a payload nobody will see (drv_unseen)."""
+    return bool(
+        s[_F["consistent"]] and s[_F["unseen"]] > 0 and s[_F["pos"]] != POS_DISPATCH
         and s[_F["in_protocol"]] == 0 and s[_F["dead_in_protocol"]] == 0
     )
 
@@ -111,13 +128,15 @@ class Watchdog:
         self.busy_k = busy_k
         self.busy_confirm_ns = int(busy_confirm_ms * 1e6)
         self.keep = keep
-        self._buf = self.ffi.new("int64_t[24]")
+        self._buf = self.ffi.new("int64_t[32]")
         self._procs = self.ffi.new(f"int64_t[{4 * MAX_PROCS}]")
         self._nprocs = 0
         self.t0 = None
         # exact (state) findings
         self.lost_wakeups = 0
         self.busy_loops = 0
+        self.lost_works = 0
+        self._lost_work_keys = set()
         # time-based findings (the second signal; they rescue)
         self.lost_wakeups_timed = 0
         self.busy_loops_timed = 0
@@ -143,7 +162,8 @@ class Watchdog:
     @property
     def found(self) -> int:
         """Findings of either detector (crash rescues are not findings)."""
-        return self.lost_wakeups + self.busy_loops + self.lost_wakeups_timed + self.busy_loops_timed
+        return (self.lost_wakeups + self.busy_loops + self.lost_works + self.lost_wakeups_timed
+                + self.busy_loops_timed)
 
     def sample(self):
         self._nprocs = self.lib.aio_drv_snap(self.c, self._buf, len(SAMPLE_FIELDS), self._procs, MAX_PROCS)
@@ -173,6 +193,9 @@ class Watchdog:
         snap["pending_bhs"] = [int(ids[i]) for i in range(min(n, 16))]  # read just after
         snap["pending_count"] = s[_F["pending"]]
         snap["notifier_readable"] = bool(s[_F["readable"]])
+        if s[_F["unseen"]]:
+            snap["unseen_payload"] = dict(bh=s[_F["unseen_bh"]], due=s[_F["unseen_due"]],
+                                          seen=s[_F["unseen_seen"]], count=s[_F["unseen"]])
         return snap
 
     def _record(self, kind, detector, s, held_ns):
@@ -205,6 +228,15 @@ class Watchdog:
                 self.lost_wakeups += 1
                 self._record("lost-wakeup", "state", s, max(0, now - s[_F["since"]]))
                 found.append("lost-wakeup")
+
+        # -- lost work, exact: a due payload nobody will see, once per payload --
+        if lost_work_state(s):
+            key = (s[_F["unseen_bh"]], s[_F["unseen_due"]])
+            if key not in self._lost_work_keys:
+                self._lost_work_keys.add(key)
+                self.lost_works += 1
+                self._record("lost-work", "state", s, 0)
+                found.append("lost-work")
 
         # -- lost wakeup, time-based (rescues) --
         stuck = (
@@ -290,4 +322,5 @@ class Watchdog:
             time.sleep(period)
 
 
-__all__ = ["Watchdog", "Finding", "SAMPLE_FIELDS", "lost_wakeup_state", "busy_loop_states"]
+__all__ = ["Watchdog", "Finding", "SAMPLE_FIELDS", "lost_wakeup_state", "busy_loop_states",
+           "lost_work_state"]

@@ -1,8 +1,9 @@
 """aiocore's model checker: every strategy's verdict under SC, x86-TSO and an
 ARM-like weak memory model, with the shortest counterexample.
 
-What it holds, bottom to top: ``_program`` (the instruction set and its
-builder), ``_poller`` (the skeletons written in it), ``_assemble`` (a
+What it holds, bottom to top: ``_contract`` (QEMU's bottom-half contract:
+the BHs' payloads, the moves that read them, the end-state check),
+``_program`` (the instruction set and its builder), ``_poller`` (the skeletons written in it), ``_assemble`` (a
 strategy's IR + a configuration -> the Program of one check), ``_steps``,
 ``_reductions``, ``_trace`` (counterexamples); ``_explore`` (the memory
 models: what each process may do next), ``_search`` (the breadth-first loop
@@ -323,20 +324,25 @@ class CheckResult:
 
 def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAULT_BOUNDS,
              *, want_trace: bool = True, skeleton: str = "2015", faults: str = "none",
-             recovery: bool = False, engine: str = "auto", progress=None) -> CheckResult:
+             recovery: bool = False, engine: str = "auto", progress=None, bh_mode: str = "reuse",
+             callback: str = "read") -> CheckResult:
     """Explore one strategy under one memory model and configuration.
 
     ``engine`` picks the search loop: "c" (aiocore/_checker/_fast.py),
     "python" (_search.py) or "auto" (C when it can be built); both explore
     the same states and give the same verdicts and counterexamples.
-    ``progress(states)``, if given, is called after each breadth-first layer."""
+    ``progress(states)``, if given, is called after each breadth-first layer.
+    ``bh_mode`` ("reuse", "oneshot") and ``callback`` ("read",
+    "cancel-reread") say how notifiers schedule bottom halves and what the
+    callbacks do (aiocore._checker._program.BH_MODES, CALLBACKS)."""
     if model not in MODELS:
         raise ModelError(f"unknown model {model!r} (models: {', '.join(MODELS)})")
     if config not in CONFIGS:
         raise ModelError(f"unknown config {config!r} (configs: {', '.join(CONFIGS)})")
     n, k = bounds.for_config(config)
     t0 = time.monotonic()
-    prog = build(ir, model, config, n, k, skeleton=skeleton, faults=faults, recovery=recovery)
+    prog = build(ir, model, config, n, k, skeleton=skeleton, faults=faults, recovery=recovery,
+                 bh_mode=bh_mode, callback=callback)
     ex = Explorer(prog, max_states=bounds.max_states)
     deadline = t0 + bounds.max_seconds if bounds.max_seconds else None
     r = ex.explore(deadline=deadline, max_memory=bounds.max_memory, engine=engine,

@@ -4,8 +4,10 @@
 # Logically a state is (mem, event, owed, procs):
 #   mem    the value of every shared location, as visible to all;
 #   event  1 if the EventNotifier is readable;
-#   owed   per BH, 0->1 schedules not yet dispatched (a dispatch with nothing
-#          owed is a double dispatch: lost work);
+#   book   per BH, 0->1 schedules not yet dispatched (a callback that starts
+#          with nothing owed is a double dispatch: lost work), then per BH
+#          the highest payload a callback of it has read (the contract: at
+#          an end state every BH's last payload must have been seen);
 #   procs  per process (pc, env, buf, stale):
 #            pc     index of its next visible instruction;
 #            env    values of its live locals (dead ones zeroed, so that
@@ -14,6 +16,10 @@
 #                   (loc, value, is_rmw) and None = an ordering barrier);
 #            stale  (arm) per location, the older values a load may still
 #                   return: those overwritten since its last load barrier.
+#
+# Payload stores (WRITE with its ghost flag) become visible as late as each
+# model allows, with a move of their process: see _contract.py, which says
+# why that keeps every verdict.
 #
 # Stored, a state is a flat tuple of small ints: (shared id, proc ids...),
 # where (mem, event, owed) and every process tuple are interned once.  That
@@ -25,6 +31,8 @@ from ._program import (
     TSO, WAIT, WRITE, ModelError, Program,
 )
 from ._program import CHOOSE, DEATH, DTAC  # skel: polling skeleton, crash-stop faults
+from . import _contract  # the bottom-half contract (issue 23)
+from ._program import CBREAD
 
 from ._search import VERDICT_ORDER  # noqa: F401  (re-exported)
 
@@ -40,6 +48,8 @@ def _norm(buf):
 
 
 class Explorer:
+    DONE_OP, ARM_MODEL = DONE, ARM  # for _contract
+
     def __init__(self, prog: Program, max_states: int = 5_000_000):
         self.prog = prog
         self.m = prog.model
@@ -115,10 +125,19 @@ class Explorer:
                         log.append((pc, "a store barrier enters its store buffer"))
                 pc += 1
             elif op == DRAIN:
-                if buf:
+                if buf and m == TSO and all(len(e) > 2 for e in buf):
+                    # only payload stores wait: forced, visible with the next move
+                    buf = tuple((e[0], e[1], 2) for e in buf)
+                elif buf:
                     break
                 if m == ARM:
                     reset = True
+                pc += 1
+            elif op == WRITE and m != ARM and len(ins) > 4 and ins[4]:
+                # a payload store (see above)
+                buf = buf + ((ins[1], ins[3](env), 2 if m == SC else 1),)
+                if log is not None:
+                    log.append((pc, f"wrote {buf[-1][1]} (visible no sooner than the model forces)"))
                 pc += 1
             elif op == WRITE and m != SC:
                 loc = ins[1]
@@ -184,12 +203,13 @@ class Explorer:
         ids = []
         for i, p in enumerate(self.prog.procs):
             ids.append(self.after(i, p.entry, (0,) * p.nslots, (), self.EMPTY, False))
-        sh = self.ish(((0,) * self.L, 0, (0,) * len(self.prog.bh_locs)))
+        sh = self.ish(((0,) * self.L, 0, (0,) * (2 * len(self.prog.bh_locs))))
         return (sh, *ids)
 
     # --- memory-level helpers -------------------------------------------------
 
     def _owed_write(self, owed, loc, old, new):
+        """A store to a BH's word from 0 to non-zero: one more schedule owed."""
         k = self.bh_index.get(loc)
         if k is not None and old == 0 and new != 0:
             owed = owed[:k] + (owed[k] + 1,) + owed[k + 1:]
@@ -314,6 +334,10 @@ class Explorer:
         m = self.m
         out = []
         log = [] if verbose else None
+        sh0, buf0, lumped = sh_id, buf, None
+        if buf and m != ARM and len(buf[0]) > 2 and buf[0][2] == 2:  # forced payload stores:
+            mem, buf, lumped = _contract.forced_payloads(self.prog, mem, buf)  # visible now
+            p, sh_id = (pc, env, buf, stale), self.ish((mem, ev, owed))
         if op == READ:
             loc = ins[1]
             cur = mem[loc]
@@ -437,27 +461,36 @@ class Explorer:
             out.append((sh2, pid, None, None, self._info(
                 i, pc, "a death was seen" if ev & 2 else "no death", log) if verbose else None))
         # --- end skel ---
+        elif op == CBREAD:  # BH k's callback starts (or re-reads): it reads the payload
+            _contract.cbread_moves(self, i, p, ins, mem, ev, owed, log, out)
         if pc in P.exits:
-            pid = self.ipr((P.exits[pc], (0,) * len(env), buf, self.EMPTY))
+            done, ghosts = P.exits[pc]
+            kept = buf0[:len(buf0) - ghosts] if ghosts else buf0
+            pid = self.ipr((done, (0,) * len(env), kept, self.EMPTY))
             info = None
             if verbose:
-                info = {"process": P.name, "where": P.labels[P.exits[pc]][0],
+                info = {"process": P.name, "where": P.labels[done][0],
                         "op": "leaves", "result": "leaves for good", "local": []}
-            out.append((sh_id, pid, None, None, info))
+            out.append((sh0, pid, None, None, info))
         # skel: crash-stop fault
         if pc < P.crash and op != DONE:  # faults="crash": it may stop for good here
             clog = [] if verbose else None
             pid = self.after(i, P.crash, (0,) * len(env), buf, self.EMPTY, False, clog)
+            sh_c = sh_id
+            if op == CBREAD:  # a poller that dies with a BH claimed takes its work along
+                sh_c = self.ish((mem, ev, _contract.seen_by_crash(self.prog, ins, mem, owed)))
             info = None
             if verbose:
                 where, text = P.labels[pc]
                 info = {"process": P.name, "where": where, "op": f"crashes before {text}",
                         "result": "crashed (stops for good; its store buffer still drains)",
                         "local": self._log_items(i, clog), "crash": True}
-            out.append((sh_id, pid, None, None, info))
+            out.append((sh_c, pid, None, None, info))
         # a DRAIN with a non-empty buffer, DONE: nothing but the buffer's stores
         if buf:
             self._commits(i, p, mem, ev, owed, resv, out, verbose)
+        if lumped:
+            _contract.lumped_payloads(self, P, p, sh_id, lumped, out, verbose)
         return out
 
     def _rmw_may_start(self, buf, resv, loc):
@@ -473,6 +506,9 @@ class Explorer:
     def _commits(self, i, p, mem, ev, owed, resv, out, verbose):
         pc, env, buf, stale = p
         m = self.m
+        if m == TSO and len(buf[0]) > 2:  # payload stores at the head (see above)
+            _contract.commit_payloads(self, i, p, mem, ev, owed, out, verbose)
+            return
         if m == TSO:
             cands = (0,)
         else:
@@ -523,6 +559,8 @@ class Explorer:
             for e in self.PR[x][2]:
                 if e is None:
                     items.append("|")
+                elif self.m != ARM and len(e) > 2:
+                    items.append(f"{names[e[0]]}={e[1]}")
                 else:
                     items.append(f"{names[e[0]]}={e[1]}" + ("(rmw)" if len(e) > 2 and e[2] else ""))
             if items:
@@ -550,28 +588,8 @@ class Explorer:
         return True
 
     def classify_terminal(self, state):
-        """None (fine, or not a real end), or (verdict, explanation)."""
-        mem, ev, owed, procs = self.decode(state)
-        for p in procs:
-            if p[2]:
-                return None  # stores still in flight: an exclusive-monitor deadlock, not an end
-        h = procs[0]
-        P = self.prog.procs[0]
-        ins = P.code[h[0]]
-        names = self.prog.loc_names
-        if ins[0] == WAIT and ins[1] >= 0 and h[1][ins[1]] == INFINITE and not ev:
-            pending = [names[loc] for loc in self.prog.bh_locs if mem[loc]]
-            if pending:
-                return ("lost-wakeup",
-                        f"the home poller sleeps in ppoll with an infinite timeout while "
-                        f"{' and '.join(pending)} {'is' if len(pending) == 1 else 'are'} set, the "
-                        f"notifier is not readable, and no process is left to make it readable")
-            lost = [f"bh{k}" for k, o in enumerate(owed) if o > 0]
-            if lost:
-                return ("lost-work", f"a 0->1 schedule of {', '.join(lost)} was never dispatched "
-                        f"(its flag was cleared without a dispatch)")
-            return None
-        return ("deadlock", f"the home poller is stuck at {P.labels[h[0]]}")
+        """None (fine, or not a real end), or (verdict, explanation): _contract."""
+        return _contract.classify_end(self, state, WAIT, INFINITE)
 
     def explore(self, deadline=None, max_memory=None, engine="auto", progress=None):
         """Breadth-first search of every reachable state (_engine.explore:

@@ -61,8 +61,8 @@ from __future__ import annotations
 
 from .._compiler import _skeleton
 from ._program import (
-    BR, CHOOSE, DEATH, DONE, DRAIN, DTAC, ETAC, INFINITE, JMP, READ, RMW, SC, SET, STOP, TSO,
-    WAIT, _Builder, _rmw_fn,
+    BR, CBREAD, CHOOSE, DEATH, DONE, DRAIN, DTAC, ETAC, INFINITE, JMP, READ, SC, SET, STOP,
+    WAIT, WRITE, _Builder,
 )
 
 
@@ -79,37 +79,91 @@ def _patch_nonzero(b: _Builder, br, target):
     b.patch(pc, (BR, (lambda s: lambda e: 1 if e[s] == 0 else 0)(slot), target))
 
 
-def _notifier_poll(b: _Builder, ir, where):
-    """aio_context_notifier_poll: the strategy's timeout_zero, else
-    atomic_read(notified).  Returns the branch taken when it is non-zero."""
-    if ir.has_timeout_zero:
-        tz = b.slot(f"{where}.timeout_zero")
-        b.hook("timeout_zero", ret_slot=tz)
-        return _br_nonzero(b, tz, where, "if timeout_zero() -> timeout 0")
+def _site(b: _Builder, ir, site, where):
+    """A timeout site (aiocore._compiler._ir.TIMEOUT_SITES): the strategy's hook for it
+    (or timeout_zero), else the core's default -- atomic_read(notified) for
+    the notifier poll and the last look (aio_context_notifier_poll), nothing
+    for compute_timeout.  The branch taken when it is non-zero, or None."""
+    hook = ir.site(site)
+    if hook is not None:
+        r = b.slot(f"{where}.{hook}")
+        b.hook(hook, ret_slot=r)
+        return _br_nonzero(b, r, where, f"if {hook}() -> timeout 0")
+    if site == "compute_timeout":
+        return None
     r = b.slot(f"{where}.notified")
     loc = b.locs["notified"]
     b.emit((READ, loc, False, r), where, "atomic_read(notified)")
     return _br_nonzero(b, r, where, "if notified -> timeout 0")
 
 
-def _bh_polls(b: _Builder, where):
-    """A relaxed read of every BH flag; the branches taken when one is set."""
+def _notifier_poll(b: _Builder, ir, where):
+    """aio_context_notifier_poll (the notifier_poll site, in the busy-poll
+    rounds) or the last look (the last_look site): the branch taken when it
+    says "do not block"."""
+    return _site(b, ir, "last_look" if where == "last_look" else "notifier_poll", where)
+
+
+def _walk(b: _Builder, ir, where, head_slot, visit):
+    """The BHs a poller looks at: every BH in id order (no claim_list hook),
+    or the strategy's list from the value in head_slot, each step reading the
+    link (acquire: it stands for the address dependency of following a
+    pointer, as the C's walk does) -- bounded by the number of BHs, as the
+    C's is.  visit(k, bh) emits what is done with BH k."""
+    if not ir.has_list:
+        for k, bh in enumerate(b.bhs):
+            visit(k, bh, None)
+        return
+    n = len(b.bhs)
+    done = []
+    for step in range(n):
+        step_end = []
+        for k, bh in enumerate(b.bhs):
+            br = b.emit(None, where, f"if the list's next is bh{k}", {head_slot})
+            nxt = b.slot(f"{where}.next{k}.{step}")
+            visit(k, bh, nxt)
+            step_end.append(b.emit(None, where, ""))
+            b.patch(br, (BR, (lambda s, v: lambda e: 1 if e[s] == v else 0)(head_slot, bh.self_value),
+                         b.here()))
+        done.append(b.emit(None, where, "end of the list"))
+        for pc in step_end:
+            b.patch(pc, (JMP, b.here()))
+    for pc in done:
+        b.patch(pc, (JMP, b.here()))
+
+
+def _read_link(b: _Builder, bh, dst, head_slot, where, k):
+    b.emit((READ, bh.next, True, dst), where, f"next = bh{k}->next (the list's link)")
+    b.emit((SET, head_slot, (lambda d: lambda e: e[d])(dst)), where, "follow it", {dst})
+
+
+def _bh_polls(b: _Builder, ir, where):
+    """bh_pending on each BH the poller looks at; the branches taken when one
+    is pending."""
     out = []
-    for k, loc in enumerate(b.bh_locs):
+    head = -1
+    if ir.has_list:
+        head = b.slot(f"{where}.list")
+        b.emit((READ, b.locs["bh_list"], True, head), where, "p = bh_list (the list's head)")
+
+    def visit(k, bh, nxt):
         r = b.slot(f"{where}.bh{k}")
-        b.emit((READ, loc, False, r), where, f"atomic_read({b.loc_name(loc)})")
-        out.append(_br_nonzero(b, r, where, f"if bh{k} scheduled -> timeout 0"))
+        b.hook("bh_pending", bh=bh, ret_slot=r)
+        out.append(_br_nonzero(b, r, where, f"if bh{k} pending -> timeout 0"))
+        if nxt is not None:
+            _read_link(b, bh, nxt, head, where, k)
+
+    _walk(b, ir, where, head, visit)
     return out
 
 
 def _compute_timeout(b: _Builder, ir, tslot):
-    """aio_compute_timeout: timeout_zero, then every BH flag (relaxed)."""
+    """aio_compute_timeout: the compute_timeout site, then bh_pending on each BH."""
     zero = []
-    if ir.has_timeout_zero:
-        tz = b.slot("timeout_zero.ret")
-        b.hook("timeout_zero", ret_slot=tz)
-        zero.append(_br_nonzero(b, tz, "compute_timeout", "if timeout_zero() -> timeout 0"))
-    zero += _bh_polls(b, "compute_timeout")
+    br = _site(b, ir, "compute_timeout", "compute_timeout")
+    if br is not None:
+        zero.append(br)
+    zero += _bh_polls(b, ir, "compute_timeout")
     b.emit((SET, tslot, lambda e: INFINITE), "compute_timeout", "timeout = infinite")
     j = b.emit(None, "compute_timeout", "")
     z = b.emit((SET, tslot, lambda e: 0), "compute_timeout", "timeout = 0")
@@ -138,19 +192,37 @@ def _recover(b: _Builder):
     b.patch(br, (BR, (lambda s: lambda e: e[s])(d), b.here()))
 
 
-def _dispatch(b: _Builder, rslot):
-    """aio_dispatch: claim every pending BH, then on_event if readable."""
-    for k, loc in enumerate(b.bh_locs):
-        r = b.slot(f"dispatch.bh{k}")
-        b.emit((READ, loc, False, r), "dispatch", f"atomic_read({b.loc_name(loc)})")
-        br = b.emit(None, "dispatch", "")
-        if b.model == TSO:
-            b.fence("smp_mb", "dispatch", "(xchg: lock prefix)")
+def _dispatch(b: _Builder, ir, rslot):
+    """aio_dispatch: aio_bh_poll -- claim_list if the strategy keeps a list,
+    then on each BH it yields (else on every BH) the strategy's claim, and if
+    it says so the callback starts (CBREAD: it reads the BH's payload) --
+    then on_event if the notifier was readable."""
+    head = -1
+    if ir.has_list:
+        head = b.slot("dispatch.list")
+        b.hook("claim_list", ret_slot=head)
+
+    def visit(k, bh, nxt):
+        if nxt is not None:
+            # the link first: once claimed, the BH may be put on a list again
+            b.emit((READ, bh.next, True, nxt), "dispatch", f"next = bh{k}->next (the list's link)")
         c = b.slot(f"dispatch.claim{k}")
-        b.emit((RMW, loc, _rmw_fn("atomic_xchg"), lambda e: 0, None, c, k), "dispatch",
-               f"claim = atomic_xchg({b.loc_name(loc)}, 0)")
-        b.patch(br, (BR, (lambda s: lambda e: e[s])(r), b.here()))
-        b.p.uses[br] = frozenset({r})
+        b.hook("claim", bh=bh, ret_slot=c)
+        br = b.emit(None, "dispatch", f"if claimed -> bh{k}'s callback", {c})
+        v = b.slot(f"dispatch.payload{k}")
+        b.emit((CBREAD, bh.payload, k, v, True), "dispatch",
+               f"bh{k}'s callback starts: payload = atomic_read(bh{k}.payload)")
+        if b.callback == "cancel-reread":
+            # thread-pool.c since b7a745dc: done with what it saw, the callback
+            # cancels its own BH and looks at the requests again
+            b.hook("cancel", bh=bh)
+            b.emit((CBREAD, bh.payload, k, v, False), "dispatch",
+                   f"bh{k}'s callback, after qemu_bh_cancel: payload = atomic_read(bh{k}.payload)")
+        b.patch(br, (BR, (lambda s: lambda e: e[s])(c), b.here()))
+        if nxt is not None:
+            b.emit((SET, head, (lambda d: lambda e: e[d])(nxt)), "dispatch", "follow the link", {nxt})
+
+    _walk(b, ir, "dispatch", head, visit)
     br = b.emit(None, "dispatch", "if the notifier was readable -> on_event")
     b.hook("on_event")
     b.patch(br, (BR, (lambda s: lambda e: e[s])(rslot), b.here()))
@@ -182,7 +254,7 @@ def poller_2015(b: _Builder, ir, foreign: bool, recovery: bool):
     b.step("poll_end")
     b.hook("poll_end")
     b.step("dispatch")
-    _dispatch(b, rslot)
+    _dispatch(b, ir, rslot)
     b.fence("tso", "aio_poll", "(counters: lock-prefixed adds)")
     if foreign:
         b.fence("lock_release", "aio_poll", "aio_context_release()")
@@ -213,7 +285,7 @@ def gsource_poller(b: _Builder, ir, recovery: bool):
     _wait(b, -1, rslot, "check", "ppoll(notifier, 0)")
     b.fence("tso", "dispatch", "(counters: lock-prefixed add)")
     b.step("dispatch")
-    _dispatch(b, rslot)
+    _dispatch(b, ir, rslot)
     b.cur_step = None
     b.emit((JMP, head), "aio_poll", "")
 
@@ -243,7 +315,7 @@ def polling_poller(b: _Builder, ir, recovery: bool):
     for r in range(rounds):
         round_starts.append(b.here())
         successes.append(_notifier_poll(b, ir, "poll_handlers"))
-        successes += _bh_polls(b, "poll_handlers")
+        successes += _bh_polls(b, ir, "poll_handlers")
     j = b.emit(None, "poll_handlers", "")
     zero = b.emit((SET, tslot, lambda e: 0), "poll_handlers", "progress: timeout = 0")
     for br in successes:
@@ -292,20 +364,30 @@ def polling_poller(b: _Builder, ir, recovery: bool):
 
     b.step("adjust")  # adjust_polling_time: timing only
     b.step("dispatch")
-    _dispatch(b, rslot)
+    _dispatch(b, ir, rslot)
     b.cur_step = None
     b.emit((JMP, head), "aio_poll", "")
 
 
-def notifier(b: _Builder, ir, bh, schedules):
+def notifier(b: _Builder, ir, bhs, schedules, oneshot=False):
     """bh_schedule up to `schedules` times: the notifier may leave before any
     of them, as the seeds' notifier does.  (Exploring "up to" rather than
     "exactly" K schedules costs a few percent more states and makes the
-    breadth-first counterexample use no more notifications than it needs.)"""
+    breadth-first counterexample use no more notifications than it needs.)
+    Before its j-th schedule it writes the payload j with a plain store: the
+    data the callback must see (QEMU's contract, DESIGN.md "Lost work").
+    With one BH (bh mode "reuse") it reschedules it with the schedule hook;
+    with one per schedule ("oneshot") each is a fresh BH scheduled once with
+    schedule_oneshot (aio_bh_schedule_oneshot), its payload 1."""
     stops = []
-    for _ in range(schedules):
+    for j in range(1, schedules + 1):
+        bh = bhs[j - 1] if oneshot else bhs[0]
+        k = bh.self_value - 1
+        v = 1 if oneshot else j
         stops.append(b.emit(None, "notifier", "the notifier may leave here"))
-        b.hook("schedule", bh=bh)
+        b.emit((WRITE, bh.payload, False, (lambda x: lambda e: x)(v), True), "notifier",
+               f"atomic_set(bh{k}.payload, {v}) (what the callback must see)")
+        b.hook("schedule_oneshot" if oneshot else "schedule", bh=bh)
     done = b.emit((DONE,), "notifier", "done")
     for pc in stops:
         b.patch(pc, (STOP, done))

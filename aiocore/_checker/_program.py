@@ -37,6 +37,19 @@
 #                         process readable: bit 1 of the shared `ev`
 #   DTAC dst              the owner reads and clears that bit (recovery)
 #
+# and for the bottom-half contract (issue 23):
+#
+#   CBREAD loc k dst start
+#                         BH k's callback reads its payload at loc: a load
+#                         (as READ) whose value the search keeps -- the
+#                         highest payload a callback of BH k has seen; if
+#                         `start` (the callback starts here, not a re-read),
+#                         one 0->1 schedule of BH k consumed (a callback with
+#                         none owed is a double dispatch: lost work)
+#
+# A strategy's retry loop (_ir.Loop) is a counter slot and a jump back: the
+# body, then "tries += 1; if tries < limit: again"; a Break jumps past it.
+#
 # `ev` is the shared kernel state outside the memory model: bit 0 the
 # EventNotifier (readable), bit 1 "an attached process died" (recovery only).
 from __future__ import annotations
@@ -48,8 +61,9 @@ from .._compiler import _ir
 # opcodes
 READ, WRITE, RMW, DRAIN, RESET, MARK, ESET, ETAC, WAIT, STOP, DONE, BR, JMP, SET = range(14)
 CHOOSE, DEATH, DTAC = range(14, 17)
+CBREAD = 17
 OPNAMES = ("READ", "WRITE", "RMW", "DRAIN", "RESET", "MARK", "ESET", "ETAC", "WAIT", "STOP",
-           "DONE", "BR", "JMP", "SET", "CHOOSE", "DEATH", "DTAC")
+           "DONE", "BR", "JMP", "SET", "CHOOSE", "DEATH", "DTAC", "CBREAD")
 
 #: ev bits: the EventNotifier is readable; an attached process died (pidfd).
 EV_READABLE, EV_DEATH = 1, 2
@@ -84,7 +98,9 @@ class Proc:
     # filled by analyse():
     live_env: list = attrs.field(factory=list)  # per pc: tuple of live slots
     stale_live: list = attrs.field(factory=list)  # per pc: frozenset of locations
-    exits: dict = attrs.field(factory=dict)  # pc -> the DONE it may jump to instead
+    # pc -> (the DONE it may jump to instead, how many payload stores made
+    # since the folded STOP its buffer drops when it does: they never were)
+    exits: dict = attrs.field(factory=dict)
     # pc -> name of the skeleton step (aiocore._compiler._skeleton.STEPS) beginning there
     steps: dict = attrs.field(factory=dict)
     # faults="crash": the process may crash at any visible pc below this one
@@ -100,13 +116,21 @@ class Proc:
 class Program:
     model: int
     loc_names: list  # location index -> display name
-    bh_locs: tuple  # location of each BH flag (one per notifier)
+    bh_locs: tuple  # location of each BH's word (one per notifier)
     procs: list
     config: str
     strategy: str
     skeleton: str = "2015"
     faults: str = "none"
     recovery: bool = False
+    payload_locs: tuple = ()  # location of each BH's payload
+    bhs: tuple = ()  # BhLocs of each BH
+    bh_owner: tuple = ()  # per BH, the index in procs of the notifier scheduling it
+    bh_mode: str = "reuse"
+    callback: str = "read"
+    # (mem, k) -> whether BH k is pending in memory `mem`, as the strategy's
+    # bh_pending says (the end states' "a BH is scheduled"); None: word != 0
+    pending: object = None
 
 
 # --- expressions -------------------------------------------------------------
@@ -121,6 +145,10 @@ def _expr_src(e, tmap):
         except KeyError:
             raise ModelError(f"value {e.name} used before it is read") from None
         return f"e[{slot}]", {slot}
+    if isinstance(e, _ir.BhSelf):
+        if _ir.SELF not in tmap:
+            raise ModelError("bh_self outside a bottom-half hook")
+        return str(tmap[_ir.SELF]), set()
     if isinstance(e, _ir.Un):
         a, u = _expr_src(e.a, tmap)
         if e.op == "~":
@@ -155,6 +183,8 @@ def _expr_text(e):
         return f"~{(~v) & M32}" if v > 0xFFFF0000 else str(v)
     if isinstance(e, _ir.Tmp):
         return e.name
+    if isinstance(e, _ir.BhSelf):
+        return "bh_self"
     if isinstance(e, _ir.Un):
         return f"{e.op}{_expr_text(e.a)}"
     return f"({_expr_text(e.a)} {e.op} {_expr_text(e.b)})"
@@ -191,6 +221,9 @@ class _Builder:
         self.instance = 0
         self.cur_step = None  # the skeleton step being emitted (home poller)
         self.crash_points = False  # faults="crash" on a process that may crash
+        self.loops = []  # per open retry loop: the Break jumps to patch
+        self.bhs = ()  # BhLocs of every BH (build())
+        self.callback = "read"  # what a BH's callback does (CALLBACKS)
 
     # slots
     def slot(self, name):
@@ -253,10 +286,14 @@ class _Builder:
             self.emit((RESET,), where, text)
 
     def loc(self, field, bh):
-        if field == "bh_scheduled":
+        if field in _ir.BH_FIELDS:
             if bh is None:
-                raise ModelError("bh_scheduled is only meaningful in the schedule hook")
-            return bh
+                raise ModelError(f"{field} is only meaningful in a bottom-half hook")
+            if field == "bh_next":
+                if bh.next < 0:
+                    raise ModelError("internal: bh_next has no location")
+                return bh.next
+            return bh.word
         try:
             return self.locs[field]
         except KeyError:
@@ -268,8 +305,9 @@ class _Builder:
         if depth > 16:
             raise ModelError("hooks call each other too deeply")
         self.instance += 1
-        tmap = {}
+        tmap = {} if bh is None else {_ir.SELF: bh.self_value}
         ends = []
+        self.loops = []  # per open retry loop: the Break jumps to patch
         self._body(body, name, bh, tmap, ret_slot, ends, depth)
         end = self.here()
         for pc in ends:
@@ -338,9 +376,29 @@ class _Builder:
                       (f"{s.dst} = " if s.dst else "") + "event_notifier_test_and_clear()")
             self.syscall_after(hook, "(end of system call)")
         elif isinstance(s, _ir.Call):
-            if s.hook == "timeout_zero":
-                raise ModelError("only the skeleton calls timeout_zero")
+            if s.hook in _ir.VALUE_HOOKS:
+                raise ModelError(f"only the skeleton calls {s.hook}")
+            loops = self.loops
             self.hook(s.hook, bh=bh, depth=depth + 1)
+            self.loops = loops
+        elif isinstance(s, _ir.Loop):
+            tries = self.slot(f"{hook}.tries#{self.instance}")
+            self.emit((SET, tries, lambda e: 0), hook, f"retry loop: up to {s.limit} attempts")
+            start = self.here()
+            self.loops.append([])
+            self._body(s.body, hook, bh, tmap, ret_slot, ends, depth)
+            self.emit((SET, tries, (lambda t: lambda e: e[t] + 1)(tries)), hook, "attempt done",
+                      {tries})
+            br = self.emit(None, hook, f"if attempts < {s.limit}: again", {tries})
+            self.emit((JMP, start), hook, "again")
+            end = self.here()
+            self.patch(br, (BR, (lambda t, n: lambda e: 1 if e[t] < n else 0)(tries, s.limit), end))
+            for pc in self.loops.pop():
+                self.patch(pc, (JMP, end))
+        elif isinstance(s, _ir.Break):
+            if not self.loops:
+                raise ModelError(f"hook {hook}: break outside a retry loop")
+            self.loops[-1].append(self.emit(None, hook, "break"))
         elif isinstance(s, _ir.If):
             fn, uses, _ = _compile_expr(s.cond, tmap)
             br = self.emit(None, hook, f"if {_expr_text(s.cond)}", uses)
@@ -354,7 +412,7 @@ class _Builder:
                 self.patch(br, (BR, fn, self.here()))
         elif isinstance(s, _ir.Return):
             if ret_slot is None:
-                raise ModelError(f"hook {hook} returns a value; only timeout_zero may")
+                raise ModelError(f"hook {hook} returns a value; only the value hooks may")
             fn, uses, _ = _compile_expr(s.value, tmap)
             self.emit((SET, ret_slot, fn), hook, f"return {_expr_text(s.value)}", uses)
             ends.append(self.emit(None, hook, ""))
@@ -365,12 +423,15 @@ class _Builder:
         return self._names[loc]
 
 
-def _loc_names(locs, bh_locs):
-    names = [None] * (len(locs) + len(bh_locs))
+def _loc_names(locs, bhs, word="scheduled"):
+    names = [None] * (len(locs) + sum(2 + (b.next >= 0) for b in bhs))
     for f, i in locs.items():
         names[i] = f
-    for k, i in enumerate(bh_locs):
-        names[i] = f"bh{k}.scheduled"
+    for k, b in enumerate(bhs):
+        names[b.word] = f"bh{k}.{word}"
+        names[b.payload] = f"bh{k}.payload"
+        if b.next >= 0:
+            names[b.next] = f"bh{k}.next"
     return names
 
 
@@ -407,6 +468,8 @@ def _defs(ins):
         return {ins[2]} if ins[2] >= 0 else set()
     if op == DTAC:
         return {ins[1]}
+    if op == CBREAD:
+        return {ins[3]}
     return set()
 
 
@@ -423,8 +486,16 @@ def _fold_stops(p: Proc, model: int):
         cands = []
         pc = s + 1
         ok = True
+        ghosts = 0
         while True:
             op = code[pc][0]
+            if op == WRITE and len(code[pc]) > 4 and code[pc][4] and model != ARM:
+                # a payload store: visible no sooner than the process's next
+                # move (sc, tso; see the explorer), so dropped when it leaves
+                # there instead; on arm it may become visible on its own
+                ghosts += 1
+                pc += 1
+                continue
             if op == JMP:
                 pc = code[pc][1]
                 continue
@@ -432,18 +503,18 @@ def _fold_stops(p: Proc, model: int):
                 pc += 1
                 continue
             if op == DRAIN or (op == READ and model != SC):
-                cands.append(pc)  # it may stop here (a full buffer, a load not forwarded)
+                cands.append((pc, ghosts))  # it may stop here (a full buffer, a load not forwarded)
                 pc += 1
                 continue
-            if op in (READ, RMW, ESET, ETAC, WAIT, DONE, CHOOSE):
-                cands.append(pc)
+            if op in (READ, RMW, ESET, ETAC, WAIT, DONE, CHOOSE, CBREAD):
+                cands.append((pc, ghosts))
                 break
             ok = False  # a store, a barrier entering the buffer, a branch, another STOP
             break
         if ok:
             code[s] = (JMP, s + 1)
-            for c in cands:
-                p.exits[c] = done
+            for c, g in cands:
+                p.exits[c] = (done, g)
 
 
 def analyse(p: Proc, model: int):
@@ -477,6 +548,8 @@ def analyse(p: Proc, model: int):
                         new = frozenset({ins[1]})
                     else:
                         new = stale[pc + 1] | {ins[1]}
+                elif op == CBREAD:
+                    new = stale[pc + 1] | {ins[1]}
                 elif op in (RMW, DRAIN, RESET, ESET, ETAC, WAIT, DONE):
                     new = frozenset()
                 else:

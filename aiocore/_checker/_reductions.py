@@ -64,7 +64,14 @@ def _swap_loc(loc, a, b):
     return b if loc == a else a if loc == b else loc
 
 
-def _swap_proc(ex, x, la, lb, slot_map):
+def _swap_locs(loc, pairs):
+    for la, lb in pairs:
+        if loc in (la, lb):
+            return _swap_loc(loc, la, lb)
+    return loc
+
+
+def _swap_proc(ex, x, pairs, slot_map):
     pc, env, buf, stale = ex.PR[x]
     if slot_map:
         env = tuple(env[slot_map.get(k, k)] for k in range(len(env)))
@@ -73,10 +80,11 @@ def _swap_proc(ex, x, la, lb, slot_map):
         if e is None:
             buf2.append(None)
         else:
-            buf2.append((_swap_loc(e[0], la, lb),) + tuple(e[1:]))
+            buf2.append((_swap_locs(e[0], pairs),) + tuple(e[1:]))
     if ex.m == ARM and stale is not ex.EMPTY:
         st = list(stale)
-        st[la], st[lb] = stale[lb], stale[la]
+        for la, lb in pairs:
+            st[la], st[lb] = stale[lb], stale[la]
         stale = tuple(st)
     return (pc, env, tuple(buf2), stale)
 
@@ -87,7 +95,7 @@ def _bh_slot_map(P, a, b):
     out = {}
     for k, name in enumerate(names):
         for x, y in ((a, b), (b, a)):
-            for tag in (f"bh{x}", f"claim{x}"):
+            for tag in (f"bh{x}", f"claim{x}", f"payload{x}"):
                 if name.endswith("." + tag):
                     other = name[: -len(tag)] + tag.replace(str(x), str(y))
                     if other in names:
@@ -96,18 +104,22 @@ def _bh_slot_map(P, a, b):
 
 
 def swap_notifiers(ex, state, a: int, b: int):
-    """The state with notifiers a and b (their processes, BH flags, owed
-    counts, the entries for their BHs in every buffer and stale set, the
-    owner's per-BH locals) exchanged -- but not the owner's program counter,
-    which no relabelling can move (see above).  Returned as a tuple of the
-    same shape; its parts are looked up, never interned (None if one of them
-    was never reached)."""
+    """The state with notifiers a and b (their processes, BH words, payloads
+    and links, owed counts and payloads seen, the entries for their BHs in
+    every buffer and stale set, the owner's per-BH locals) exchanged -- but
+    not the owner's program counter, which no relabelling can move (see
+    above).  Returned as a tuple of the same shape; its parts are looked up,
+    never interned (None if one of them was never reached)."""
     mem, ev, owed, procs = ex.decode(state)
-    la, lb = ex.prog.bh_locs[a], ex.prog.bh_locs[b]
+    A, B = ex.prog.bhs[a], ex.prog.bhs[b]
+    pairs = [(A.word, B.word), (A.payload, B.payload)] + ([(A.next, B.next)] if A.next >= 0 else [])
     mem = list(mem)
-    mem[la], mem[lb] = mem[lb], mem[la]
+    for la, lb in pairs:
+        mem[la], mem[lb] = mem[lb], mem[la]
     owed = list(owed)
+    nb = len(ex.prog.bh_locs)
     owed[a], owed[b] = owed[b], owed[a]
+    owed[nb + a], owed[nb + b] = owed[nb + b], owed[nb + a]
     sh = ex.sh_ids.get((tuple(mem), ev, tuple(owed)))
     ids = []
     for i, P in enumerate(ex.prog.procs):
@@ -117,7 +129,7 @@ def swap_notifiers(ex, state, a: int, b: int):
             src = 1 + (b if k == a else a if k == b else k)
         x = state[src + 1]
         slot_map = _bh_slot_map(P, a, b) if P.role != "notifier" else {}
-        ids.append(ex.pr_ids.get(_swap_proc(ex, x, la, lb, slot_map)))
+        ids.append(ex.pr_ids.get(_swap_proc(ex, x, pairs, slot_map)))
     if sh is None or None in ids:
         return None
     return (sh, *ids)

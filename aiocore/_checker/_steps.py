@@ -17,8 +17,8 @@ import attrs
 from .._compiler import _ir, _skeleton
 from ._assemble import build
 from ._program import (
-    BR, CHOOSE, DRAIN, DTAC, ESET, ETAC, INFINITE, JMP, MARK, READ, RESET, RMW, SET, WAIT,
-    WRITE, ModelError,
+    BR, CBREAD, CHOOSE, DRAIN, DTAC, ESET, ETAC, INFINITE, JMP, MARK, READ, RESET, RMW, SET,
+    WAIT, WRITE, ModelError,
 )
 
 
@@ -88,7 +88,7 @@ def home_steps(ir: _ir.StrategyIR, skeleton: str, scenario: str | Scenario) -> P
             if f == "event":
                 ev = ev | 1 if v else ev & ~1
                 continue
-            name = "bh0.scheduled" if f == "bh0" else f
+            name = names[prog.bh_locs[0]] if f == "bh0" else f
             if name in names:
                 mem[names.index(name)] = v
             elif f not in _ir.CORE_FIELDS:
@@ -109,10 +109,10 @@ def home_steps(ir: _ir.StrategyIR, skeleton: str, scenario: str | Scenario) -> P
                 store(sc.at.get(cur, {}))
         ins = P.code[pc]
         op = ins[0]
-        if op in (READ, WRITE, RMW, ESET, ETAC):
+        if op in (READ, WRITE, RMW, ESET, ETAC, CBREAD):
             note(P.labels[pc][0].split("/")[-1])  # the hook (or skeleton part) it belongs to
         nxt = pc + 1
-        if op == READ:
+        if op in (READ, CBREAD):
             env[ins[3]] = mem[ins[1]]
         elif op == WRITE:
             mem[ins[1]] = ins[3](env)

@@ -8,9 +8,13 @@
 #                    vocabulary (QEMU's atomics), its fingerprint, its walker
 #   _skeleton        the aio_poll skeletons ("2015", "polling") the hooks plug into
 #   _codegen         IR -> C hooks (and the vocabulary check, validate)
+#   _meta            what a strategy class declares besides its hooks, checked;
+#                    StrategyInfo
+#   _retry           retry loops (s.retry(n)): the tracer's markers -> _ir.Loop
 #   _strategy        the Strategy base class and describe(): a description
 #                    traced into IR
 #   _concrete        the description run concretely, with scripted reads
+#   _spin            running spin on a Promela model
 #   _promela         IR -> Promela for spin
 #   _plugins         discovery: entry points of "aiocore.strategies" ->
 #                    StrategyInfo (a checked description, never compiled)

@@ -72,6 +72,7 @@ int aio_release(AioContext *ctx);
 int aio_bh_new(AioContext *ctx);
 int aio_bh_schedule(AioContext *ctx, int id);
 int aio_bh_cancel(AioContext *ctx, int id);
+int aio_bh_schedule_oneshot(AioContext *ctx, uint32_t action, uint32_t arg);
 int aio_bh_delete(AioContext *ctx, int id);
 int aio_bh_set_action(AioContext *ctx, int id, uint32_t action, uint32_t arg);
 int aio_notify(AioContext *ctx);

@@ -17,11 +17,19 @@
 # * other values get a local named after what they hold (notify_me, old, ...);
 # * every fence carries a comment saying what it pairs with (the `pairs=`
 #   argument the description had to give);
-# * a read-modify-write of bh->scheduled keeps the old value and reports the
+# * in schedule and schedule_oneshot, a read-modify-write of the BH's word
+#   (bh->scheduled, alias bh->flags) keeps the old value and reports the
 #   transition to aio_bh_note(), which is how the core counts 0->1 schedules
-#   for the lost-work accounting.  The void forms (atomic_add & co.) are
-#   emitted as the matching fetch form for that reason -- the same seq_cst
-#   C11 operation, with the result kept (see C_OP_FOR_BH).
+#   for its per-BH accounting; in cancel, aio_bh_note_cancel() counts the
+#   schedules taken back.  The void forms (atomic_add & co.) are emitted as
+#   the matching fetch form for that reason -- the same seq_cst C11
+#   operation, with the result kept (see C_OP_FOR_BH).  A plain store to the
+#   word (QEMU 2014's `bh->scheduled = 1`) is not counted: no locked
+#   instruction may be added beside it, so such a strategy's per-BH counts
+#   are not kept (AIO_STRATEGY_BH_COUNTED 0) and lost work is judged by the
+#   payload each schedule publishes (docs/plugins.md);
+# * a retry loop (s.retry(n)) is a `for` over AIO_RETRY(n) attempts, whose
+#   body leaves with `break` (aio_prims.h: the trace build clamps AIO_RETRY).
 #
 # Nothing here is semantic: the IR says what happens; this module only
 # spells it.  The trace-build tests (_trace.py) check the spelling against
@@ -32,7 +40,7 @@ from . import _ir
 from .._errors import StrategyError
 
 #: Bumped when the generated C changes for the same IR.
-CODEGEN_VERSION = 1
+CODEGEN_VERSION = 2
 
 #: The void RMWs on bh->scheduled are emitted as these, to keep the old value.
 C_OP_FOR_BH = {
@@ -68,14 +76,20 @@ _HOOK_SIG = "AioContext *ctx"
 _C_WORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "
     "inline int long register restrict return short signed sizeof static struct switch typedef "
-    "union unsigned void volatile while bool true false uint32_t ctx bh old was_set".split()
+    "union unsigned void volatile while bool true false uint32_t ctx bh old was_set tries".split()
 )
 
-#: Hooks other hooks may not call (the skeleton alone calls these).
-_NOT_CALLABLE = {
-    "schedule": "schedule needs a bottom half, which only bh_schedule has",
-    "timeout_zero": "timeout_zero is called by the skeleton only",
-}
+#: The hooks whose RMWs on the BH's word are counted, and how (see above).
+_NOTE = {"schedule": "aio_bh_note", "schedule_oneshot": "aio_bh_note", "cancel": "aio_bh_note_cancel"}
+
+
+def _not_callable(caller: str, callee: str) -> str | None:
+    """Why hook `caller` may not call `callee` (None if it may)."""
+    if callee in _ir.VALUE_HOOKS:
+        return f"{callee} returns a value: the skeleton alone calls it"
+    if callee in _ir.BH_HOOKS and caller not in _ir.BH_HOOKS:
+        return f"{callee} needs a bottom half, which only the bottom-half hooks have"
+    return None
 
 
 def field_ptr(ir: _ir.StrategyIR, field: str) -> str:
@@ -86,6 +100,12 @@ def field_ptr(ir: _ir.StrategyIR, field: str) -> str:
         return "&ctx->shm->notified"
     if field == "bh_scheduled":
         return "&bh->scheduled"
+    if field == "bh_flags":
+        return "&bh->flags"
+    if field == "bh_next":
+        return "&bh->next"
+    if field == "bh_list":
+        return "&ctx->shm->bh_list"
     own = list(ir.fields[len(_ir.CORE_FIELDS):])
     if field in own:
         return f"&ctx->shm->strategy_field[{own.index(field)}].v /* {field} */"
@@ -95,18 +115,18 @@ def field_ptr(ir: _ir.StrategyIR, field: str) -> str:
 def validate(ir: _ir.StrategyIR) -> None:
     """Reject what the C back end (and the core) cannot honour."""
     for hook, body in ir.hooks.items():
+        _check_breaks(ir, hook, body, False)
         for s in _ir.walk(body):
-            if isinstance(s, (_ir.Write, _ir.MbSet)) and s.field == "bh_scheduled":
-                kind = s.kind if isinstance(s, _ir.Write) else "atomic_mb_set"
-                raise StrategyError(
-                    f"{ir.name}: hook {hook} writes bh_scheduled with {kind}; a schedule must "
-                    f"be a read-modify-write (atomic_xchg, atomic_cmpxchg, atomic_fetch_or, ...) "
-                    f"so that 0->1 schedules are counted"
-                )
-            if isinstance(s, _ir.Call) and s.hook in _NOT_CALLABLE:
-                raise StrategyError(f"{ir.name}: hook {hook} calls {s.hook}: {_NOT_CALLABLE[s.hook]}")
             if isinstance(s, _ir.Call) and s.hook not in _ir.HOOKS:
                 raise StrategyError(f"{ir.name}: hook {hook} calls unknown hook {s.hook!r}")
+            if isinstance(s, _ir.Call) and _not_callable(hook, s.hook):
+                raise StrategyError(f"{ir.name}: hook {hook} calls {s.hook}: {_not_callable(hook, s.hook)}")
+            f = getattr(s, "field", None)
+            if f in _ir.BH_FIELDS and hook not in _ir.BH_HOOKS:
+                raise StrategyError(f"{ir.name}: hook {hook} names {f}, but has no bottom half")
+            if isinstance(s, _ir.Loop) and not 1 <= s.limit <= _ir.MAX_RETRY:
+                raise StrategyError(f"{ir.name}: hook {hook} has a retry loop of {s.limit} attempts "
+                                    f"(1 to {_ir.MAX_RETRY})")
             for kind_attr in ("kind",):
                 k = getattr(s, kind_attr, None)
                 if k is not None and k not in _ir.PRIMITIVES:
@@ -118,12 +138,23 @@ def validate(ir: _ir.StrategyIR) -> None:
         raise StrategyError(f"{ir.name}: at most {_ir.MAX_STRATEGY_FIELDS} shared fields")
 
 
+def _check_breaks(ir, hook, body, in_loop):
+    for s in body:
+        if isinstance(s, _ir.Break) and not in_loop:
+            raise StrategyError(f"{ir.name}: hook {hook} has a break outside a retry loop")
+        if isinstance(s, _ir.If):
+            _check_breaks(ir, hook, s.then, in_loop)
+            _check_breaks(ir, hook, s.orelse, in_loop)
+        elif isinstance(s, _ir.Loop):
+            _check_breaks(ir, hook, s.body, True)
+
+
 # --- expressions -----------------------------------------------------------
 
 
 def _is_unsigned(e) -> bool:
     """Whether C gives e an unsigned type (tmps and fields are uint32_t)."""
-    if isinstance(e, _ir.Tmp):
+    if isinstance(e, (_ir.Tmp, _ir.BhSelf)):
         return True
     if isinstance(e, _ir.Const):
         return e.value > 0x7FFFFFFF
@@ -153,6 +184,8 @@ class _ExprWriter:
             if e.name in self.inlined:
                 return self.inlined[e.name]
             return self.names[e.name]
+        if isinstance(e, _ir.BhSelf):
+            return "aio_bh_self(ctx, bh)"
         if isinstance(e, _ir.Un):
             inner = self(e.a, 99)
             if e.op == "~" and not _is_unsigned(e.a):
@@ -228,9 +261,9 @@ def _evaluated_first(e, name) -> bool:
     return False
 
 
-def _may_inline_into(nxt, tmp) -> bool:
+def _may_inline_into(nxt, tmp, noted=False) -> bool:
     if isinstance(nxt, _ir.Rmw):
-        if nxt.kind == "atomic_cmpxchg" or nxt.field == "bh_scheduled":
+        if nxt.kind == "atomic_cmpxchg" or (noted and nxt.field in _ir.BH_WORD):
             return False
     # Not into atomic_mb_set: its macro runs smp_wmb() before evaluating the
     # value, which would move the read after the fence.
@@ -249,6 +282,8 @@ class _HookWriter:
         self.taken = set(_C_WORDS) - {"old", "was_set"}
         self.lines = []
         self.uses_bh = False
+        self.note = _NOTE.get(hook)
+        self.loops = 0
         for s in _ir.walk(body):
             d = getattr(s, "dst", None)
             if d and d not in self.names:
@@ -258,7 +293,7 @@ class _HookWriter:
         if isinstance(s, _ir.Read):
             base = s.field
         elif isinstance(s, _ir.Rmw):
-            base = "old" if s.field == "bh_scheduled" else f"old_{s.field}"
+            base = "old" if s.field in _ir.BH_WORD else f"old_{s.field}"
         else:
             base = "was_set"
         name, n = base, 2
@@ -267,8 +302,12 @@ class _HookWriter:
         self.taken.add(name)
         return name
 
+    def counted(self, s):
+        """An RMW of the BH's word whose transition this hook reports."""
+        return self.note is not None and isinstance(s, _ir.Rmw) and s.field in _ir.BH_WORD
+
     def ptr(self, field):
-        if field == "bh_scheduled":
+        if field in _ir.BH_FIELDS:
             self.uses_bh = True
         return field_ptr(self.ir, field)
 
@@ -301,7 +340,7 @@ class _HookWriter:
             return f"{s.kind}({self.ptr(s.field)})"
         if isinstance(s, _ir.Rmw):
             kind = s.kind
-            if s.field == "bh_scheduled" and kind in C_OP_FOR_BH:
+            if self.counted(s) and kind in C_OP_FOR_BH:
                 kind = C_OP_FOR_BH[kind]
             if kind == "atomic_cmpxchg":
                 return f"atomic_cmpxchg({self.ptr(s.field)}, {ex(s.expected)}, {ex(s.value)})"
@@ -320,9 +359,9 @@ class _HookWriter:
             if (
                 dst
                 and self.uses.get(dst, 0) == 1
-                and not (isinstance(s, _ir.Rmw) and s.field == "bh_scheduled")
+                and not self.counted(s)
                 and nxt is not None
-                and _may_inline_into(nxt, dst)
+                and _may_inline_into(nxt, dst, self.note is not None)
             ):
                 inlined[dst] = self.producer(s, ex)
                 i += 1
@@ -332,7 +371,7 @@ class _HookWriter:
 
     def stmt(self, s, depth, ex, inlined):
         if isinstance(s, (_ir.Read, _ir.EventTestAndClear)) or (
-            isinstance(s, _ir.Rmw) and s.field != "bh_scheduled"
+            isinstance(s, _ir.Rmw) and not self.counted(s)
         ):
             text = self.producer(s, ex)
             dst = getattr(s, "dst", None)
@@ -344,7 +383,7 @@ class _HookWriter:
                 self.emit(depth, f"{text};")
             else:
                 self.emit(depth, f"(void){text};")
-        elif isinstance(s, _ir.Rmw):  # on bh->scheduled: keep old for aio_bh_note
+        elif isinstance(s, _ir.Rmw):  # on the BH's word: keep old for aio_bh_note
             old = self.names.get(s.dst) if s.dst else None
             if old is None:
                 old = self._pick_name(s)
@@ -357,7 +396,7 @@ class _HookWriter:
                 new = f"{old} == {ex(s.expected, 6)} ? {ex(s.value, 1)} : {old}"
             else:
                 new = f"{old} {_RMW_NEW[s.kind]} {ex(s.value, _PREC[_RMW_NEW[s.kind]] + 1)}"
-            self.emit(depth, f"aio_bh_note(bh, {old}, {new});")
+            self.emit(depth, f"{self.note}(bh, {old}, {new});")
         elif isinstance(s, _ir.Write):
             self.emit(depth, f"{s.kind}({self.ptr(s.field)}, {ex(s.value)});")
         elif isinstance(s, _ir.Fence):
@@ -369,9 +408,22 @@ class _HookWriter:
         elif isinstance(s, _ir.EventSet):
             self.emit(depth, "event_notifier_set(ctx);")
         elif isinstance(s, _ir.Call):
-            if s.hook == "schedule":
-                raise StrategyError(f"{self.ir.name}: {_NOT_CALLABLE['schedule']}")
-            self.emit(depth, f"strategy_{s.hook}(ctx);")
+            why = _not_callable(self.hook, s.hook)
+            if why:
+                raise StrategyError(f"{self.ir.name}: hook {self.hook} calls {s.hook}: {why}")
+            if s.hook in _ir.BH_HOOKS:
+                self.uses_bh = True
+                self.emit(depth, f"strategy_{s.hook}(ctx, bh);")
+            else:
+                self.emit(depth, f"strategy_{s.hook}(ctx);")
+        elif isinstance(s, _ir.Loop):
+            self.loops += 1
+            i = "tries" if self.loops == 1 else f"tries_{self.loops}"
+            self.emit(depth, f"for (int {i} = 0; {i} < AIO_RETRY({s.limit}); {i}++) {{")
+            self.block(s.body, depth + 1, dict(inlined))
+            self.emit(depth, "}")
+        elif isinstance(s, _ir.Break):
+            self.emit(depth, "break;")
         elif isinstance(s, _ir.Return):
             self.emit(depth, f"return {ex(s.value)};")
         elif isinstance(s, _ir.If):
@@ -396,19 +448,19 @@ class _HookWriter:
             raise StrategyError(f"{self.ir.name}: cannot generate C for {s!r}")
 
     def render(self):
-        ret = "int" if self.hook == "timeout_zero" else "void"
-        sig = _HOOK_SIG + (", AioBHSlot *bh" if self.hook == "schedule" else "")
+        ret = "int" if self.hook == "timeout_zero" else "uint32_t" if self.hook in _ir.VALUE_HOOKS else "void"
+        sig = _HOOK_SIG + (", AioBHSlot *bh" if self.hook in _ir.BH_HOOKS else "")
         self.block(self.body, 1, {})
         out = [f"static {ret} strategy_{self.hook}({sig})", "{"]
         unused = []
         text = "\n".join(self.lines)
         if "ctx" not in text.replace("AioContext *ctx", ""):
             unused.append("ctx")
-        if self.hook == "schedule" and not self.uses_bh:
+        if self.hook in _ir.BH_HOOKS and not self.uses_bh:
             unused.append("bh")
         for u in unused:
             out.append(f"    (void){u};")
-        if self.hook == "timeout_zero" and not self.body:
+        if self.hook in _ir.VALUE_HOOKS and not self.body:
             out.append("    return 0;")
         out.extend(self.lines)
         out.append("}")
@@ -449,7 +501,7 @@ def _hook_order(ir):
         order.append(h)
 
     for h in _ir.HOOKS:
-        if h == "timeout_zero" and not ir.has_timeout_zero:
+        if h in _ir.OPTIONAL_HOOKS and not ir.has(h):
             continue
         visit(h)
     return order
@@ -485,6 +537,9 @@ def generate_c(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "", source: s
     out.append(f"#define AIO_STRATEGY_FOREIGN_POLLERS {int(ir.foreign_pollers)}")
     out.append(f"#define AIO_STRATEGY_ACCEPT_NONBLOCKING {int(ir.accept_nonblocking)}")
     out.append(f"#define AIO_STRATEGY_HAS_TIMEOUT_ZERO {int(ir.has_timeout_zero)}")
+    for h in _ir.OPTIONAL_HOOKS[1:]:
+        out.append(f"#define AIO_STRATEGY_HAS_{h.upper()} {int(ir.has(h))}")
+    out.append(f"#define AIO_STRATEGY_BH_COUNTED {int(ir.bh_counted)}")
     for h in _hook_order(ir):
         out.append("")
         out.append(_HookWriter(ir, h, ir.hooks.get(h, ())).render())

@@ -18,10 +18,11 @@ from ._strategy import _MACHINERY_CODE, Sym, _Builder, _expr, _PathTracer
 class _ConcreteTracer(_PathTracer):
     """Runs a hook with scripted read results, logging every primitive."""
 
-    def __init__(self, reads: Callable[[str, str], int]):
+    def __init__(self, reads: Callable[[str, str], int], retry_cap=None):
         super().__init__(())
         self.reads = reads
         self.env = {}
+        self.retry_cap = retry_cap
 
     def value(self, name):
         return Sym(self, _ir.Tmp(name))
@@ -29,8 +30,15 @@ class _ConcreteTracer(_PathTracer):
     def decide(self, e):
         return bool(_ir.eval_expr(e, self.env))
 
+    def retry(self, limit):
+        # Concretely a retry loop loops (at most retry_cap times: the trace
+        # build's AIO_RETRY clamps every loop the same way).
+        n = limit if self.retry_cap is None else min(limit, self.retry_cap)
+        for _ in range(n):
+            yield None
 
-def run_concrete(cls, hook, reads: Callable[[str, str], int]) -> list[tuple]:
+
+def run_concrete(cls, hook, reads: Callable[[str, str], int], retry_cap=None) -> list[tuple]:
     """Run one hook of the Python description with scripted read values.
 
     ``reads(op, field)`` supplies the value every reading primitive returns
@@ -38,12 +46,13 @@ def run_concrete(cls, hook, reads: Callable[[str, str], int]) -> list[tuple]:
     (op, field, value_written, value_read), calls to other hooks followed
     into, in the format the C trace build writes.
     """
-    return run_concrete_ret(cls, hook, reads)[0]
+    return run_concrete_ret(cls, hook, reads, retry_cap)[0]
 
 
-def run_concrete_ret(cls, hook, reads: Callable[[str, str], int]) -> tuple[list[tuple], int]:
-    """run_concrete, also giving the hook's return value (timeout_zero's;
-    0 for the other hooks), masked to 32 bits."""
+def run_concrete_ret(cls, hook, reads: Callable[[str, str], int], retry_cap=None) -> tuple[list[tuple], int]:
+    """run_concrete, also giving the hook's return value (a value hook's,
+    e.g. timeout_zero's or claim's; 0 for the other hooks), masked to 32
+    bits.  ``retry_cap`` bounds every retry loop (None: its own limit)."""
     log = []
 
     def execute(h):
@@ -51,7 +60,7 @@ def run_concrete_ret(cls, hook, reads: Callable[[str, str], int]) -> tuple[list[
         fn = getattr(cls, h, None)
         if fn is None:
             return 0
-        t = _ConcreteTracer(reads)
+        t = _ConcreteTracer(reads, retry_cap)
         b = _Builder(cls, t, h)
 
         def emit(s):

@@ -10,14 +10,25 @@
 # Shape:
 #   Hook body     = tuple of statements
 #   Statement     = Read | Write | Rmw | Fence | MbSet | EventSet
-#                 | EventTestAndClear | Call | If | Return
-#   Expression    = Const | Tmp | Un | Bin
+#                 | EventTestAndClear | Call | If | Return | Loop | Break
+#   Expression    = Const | Tmp | Un | Bin | BhSelf
 #
 # Tmps are single-assignment values produced by reads, RMWs and
 # event_test_and_clear.  A Tmp's name is derived from the source line of the
 # operation that produced it, so the same operation gets the same name on every
 # path through a hook (which lets the code generator hoist common tails out of
 # an if/else).
+#
+# The bottom-half side (issue 23).  A bottom half's own words are
+# ``bh_scheduled`` / ``bh_flags`` (two names of one 32-bit word: QEMU's
+# bh->scheduled of 2014, its bh->flags of today) and ``bh_next`` (the link of
+# a lock-free list); ``bh_list`` is the context's list head.  A BH hook
+# (schedule, schedule_oneshot, cancel, claim, bh_pending) runs with one bottom
+# half in hand, whose identity as a list value (its id + 1, never 0) is the
+# expression BhSelf.  ``Loop(limit, body)`` is a bounded retry loop (the
+# description's ``for _ in s.retry(limit):``): the body runs at most `limit`
+# times, and leaves early through Break (QEMU's cmpxchg loop, whose `while`
+# retries until the cmpxchg saw the value it expected).
 from __future__ import annotations
 
 import hashlib
@@ -27,16 +38,24 @@ from typing import Union
 import attrs
 
 #: Bumped whenever the meaning of the IR changes; part of every fingerprint.
-IR_VERSION = 1
+IR_VERSION = 2
 
-#: Shared 32-bit fields a hook may name.  ``bh_scheduled`` is the flag of the
-#: bottom half being scheduled (only meaningful in the ``schedule`` hook).
-CORE_FIELDS = ("notify_me", "notified", "bh_scheduled")
+#: Shared 32-bit fields a hook may name.  ``bh_scheduled`` / ``bh_flags`` (one
+#: word, two names) and ``bh_next`` belong to the bottom half of a BH hook
+#: (BH_FIELDS); ``bh_list`` is the context's list head, for any hook.
+CORE_FIELDS = ("notify_me", "notified", "bh_scheduled", "bh_flags", "bh_next", "bh_list")
+
+#: The fields of the bottom half in hand: only BH hooks (BH_HOOKS) name them.
+BH_FIELDS = ("bh_scheduled", "bh_flags", "bh_next")
+
+#: The two names of the BH's word (the checker, the C and the trace build
+#: see one location).
+BH_WORD = ("bh_scheduled", "bh_flags")
 
 #: How many strategy-private shared fields a strategy may declare.
 MAX_STRATEGY_FIELDS = 4
 
-#: Hooks, in the order the skeleton documents them.
+#: Hooks, in the order the skeleton documents them (aio_trace.c's numbers).
 HOOKS = (
     "notify",
     "accept",
@@ -47,7 +66,36 @@ HOOKS = (
     "on_event",
     "schedule",
     "timeout_zero",
+    # the bottom-half side
+    "schedule_oneshot",
+    "cancel",
+    "claim",
+    "claim_list",
+    "bh_pending",
+    # the three sites timeout_zero stands for
+    "notifier_poll",
+    "last_look",
+    "compute_timeout",
 )
+
+#: Hooks that run with one bottom half in hand (bh_scheduled, bh_next, bh_self).
+BH_HOOKS = ("schedule", "schedule_oneshot", "cancel", "claim", "bh_pending")
+
+#: Hooks that return a value (the skeleton reads it; no hook may call them).
+VALUE_HOOKS = ("timeout_zero", "claim", "claim_list", "bh_pending", "notifier_poll",
+               "last_look", "compute_timeout")
+
+#: Hooks a strategy may leave out, the core then doing what it did before
+#: issue 23 at that site (see StrategyIR.site).  The other hooks are traced
+#: from Strategy's own methods when a strategy does not write them.
+OPTIONAL_HOOKS = ("timeout_zero", "claim_list", "notifier_poll", "last_look", "compute_timeout")
+
+#: The timeout sites, each the hook of its name, else timeout_zero (the
+#: shorthand for all three), else the core's default there.
+TIMEOUT_SITES = ("notifier_poll", "last_look", "compute_timeout")
+
+#: A retry loop runs at most this many times.
+MAX_RETRY = 64
 
 READ_KINDS = ("atomic_read", "atomic_load_acquire")
 WRITE_KINDS = ("atomic_set", "atomic_store_release")
@@ -111,7 +159,15 @@ class Bin:
     b: "Expr"
 
 
-Expr = Union[Const, Tmp, Un, Bin]
+@attrs.frozen
+class BhSelf:
+    """The bottom half in hand as a list value: its id + 1 (never 0)."""
+
+
+Expr = Union[Const, Tmp, Un, Bin, BhSelf]
+
+#: The env key of BhSelf's value when an expression is evaluated.
+SELF = "$bh_self"
 
 
 def eval_expr(e: Expr, env: dict) -> int:
@@ -120,6 +176,8 @@ def eval_expr(e: Expr, env: dict) -> int:
         return e.value & MASK32
     if isinstance(e, Tmp):
         return env[e.name]
+    if isinstance(e, BhSelf):
+        return env.get(SELF, 1)
     if isinstance(e, Un):
         a = eval_expr(e.a, env)
         return (~a) & MASK32 if e.op == "~" else int(a == 0)
@@ -233,12 +291,28 @@ class If:
 
 @attrs.frozen
 class Return:
-    """Only in timeout_zero: a non-zero value forces a zero poll timeout."""
+    """Only in the value hooks (VALUE_HOOKS): timeout_zero's non-zero forces
+    a zero poll timeout, claim's non-zero runs the callback, ..."""
 
     value: Expr
 
 
-Stmt = Union[Read, Write, Rmw, Fence, MbSet, EventSet, EventTestAndClear, Call, If, Return]
+@attrs.frozen
+class Loop:
+    """A bounded retry loop: ``body`` runs at most ``limit`` times; a Break
+    in it leaves the loop, falling off its end runs it again."""
+
+    limit: int
+    body: tuple = ()
+
+
+@attrs.frozen
+class Break:
+    """Leave the innermost Loop."""
+
+
+Stmt = Union[Read, Write, Rmw, Fence, MbSet, EventSet, EventTestAndClear, Call, If, Return, Loop,
+             Break]
 
 
 @attrs.frozen
@@ -252,6 +326,32 @@ class StrategyIR:
     accept_nonblocking: bool = False
     has_timeout_zero: bool = False
     schedule_is_default: bool = True
+    #: the OPTIONAL_HOOKS the strategy defines (sorted)
+    optional: tuple = ()
+    #: whether the core's per-BH counts are exact for it (derived from the
+    #: hooks, so not part of the fingerprint; see _strategy.bh_counted)
+    bh_counted: bool = True
+
+    def has(self, hook: str) -> bool:
+        """Whether the strategy defines an optional hook (timeout_zero, ...)."""
+        return hook in self.optional or (hook == "timeout_zero" and self.has_timeout_zero)
+
+    def site(self, site: str) -> str | None:
+        """The hook run at a timeout site (TIMEOUT_SITES): the site's own hook,
+        else timeout_zero, else None (the core's default there: the notifier
+        poll and the last look read `notified`, compute_timeout nothing)."""
+        if site not in TIMEOUT_SITES:
+            raise ValueError(f"unknown timeout site {site!r} (sites: {', '.join(TIMEOUT_SITES)})")
+        if self.has(site):
+            return site
+        if self.has("timeout_zero"):
+            return "timeout_zero"
+        return None
+
+    @property
+    def has_list(self) -> bool:
+        """aio_bh_poll takes a list (claim_list) rather than looking at every BH."""
+        return self.has("claim_list")
 
     def to_json(self) -> dict:
         """A stable, machine-readable form (the model checker's input)."""
@@ -263,6 +363,7 @@ class StrategyIR:
             "accept_nonblocking": self.accept_nonblocking,
             "has_timeout_zero": self.has_timeout_zero,
             "schedule_is_default": self.schedule_is_default,
+            "optional": list(self.optional),
             "hooks": {h: [stmt_to_json(s) for s in self.hooks.get(h, ())] for h in HOOKS},
         }
 
@@ -302,6 +403,8 @@ def expr_to_json(e: Expr):
         return {"const": e.value}
     if isinstance(e, Tmp):
         return {"tmp": e.name}
+    if isinstance(e, BhSelf):
+        return {"bh_self": True}
     if isinstance(e, Un):
         return {"op": e.op, "a": expr_to_json(e.a)}
     return {"op": e.op, "a": expr_to_json(e.a), "b": expr_to_json(e.b)}
@@ -336,6 +439,10 @@ def stmt_to_json(s: Stmt) -> dict:
         }
     if isinstance(s, Return):
         return {"stmt": "return", "value": expr_to_json(s.value)}
+    if isinstance(s, Loop):
+        return {"stmt": "loop", "limit": s.limit, "body": [stmt_to_json(x) for x in s.body]}
+    if isinstance(s, Break):
+        return {"stmt": "break"}
     raise TypeError(f"not an IR statement: {s!r}")
 
 
@@ -346,3 +453,5 @@ def walk(body):
         if isinstance(s, If):
             yield from walk(s.then)
             yield from walk(s.orelse)
+        elif isinstance(s, Loop):
+            yield from walk(s.body)

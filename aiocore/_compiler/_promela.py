@@ -34,7 +34,13 @@
 #                       strategy's schedule hook) a nondeterministic number
 #                       of times, then it leaves.
 #
-# One bottom half (`bh`, its scheduled flag) stands for all of them.
+# One bottom half (`bh`, its word; `bh_next`, its link; `bh_list`, the
+# context's list head) stands for all of them.  The bottom-half hooks run on
+# it: the notifiers' schedule; the poller's bh_pending (the timeout, the poll
+# phase) and claim (dispatch: the callback starts when it returns non-zero),
+# after claim_list if the strategy keeps a list, which the poller then walks
+# (BhSelf is 1: the one BH).  A value hook sets ret_<hook>; a retry loop is
+# a `do` bounded by its limit, left by `break`.
 #
 # Properties.  The seeds state "event toggles infinitely often" as a never
 # claim.  That claim assumes every aio_notify writes the event (the seeds'
@@ -66,21 +72,13 @@
 # strategy compares a shared value with < or >.
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
-import tempfile
-import time
-
-import attrs
-
 from . import _ir, _skeleton
-from .._errors import AioError, StrategyError
+from .._errors import StrategyError
+# Running spin on a model lives in _spin.py; re-exported here.
+from ._spin import (  # noqa: F401
+    CLAIMS, ClaimResult, SpinMissing, SpinVerdict, have_spin, parse_pan, run_spin,
+)
 
-CLAIMS = ("lost_wakeup", "busy_loop")
-_VERDICT_OF_CLAIM = {"lost_wakeup": "lost-wakeup", "busy_loop": "busy-loop"}
-_CONFIG_DEFINES = {"home": (), "foreign": ("-DFOREIGN",), "gsource": ("-DGSOURCE",)}
 
 _BIN = {"&&", "||", "|", "^", "&", "==", "!=", "<", "<=", ">", ">=", "+", "-"}
 _PREC = {
@@ -90,14 +88,10 @@ _PREC = {
 }
 
 
-class SpinMissing(AioError):
-    """spin (or a C compiler for pan.c) is not installed."""
-
-
 def _var(field: str) -> str:
-    if field == "bh_scheduled":
+    if field in _ir.BH_WORD:
         return "bh"
-    if field in ("notify_me", "notified"):
+    if field in ("notify_me", "notified", "bh_next", "bh_list"):
         return field
     return f"s_{field}"
 
@@ -112,12 +106,15 @@ class _Writer:
     def __init__(self, ir):
         self.ir = ir
         self.lines = []
+        self.loops = {}  # hook -> loops emitted so far (tries_<hook>_<n>)
 
     def expr(self, e, hook, parent=0):
         if isinstance(e, _ir.Const):
             return _const(e.value)
         if isinstance(e, _ir.Tmp):
             return f"{hook}_{e.name}"
+        if isinstance(e, _ir.BhSelf):
+            return "1"
         if isinstance(e, _ir.Un):
             return f"{e.op}{self.expr(e.a, hook, 99)}"
         if e.op not in _BIN:  # pragma: no cover - the IR has no other ops
@@ -172,7 +169,19 @@ class _Writer:
         elif isinstance(s, _ir.Call):
             self.emit(depth, f"strategy_{s.hook}();")
         elif isinstance(s, _ir.Return):
-            self.emit(depth, f"zero_timeout = ({ex(s.value)} != 0);")
+            self.emit(depth, f"ret_{hook} = ({ex(s.value)});")
+        elif isinstance(s, _ir.Loop):
+            n = self.loops[hook] = self.loops.get(hook, 0) + 1
+            t = f"tries_{hook}_{n}"
+            self.emit(depth, f"{t} = 0;")
+            self.emit(depth, "do")
+            self.emit(depth, f":: {t} < {s.limit} ->")
+            self.emit(depth + 1, f"{t}++;")
+            self.body(s.body, hook, depth + 1)
+            self.emit(depth, ":: else -> break")
+            self.emit(depth, "od;")
+        elif isinstance(s, _ir.Break):
+            self.emit(depth, "break;")
         elif isinstance(s, _ir.If):
             self.emit(depth, "if")
             self.emit(depth, f":: {ex(s.cond)} ->")
@@ -191,10 +200,16 @@ def _tmps(ir, hook, seen=None):
         return set()
     seen.add(hook)
     out = set()
+    loops = 0
+    if hook in _ir.VALUE_HOOKS:
+        out.add(f"ret_{hook}")
     for s in _ir.walk(ir.hooks.get(hook, ())):
         d = getattr(s, "dst", None)
         if d:
             out.add(f"{hook}_{d}")
+        if isinstance(s, _ir.Loop):
+            loops += 1
+            out.add(f"tries_{hook}_{loops}")
         if isinstance(s, _ir.Call):
             out |= _tmps(ir, s.hook, seen)
     return out
@@ -213,7 +228,7 @@ def _order(ir):
         order.append(h)
 
     for h in _ir.HOOKS:
-        if h == "timeout_zero" and not ir.has_timeout_zero:
+        if h in _ir.OPTIONAL_HOOKS and not ir.has(h):
             continue
         visit(h)
     return order
@@ -277,7 +292,9 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
     ]
     L += [f"int {_var(f)};   /* strategy field {f} */" for f in own]
     L += [
-        "int bh;               /* the bottom half's scheduled flag */",
+        "int bh;               /* the bottom half's word (scheduled / flags) */",
+        "int bh_next;          /* its list link */",
+        "int bh_list;          /* the context's list head (1: the BH, 0: empty) */",
         "bool event;           /* the EventNotifier is readable */",
         "bool home_waiting;    /* the home poller sleeps in ppoll, timeout infinite */",
         "byte notifiers_done;",
@@ -292,9 +309,9 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
         L.append("}")
         L.append("")
 
-    poll_hooks = ["poll_begin", "poll_end", "prepare", "check", "on_event", "accept"]
-    if ir.has_timeout_zero:
-        poll_hooks.append("timeout_zero")
+    poll_hooks = ["poll_begin", "poll_end", "prepare", "check", "on_event", "accept", "claim",
+                  "bh_pending"]
+    poll_hooks += [h for h in _ir.OPTIONAL_HOOKS if ir.has(h)]
     poller_tmps = set()
     for h in poll_hooks:
         poller_tmps |= _tmps(ir, h)
@@ -303,16 +320,42 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
     def decls(tmps):
         return [f"    int {t};" for t in sorted(tmps)]
 
-    tz = ["    strategy_timeout_zero();"] if ir.has_timeout_zero else ["    zero_timeout = 0;"]
+    def site(name, default, last=True):
+        h = ir.site(name)
+        end = "" if last else ";"
+        return [f"    strategy_{h}();", f"    zero_timeout = (ret_{h} != 0){end}"] if h else [f"    {default}{end}"]
+
+    if ir.has_list:
+        pending = [
+            "    /* the list the strategy keeps: bh_list, then bh_next */",
+            "    if",
+            "    :: !zero_timeout && bh_list == 1 -> strategy_bh_pending(); zero_timeout = (ret_bh_pending != 0)",
+            "    :: else -> skip",
+            "    fi",
+        ]
+        claims = [
+            "    strategy_claim_list();",
+            "    if",
+            "    :: ret_claim_list == 1 ->   /* the list holds the BH: claim it */",
+            "        strategy_claim()   /* ret_claim: the callback starts */",
+            "    :: else -> skip",
+            "    fi;",
+        ]
+    else:
+        pending = [
+            "    if",
+            "    :: !zero_timeout -> strategy_bh_pending(); zero_timeout = (ret_bh_pending != 0)",
+            "    :: else -> skip",
+            "    fi",
+        ]
+        claims = ["    strategy_claim();   /* ret_claim: the callback starts */"]
     L += [
-        "/* aio_compute_timeout: zero if the strategy says so, else if the BH is pending. */",
+        "/* aio_compute_timeout: zero if the strategy's compute_timeout says so,",
+        " * else if the BH is pending (bh_pending). */",
         "inline compute_timeout()",
         "{",
-        *tz,
-        "    if",
-        "    :: !zero_timeout && bh -> zero_timeout = 1",
-        "    :: else -> skip",
-        "    fi",
+        *site("compute_timeout", "zero_timeout = 0", last=False),
+        *pending,
         "}",
         "",
         "/* ppoll on the notifier: a zero timeout samples it, an infinite one blocks",
@@ -330,16 +373,11 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
         "    fi",
         "}",
         "",
-        "/* aio_dispatch: claim the BH (xchg), then the notifier's fd handler if",
-        " * the notifier was readable at the wait. */",
+        "/* aio_dispatch: aio_bh_poll (the strategy's claim), then the notifier's",
+        " * fd handler if the notifier was readable at the wait. */",
         "inline dispatch()",
         "{",
-        "    atomic {",
-        "        if",
-        "        :: bh -> bh = 0   /* claimed: its callback runs once */",
-        "        :: else -> skip",
-        "        fi",
-        "    }",
+        *claims,
         "    if",
         "    :: readable -> strategy_on_event()",
         "    :: else -> skip",
@@ -355,10 +393,16 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
         "    dispatch()",
         "}",
         "",
-        "/* aio_context_notifier_poll: zero_timeout = timeout_zero(), else notified. */",
+        "/* aio_context_notifier_poll: the notifier_poll site (timeout_zero, else notified). */",
         "inline notifier_poll()",
         "{",
-        *(["    strategy_timeout_zero()"] if ir.has_timeout_zero else ["    zero_timeout = (notified != 0)"]),
+        *site("notifier_poll", "zero_timeout = (notified != 0)"),
+        "}",
+        "",
+        "/* \"Don't block if aio_notify() was called\": the last_look site. */",
+        "inline last_look()",
+        "{",
+        *site("last_look", "zero_timeout = (notified != 0)"),
         "}",
         "",
         "inline aio_poll_polling()   /* blocking, home */",
@@ -369,15 +413,13 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
         "    :: !zero_timeout && rounds < POLL_ROUNDS ->",
         "        rounds++;",
         "        notifier_poll();",
-        "        if",
-        "        :: !zero_timeout && bh -> zero_timeout = 1",
-        "        :: else -> skip",
+        *["    " + x for x in pending[:-1]],
         "        fi",
         "    :: true -> break   /* poll_ns elapsed, or 0 */",
         "    od;",
         "    use_notify_me = !zero_timeout;",
         "    if",
-        "    :: use_notify_me -> strategy_poll_begin(); notifier_poll()   /* the last look */",
+        "    :: use_notify_me -> strategy_poll_begin(); last_look()",
         "    :: else -> skip",
         "    fi;",
         "    if",
@@ -474,103 +516,3 @@ def generate_promela(ir: _ir.StrategyIR, *, origin: str = "", doc: str = "") -> 
         "}",
     ]
     return "\n".join(L) + "\n"
-
-
-# --- running spin ----------------------------------------------------------
-
-
-@attrs.frozen
-class ClaimResult:
-    claim: str
-    errors: int
-    states: int
-    seconds: float
-    output: str
-
-
-@attrs.frozen
-class SpinVerdict:
-    """spin's verdict on a model: pass, lost-wakeup or busy-loop."""
-
-    verdict: str
-    claims: dict  # claim name -> ClaimResult
-    defines: tuple = ()
-
-    @property
-    def states(self) -> int:
-        return max((c.states for c in self.claims.values()), default=0)
-
-
-def have_spin() -> bool:
-    return shutil.which("spin") is not None and (shutil.which("gcc") or shutil.which("cc")) is not None
-
-
-def _run(cmd, cwd, timeout):
-    try:
-        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise AioError(f"{' '.join(cmd)} did not finish within {timeout:.0f} s") from None
-    return p
-
-
-def parse_pan(output: str) -> tuple[int, int]:
-    """(errors, states stored) from pan's report."""
-    m = re.search(r"errors:\s*(\d+)", output)
-    if not m:
-        raise AioError(f"cannot read pan's verdict (no 'errors:' line):\n{output[-2000:]}")
-    st = re.search(r"(\d+(?:\.\d+)?(?:e\+\d+)?)\s+states, stored", output)
-    states = int(float(st.group(1))) if st else 0
-    return int(m.group(1)), states
-
-
-def run_spin(
-    model_text: str,
-    *,
-    config: str = "home",
-    defines=(),
-    claims=CLAIMS,
-    timeout: float = 120.0,
-    keep: str | None = None,
-    optimize: bool = False,
-) -> SpinVerdict:
-    """Run spin on a model generated by generate_promela (or any model with
-    never claims named lost_wakeup / busy_loop) and give the verdict.
-
-    config: home, foreign or gsource (adds -DFOREIGN / -DGSOURCE);
-    defines: more -D options for spin -a (e.g. "-DNOTIFIERS=2").
-    pan.c is compiled with -O0 (four times faster to build than -O2, and
-    these models have at most ~10^5 states); pass optimize=True for -O2
-    when measuring spin's speed.
-    Raises SpinMissing if spin or a C compiler is missing, AioError if spin
-    rejects the model or pan does not finish within `timeout` seconds."""
-    if not have_spin():
-        raise SpinMissing("spin not installed (Debian: apt-get install spin), or no C compiler")
-    if config not in _CONFIG_DEFINES:
-        raise ValueError(f"unknown config {config!r} (configs: {', '.join(_CONFIG_DEFINES)})")
-    defs = tuple(_CONFIG_DEFINES[config]) + tuple(defines)
-    d = keep or tempfile.mkdtemp(prefix="aiocore-spin-")
-    try:
-        path = os.path.join(d, "model.pml")
-        with open(path, "w") as f:
-            f.write(model_text)
-        p = _run(["spin", "-a", *defs, "model.pml"], d, timeout)
-        if p.returncode != 0 or not os.path.exists(os.path.join(d, "pan.c")):
-            raise AioError(f"spin -a rejected the model:\n{(p.stdout + p.stderr)[-3000:]}")
-        cc = shutil.which("gcc") or shutil.which("cc")
-        p = _run([cc, "-O2" if optimize else "-O0", "-DNFAIR=3", "-DVECTORSZ=4096", "-o", "pan", "pan.c"], d, timeout)
-        if p.returncode != 0:
-            raise AioError(f"pan.c does not compile:\n{(p.stdout + p.stderr)[-3000:]}")
-        results = {}
-        verdict = "pass"
-        for claim in claims:
-            t0 = time.monotonic()
-            p = _run(["./pan", "-a", "-f", "-m1000000", "-N", claim], d, timeout)
-            out = p.stdout + p.stderr
-            errors, states = parse_pan(out)
-            results[claim] = ClaimResult(claim, errors, states, time.monotonic() - t0, out)
-            if errors and verdict == "pass":
-                verdict = _VERDICT_OF_CLAIM.get(claim, claim)
-        return SpinVerdict(verdict, results, defs)
-    finally:
-        if keep is None:
-            shutil.rmtree(d, ignore_errors=True)

@@ -20,20 +20,17 @@ from __future__ import annotations
 import sys
 
 
-import attrs
-
 from . import _ir
 from .._errors import StrategyError
+from ._meta import CONFIGS, MODELS, VERDICTS, StrategyInfo, validate_meta as _validate_meta  # noqa: F401
 from ._qemu_names import ALIASES, QemuSpellings
+from ._retry import _check_loops, _defined, _fold_loops, _uses
 
 #: A hook may not branch more than this many times on one path.
 MAX_BRANCH_DEPTH = 16
 #: Nor have more than this many paths.
 MAX_PATHS = 512
 
-VERDICTS = ("pass", "lost-wakeup", "busy-loop", "lost-work")
-MODELS = ("sc", "tso", "arm")
-CONFIGS = ("home", "foreign", "gsource")
 
 
 class Strategy:
@@ -61,11 +58,24 @@ class Strategy:
                            "2015" (whose verdicts are ``expected``), worst
                            over the configs of that skeleton
 
-    Hooks (all optional except ``notify``), written over the builder ``s``:
-    notify, accept, poll_begin, poll_end, prepare, check, on_event, schedule,
-    timeout_zero (returns a value; non-zero forces a zero poll timeout).
-    The default ``schedule`` is QEMU's:
-    ``if atomic_xchg(&bh->scheduled, 1) == 0: aio_notify()``.
+    Hooks (all optional except ``notify``; docs/plugins.md says when the core
+    calls each), written over the builder ``s``: notify, accept, poll_begin,
+    poll_end, prepare, check, on_event; the bottom-half side (a BH in hand:
+    ``s.bh_scheduled`` alias ``s.bh_flags``, ``s.bh_next``, ``s.bh_self``):
+    schedule, schedule_oneshot, cancel, claim, bh_pending, and claim_list
+    (optional: a list to walk instead of every BH); the timeout sites
+    notifier_poll, last_look, compute_timeout, with timeout_zero their
+    shorthand.  Value hooks return non-zero for "yes".  Defaults (the core's
+    behaviour before these hooks existed):
+
+    schedule          ``if atomic_xchg(&bh->scheduled, 1) == 0: aio_notify()``
+    schedule_oneshot  ``schedule()`` (on a fresh BH the core frees after its callback)
+    cancel            ``atomic_xchg(&bh->scheduled, 0)``
+    claim             ``atomic_read(&bh->scheduled) && atomic_xchg(&bh->scheduled, 0)``
+    bh_pending        ``atomic_read(&bh->scheduled)``
+    notifier_poll, last_look   timeout_zero, else ``atomic_read(&ctx->notified)``
+    compute_timeout   timeout_zero, else nothing
+    claim_list        none: aio_bh_poll looks at every BH, in id order
     """
 
     name: str = ""
@@ -81,6 +91,22 @@ class Strategy:
     def schedule(s):
         if s.atomic_xchg(s.bh_scheduled, 1) == 0:
             s.notify()
+
+    def schedule_oneshot(s):
+        s.schedule()
+
+    def cancel(s):
+        s.atomic_xchg(s.bh_scheduled, 0)
+
+    def claim(s):
+        # A relaxed read first, so that an idle BH costs no locked operation;
+        # the xchg is the claim (each 0->1 schedule claimed exactly once).
+        if s.atomic_read(s.bh_scheduled):
+            return s.atomic_xchg(s.bh_scheduled, 0)
+        return 0
+
+    def bh_pending(s):
+        return s.atomic_read(s.bh_scheduled)
 
 
 # --- symbolic values -------------------------------------------------------
@@ -182,6 +208,21 @@ class _Builder(QemuSpellings):
         for f in _ir.CORE_FIELDS + tuple(cls.shared):
             object.__setattr__(self, f, Field(f))
 
+    @property
+    def bh_self(self):
+        """The bottom half in hand as a list value (its id + 1, never 0)."""
+        if self._hook not in _ir.BH_HOOKS:
+            raise StrategyError(f"bh_self outside a bottom-half hook ({', '.join(_ir.BH_HOOKS)}): "
+                                f"there is no bottom half in {self._hook}")
+        return Sym(self._t, _ir.BhSelf())
+
+    def retry(self, limit):
+        """``for _ in s.retry(n):`` -- a loop whose body runs at most n times;
+        ``break`` leaves it (QEMU's cmpxchg retry loop, bounded)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _ir.MAX_RETRY:
+            raise StrategyError(f"s.retry(limit): limit must be an int from 1 to {_ir.MAX_RETRY}, not {limit!r}")
+        return self._t.retry(limit)
+
     # Unknown attributes: another hook (recorded as a call) or a helper
     # method of the strategy class (inlined); anything else is an error.
     def __getattr__(self, name):
@@ -190,6 +231,12 @@ class _Builder(QemuSpellings):
         if name in _ir.HOOKS:
             if name == self._hook:
                 raise StrategyError(f"hook {name} calls itself")
+            if name in _ir.VALUE_HOOKS:
+                raise StrategyError(f"hook {self._hook} calls {name}, which returns a value: only the "
+                                    f"skeleton calls it")
+            if name in _ir.BH_HOOKS and self._hook not in _ir.BH_HOOKS:
+                raise StrategyError(f"hook {self._hook} calls {name}, which needs a bottom half: only "
+                                    f"the bottom-half hooks ({', '.join(_ir.BH_HOOKS)}) may")
             return lambda: self._t.emit(_ir.Call(name))
         attr = getattr(self._cls, name, None)
         if callable(attr) and not isinstance(attr, type):
@@ -205,8 +252,9 @@ class _Builder(QemuSpellings):
     def _field(self, prim, f):
         if not isinstance(f, Field):
             raise StrategyError(f"{prim} needs a shared field (e.g. s.notify_me), got {f!r}")
-        if f.name == "bh_scheduled" and self._hook != "schedule":
-            raise StrategyError(f"{prim}(bh_scheduled) outside the schedule hook: there is no bottom half here")
+        if f.name in _ir.BH_FIELDS and self._hook not in _ir.BH_HOOKS:
+            raise StrategyError(f"{prim}({f.name}) outside a bottom-half hook ({', '.join(_ir.BH_HOOKS)}): "
+                                f"there is no bottom half in {self._hook}")
         return f.name
 
     def _tmp(self):
@@ -343,6 +391,19 @@ class _PathTracer:
         self.items.append(("branch", e, d))
         return d
 
+    def retry(self, limit):
+        """Trace a retry loop's body once, between markers (see _retry.py)."""
+        self.items.append(("loop", limit))
+        self.open_loops = getattr(self, "open_loops", 0) + 1
+        try:
+            yield None
+        except GeneratorExit:
+            self.items.append(("break",))
+            self.open_loops -= 1
+            raise
+        self.items.append(("continue",))
+        self.open_loops -= 1
+
 
 def _machinery_code():
     codes = set()
@@ -395,10 +456,14 @@ def _hoist(body):
     """Move statements common to the end of both branches after the If."""
     out = []
     for s in body:
+        if isinstance(s, _ir.Loop):
+            out.append(_ir.Loop(s.limit, _hoist(s.body)))
+            continue
         if isinstance(s, _ir.If):
             then, orelse = list(_hoist(s.then)), list(_hoist(s.orelse))
             tail = []
-            while then and orelse and then[-1] == orelse[-1] and not isinstance(then[-1], _ir.Return):
+            while (then and orelse and then[-1] == orelse[-1]
+                   and not isinstance(then[-1], (_ir.Return, _ir.Break))):
                 tail.insert(0, then.pop())
                 orelse.pop()
             # A hoisted statement must not use a tmp defined inside a branch.
@@ -411,27 +476,6 @@ def _hoist(body):
         else:
             out.append(s)
     return tuple(out)
-
-
-def _defined(body):
-    names = set()
-    for s in _ir.walk(body):
-        d = getattr(s, "dst", None)
-        if d:
-            names.add(d)
-    return names
-
-
-def _uses(s):
-    u = set()
-    for attr in ("value", "expected", "cond"):
-        e = getattr(s, attr, None)
-        if e is not None and not isinstance(e, str):
-            u |= _ir.expr_tmps(e)
-    if isinstance(s, _ir.If):
-        for x in _ir.walk(s.then + s.orelse):
-            u |= _uses(x)
-    return u
 
 
 def trace_hook(cls, hook) -> tuple:
@@ -460,15 +504,19 @@ def trace_hook(cls, hook) -> tuple:
             raise StrategyError(f"hook {hook}: unbounded recursion") from None
         except Exception as e:  # an author's bug in the description
             raise StrategyError(f"hook {hook} raised {type(e).__name__}: {e}") from e
-        if hook == "timeout_zero":
-            t.emit(_ir.Return(_expr(ret if ret is not None else 0, "timeout_zero return value")))
+        if getattr(t, "open_loops", 0):
+            raise StrategyError(f"hook {hook}: a retry loop never ends (write `for _ in s.retry(n):`)")
+        if hook in _ir.VALUE_HOOKS:
+            t.emit(_ir.Return(_expr(ret if ret is not None else 0, f"{hook} return value")))
         elif ret is not None:
-            raise StrategyError(f"hook {hook} returns a value; only timeout_zero may")
+            raise StrategyError(f"hook {hook} returns a value; only {', '.join(_ir.VALUE_HOOKS)} may")
         returned.append(ret)
         for i in range(len(prefix), len(t.decisions)):
             work.append(tuple(t.decisions[:i]) + (not t.decisions[i],))
         _insert(tree, t.items)
-    return _hoist(tuple(_freeze(tree)))
+    body = _hoist(tuple(_fold_loops(_freeze(tree), hook)))
+    _check_loops(body, hook)
+    return body
 
 
 def _check_calls(hooks, name):
@@ -476,8 +524,8 @@ def _check_calls(hooks, name):
     graph = {h: {s.hook for s in _ir.walk(body) if isinstance(s, _ir.Call)} for h, body in hooks.items()}
     for h, callees in graph.items():
         for c in callees:
-            if c == "timeout_zero":
-                raise StrategyError(f"hook {h} calls timeout_zero, which only the skeleton calls")
+            if c in _ir.VALUE_HOOKS:
+                raise StrategyError(f"hook {h} calls {c}, which only the skeleton calls")
     state = {}
 
     def visit(h, path):
@@ -494,53 +542,26 @@ def _check_calls(hooks, name):
         visit(h, [])
 
 
-def _validate_meta(cls):
-    name = getattr(cls, "name", "")
-    if not isinstance(name, str) or not name:
-        raise StrategyError(f"{cls.__name__} has no name")
-    if not all(c.isalnum() or c in "-_" for c in name) or len(name) > 31:
-        raise StrategyError(f"strategy name {name!r}: use at most 31 letters, digits, '-' or '_'")
-    exp = getattr(cls, "expected", {}) or {}
-    if not isinstance(exp, dict):
-        raise StrategyError(f"{name}: expected must be a dict {{model: verdict}}")
-    for m, v in exp.items():
-        if m not in MODELS:
-            raise StrategyError(f"{name}: expected names unknown model {m!r} (models: {', '.join(MODELS)})")
-        if v not in VERDICTS:
-            raise StrategyError(f"{name}: expected[{m!r}] = {v!r} is not a verdict ({', '.join(VERDICTS)})")
-    for c, per in (getattr(cls, "expected_configs", {}) or {}).items():
-        if c not in CONFIGS:
-            raise StrategyError(f"{name}: expected_configs names unknown config {c!r}")
-        for m, v in per.items():
-            if m not in MODELS or v not in VERDICTS:
-                raise StrategyError(f"{name}: expected_configs[{c!r}] has a bad entry {m!r}: {v!r}")
-    from ._skeleton import SKELETONS
+def bh_counted(hooks: dict, has_list: bool) -> bool:
+    """Whether the core's per-BH counts (schedules, dispatches, cancels) are
+    exact for these hooks: the schedule hooks change the BH's word only with
+    read-modify-writes (each one noted, _codegen), claim and cancel are
+    Strategy's (the core counts a dispatch per claim that returns non-zero,
+    a cancel per RMW of cancel that clears the word), and there is no list."""
+    for h in ("schedule", "schedule_oneshot", "cancel"):
+        for s in _ir.walk(hooks.get(h, ())):
+            if isinstance(s, (_ir.Write, _ir.MbSet)) and s.field in _ir.BH_WORD:
+                return False
+    return not has_list and all(hooks.get(h, ()) == _default_body(h) for h in ("claim", "cancel"))
 
-    sks = getattr(cls, "skeletons", ("2015",))
-    if isinstance(sks, str) or not isinstance(sks, (tuple, list)) or not sks:
-        raise StrategyError(f"{name}: skeletons must be a non-empty tuple of names ({', '.join(SKELETONS)})")
-    for sk in sks:
-        if sk not in SKELETONS:
-            raise StrategyError(f"{name}: skeletons names unknown skeleton {sk!r} (skeletons: {', '.join(SKELETONS)})")
-    esk = getattr(cls, "expected_skeletons", {}) or {}
-    if not isinstance(esk, dict):
-        raise StrategyError(f"{name}: expected_skeletons must be a dict {{skeleton: {{model: verdict}}}}")
-    for sk, per in esk.items():
-        if sk not in SKELETONS:
-            raise StrategyError(f"{name}: expected_skeletons names unknown skeleton {sk!r}")
-        if not isinstance(per, dict):
-            raise StrategyError(f"{name}: expected_skeletons[{sk!r}] must be a dict {{model: verdict}}")
-        for m, v in per.items():
-            if m not in MODELS or v not in VERDICTS:
-                raise StrategyError(f"{name}: expected_skeletons[{sk!r}] has a bad entry {m!r}: {v!r}")
-    shared = tuple(getattr(cls, "shared", ()) or ())
-    if len(shared) > _ir.MAX_STRATEGY_FIELDS:
-        raise StrategyError(f"{name}: at most {_ir.MAX_STRATEGY_FIELDS} shared fields")
-    for f in shared:
-        if not (isinstance(f, str) and f.isidentifier() and f not in _ir.CORE_FIELDS):
-            raise StrategyError(f"{name}: bad shared field name {f!r}")
-    if getattr(cls, "notify", None) is None:
-        raise StrategyError(f"{name}: missing hook notify")
+
+_DEFAULT_BODIES: dict = {}
+
+
+def _default_body(hook):
+    if hook not in _DEFAULT_BODIES:
+        _DEFAULT_BODIES[hook] = trace_hook(Strategy, hook)
+    return _DEFAULT_BODIES[hook]
 
 
 def describe(cls) -> _ir.StrategyIR:
@@ -551,8 +572,10 @@ def describe(cls) -> _ir.StrategyIR:
     hooks = {h: trace_hook(cls, h) for h in _ir.HOOKS}
     _check_calls(hooks, cls.name)
     for h, body in hooks.items():
-        if h != "timeout_zero" and any(isinstance(s, _ir.Return) for s in _ir.walk(body)):
+        if h not in _ir.VALUE_HOOKS and any(isinstance(s, _ir.Return) for s in _ir.walk(body)):
             raise StrategyError(f"{cls.name}: hook {h} returns a value")
+    optional = tuple(sorted(h for h in _ir.OPTIONAL_HOOKS if h != "timeout_zero"
+                            and getattr(cls, h, None) is not None))
     ir = _ir.StrategyIR(
         name=cls.name,
         hooks=hooks,
@@ -561,6 +584,8 @@ def describe(cls) -> _ir.StrategyIR:
         accept_nonblocking=bool(cls.accept_nonblocking),
         has_timeout_zero=getattr(cls, "timeout_zero", None) is not None,
         schedule_is_default=cls.schedule is Strategy.schedule,
+        optional=optional,
+        bh_counted=bh_counted(hooks, "claim_list" in optional),
     )
     # What neither the C back end nor the core can honour (writes to
     # bh_scheduled that are not RMWs, calls to schedule/timeout_zero).
@@ -568,23 +593,6 @@ def describe(cls) -> _ir.StrategyIR:
 
     validate(ir)
     return ir
-
-
-@attrs.frozen
-class StrategyInfo:
-    """What the registry knows of one strategy (see _plugins.py)."""
-
-    name: str
-    origin: str
-    source: str  # distribution[entry-point]
-    status: str  # "ok" or the reason it is broken
-    expected: dict
-    cls: type | None = None
-    ir: _ir.StrategyIR | None = None
-    expected_configs: dict = attrs.field(factory=dict)
-    foreign_pollers: bool = False
-    skeletons: tuple = ("2015",)
-    expected_skeletons: dict = attrs.field(factory=dict)
 
 
 # Code objects new_tmp() looks through to find the hook's own frame

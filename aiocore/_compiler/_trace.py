@@ -18,11 +18,18 @@
 # report says which branch arms were never taken (with the default domain,
 # none for the built-in strategies).
 #
-# Two spellings differ on purpose and are normalized before comparing:
-# * a void RMW on bh->scheduled (atomic_add & co.) is emitted as its fetch
-#   form, to keep the old value for aio_bh_note (_codegen.C_OP_FOR_BH);
+# Some spellings differ on purpose and are normalized before comparing:
+# * a void RMW on the BH's word (atomic_add & co.) is emitted as its fetch
+#   form in the hooks that count it, to keep the old value for aio_bh_note
+#   (_codegen.C_OP_FOR_BH): both logs say the fetch form;
+# * bh_flags is bh_scheduled's other name (the C logs one field);
 # * event_test_and_clear returns whether the notifier was readable: the C
 #   logs the raw scripted value, Python the boolean.
+#
+# Retry loops run at most TRACE_RETRY_CAP attempts in the trace build
+# (aio_prims.h AIO_RETRY), and in the Python and IR runs compared with it,
+# so that a loop of n attempts does not multiply the scripts by 5^(reads*n):
+# the first attempt, a retry and the loop running out are all covered.
 from __future__ import annotations
 
 import attrs
@@ -64,6 +71,8 @@ _NONREADING = {"atomic_set", "atomic_store_release", "smp_mb", "smp_wmb", "smp_r
 DEFAULT_DOMAIN = (0, 1, 2, 3, 0xFFFFFFFE)
 MAX_SCRIPTS = 50_000
 MAX_LOG = 256
+#: Attempts of a retry loop in the trace build (AIO_RETRY there).
+TRACE_RETRY_CAP = 2
 
 
 class Unfaithful(AioError):
@@ -77,6 +86,10 @@ def field_name(code: int, own_fields) -> str | None:
         return _ir.CORE_FIELDS[code]
     if code == 7:
         return "event"
+    if code == 8:
+        return "bh_next"
+    if code == 9:
+        return "bh_list"
     i = code - 3
     if 0 <= i < len(own_fields):
         return own_fields[i]
@@ -118,8 +131,11 @@ def reads_of(log) -> int:
 
 
 def _normalize_py(log):
+    """A log (Python's, the IR's or the C's) in the spelling compared."""
     out = []
     for rec in log:
+        if rec[1] == "bh_flags":
+            rec = (rec[0], "bh_scheduled") + tuple(rec[2:])
         if rec[1] == "bh_scheduled" and rec[0] in C_OP_FOR_BH:
             rec = (C_OP_FOR_BH[rec[0]],) + tuple(rec[1:])
         out.append(tuple(rec))
@@ -135,15 +151,20 @@ def _scripted(script):
     return reads
 
 
-def run_ir(ir: _ir.StrategyIR, hook: str, script, arms=None):
+_BREAK = object()
+
+
+def run_ir(ir: _ir.StrategyIR, hook: str, script, arms=None, retry_cap=TRACE_RETRY_CAP):
     """Interpret the IR of a hook on a script: (log, return value).  `arms`,
-    if given, collects the (id(If), taken) pairs visited."""
+    if given, collects the (id(If), taken) pairs visited.  Retry loops run
+    at most ``retry_cap`` attempts (None: their own limit)."""
     reads = _scripted(script)
     log: list = []
 
     def execute(h):
         env: dict = {}
-        return _exec_body(ir.hooks.get(h, ()), env)
+        r = _exec_body(ir.hooks.get(h, ()), env)
+        return None if r is _BREAK else r
 
     def _exec_body(body, env):
         for s in body:
@@ -154,6 +175,16 @@ def run_ir(ir: _ir.StrategyIR, hook: str, script, arms=None):
                 r = _exec_body(s.then if taken else s.orelse, env)
                 if r is not None:
                     return r
+            elif isinstance(s, _ir.Loop):
+                n = s.limit if retry_cap is None else min(s.limit, retry_cap)
+                for _ in range(n):
+                    r = _exec_body(s.body, env)
+                    if r is _BREAK:
+                        break
+                    if r is not None:
+                        return r
+            elif isinstance(s, _ir.Break):
+                return _BREAK
             elif isinstance(s, _ir.Return):
                 return _ir.eval_expr(s.value, env)
             else:
@@ -232,10 +263,11 @@ def check_hook(cls, ir, ffi, lib, hook, domain=DEFAULT_DOMAIN) -> HookReport:
         done += 1
         if done > MAX_SCRIPTS:
             raise Unfaithful(f"hook {hook}: more than {MAX_SCRIPTS} scripts; use a smaller domain")
-        py_log, py_ret = run_concrete_ret(cls, hook, _scripted(script))
+        py_log, py_ret = run_concrete_ret(cls, hook, _scripted(script), TRACE_RETRY_CAP)
         py_log = _normalize_py(py_log)
         ir_log, ir_ret = run_ir(ir, hook, script, arms)
         ir_log = _normalize_py(ir_log)
+        c_log = _normalize_py(c_log)
         if not (py_log == ir_log == c_log and py_ret == ir_ret == c_ret):
             raise Unfaithful(
                 f"{ir.name}: the compiled C differs from the description\n"

@@ -43,7 +43,7 @@ from .._compiler._load import load_strategy
 from ._state import _ContextState, after_fork_in_child
 from ._fdpass import _FdServer, _receive_fds
 from ._segment import *  # noqa: F401,F403  (re-exported: aiocore._context._aio.X)
-from ._segment import (_EV_BH, _EV_FD, _EV_TIMER, _HEADER_BYTES, _check_name,  # noqa: F401
+from ._segment import (_EV_BH, _EV_BH_ONESHOT, _EV_FD, _EV_TIMER, _HEADER_BYTES, _check_name,  # noqa: F401
                        _check_poll_params, _check_skeleton, _core, _decode, _new_name, _peek,
                        _poll_word_of, _segment_error, _unlink)
 
@@ -137,6 +137,7 @@ class AioContext(_ContextState):
         if self._c == ffi.NULL:
             raise MemoryError("aio_ctx_new")
         self._bh_cb = {}
+        self._oneshot_cb = {}  # one-shot BH id -> its callback, until it runs
         self._timer_cb = {}
         self._fd_cb = {}
         self._progress = ffi.new("int *")
@@ -437,32 +438,28 @@ class AioContext(_ContextState):
         raise NotImplementedError  # pragma: no cover
 
     def bh_cancel(self, bh_id: int) -> None:
-        """Unschedule a bottom half if it is pending (any process)."""
+        """qemu_bh_cancel: unschedule a bottom half if it is pending (any
+        process; the strategy's cancel hook)."""
         self._raise(self._lib.aio_bh_cancel(self._c, bh_id), bh=bh_id)
+
+    def bh_schedule_oneshot(self, callback=None, *, action: int = 0, arg: int = 0) -> int:
+        """aio_bh_schedule_oneshot: schedule a fresh bottom half that runs once
+        and is then freed (any process; the strategy's schedule_oneshot hook).
+        ``callback`` runs in this process's aio_poll (the owner's, or a
+        foreign poller's); a native ``action`` (aio_drivers.c) runs in
+        whichever poller claims it.  Returns the slot's id."""
+        if callback is not None and not callable(callback):
+            raise TypeError(f"bh_schedule_oneshot needs a callable, not {type(callback).__name__}")
+        r = self._lib.aio_bh_schedule_oneshot(self._c, action, arg)
+        self._raise(r)
+        if callback is not None:
+            self._oneshot_cb[r] = callback
+        return r
 
     def bh_delete(self, bh_id: int) -> None:
         """Delete a bottom half (owner only); a pending schedule is dropped."""
         self._raise(self._lib.aio_bh_delete(self._c, bh_id), bh=bh_id)
         self._bh_cb.pop(bh_id, None)
-
-    def bh_bind(self, bh_id: int, callback) -> None:
-        """Give this process a callback for a BH it may claim as a foreign poller."""
-        st = self._ffi.new("uint64_t[4]")
-        state = self._lib.aio_bh_stat(self._c, bh_id, st)
-        self._raise(state, bh=bh_id)
-        if state != 1:
-            raise E.BadBottomHalf(f"bottom half {bh_id} is not allocated in {self._name!r}")
-        self._bh_cb[bh_id] = callback
-
-    def bh_set_action(self, bh_id: int, action: int, arg: int = 0) -> None:
-        """Run a native action (aio_drivers.c) instead of a Python callback."""
-        self._raise(self._lib.aio_bh_set_action(self._c, bh_id, action, arg), bh=bh_id)
-
-    def bh_stats(self, bh_id: int) -> dict:
-        """Per-BH accounting: schedules (0->1), dispatches, cancels, scheduled."""
-        st = self._ffi.new("uint64_t[4]")
-        self._raise(self._lib.aio_bh_stat(self._c, bh_id, st), bh=bh_id)
-        return dict(schedules=st[0], dispatches=st[1], cancels=st[2], scheduled=st[3])
 
     # -- timers --
 
@@ -534,11 +531,19 @@ class AioContext(_ContextState):
     def _run_events(self, n):
         ev = self._lib.aio_events(self._c)
         items = [(ev[i].kind, ev[i].id, ev[i].revents) for i in range(n)]
+        # A one-shot's slot is free again once claimed: take its callback now,
+        # before a callback below schedules a new one-shot in the same slot.
+        oneshots = {ident: self._oneshot_cb.pop(ident, None) for kind, ident, _ in items
+                    if kind == _EV_BH_ONESHOT}
         first_exc = None
         for kind, ident, revents in items:
             try:
                 if kind == _EV_BH:
                     cb = self._bh_cb.get(ident)
+                    if cb is not None:
+                        cb()
+                elif kind == _EV_BH_ONESHOT:
+                    cb = oneshots.get(ident)
                     if cb is not None:
                         cb()
                 elif kind == _EV_FD:

@@ -24,6 +24,8 @@ DEFAULT_N_TIMERS = 256
 NOTIFIER_EVENTFD = 1
 NOTIFIER_PIPE = 2
 RECOVERY_FLAG = 1  # header.flags: AIO_FLAG_RECOVERY (aio_core.h)
+#: AIO_LAYOUT_VERSION of aio_core.h (3: the BH list and one-shot slots)
+LAYOUT_VERSION = 3
 
 COUNTER_NAMES = (
     "polls",
@@ -87,7 +89,7 @@ PRIM_OPS = {
 _NAME_RE = re.compile(r"^/?[A-Za-z0-9._-]{1,200}$")
 _HEADER_BYTES = 256
 
-_EV_BH, _EV_FD, _EV_TIMER = 1, 2, 3
+_EV_BH, _EV_FD, _EV_TIMER, _EV_BH_ONESHOT = 1, 2, 3, 4
 
 
 @attrs.frozen
@@ -332,7 +334,7 @@ def _segment_error(name, r, info, size):
         )
     if r == -9:
         return E.LayoutMismatch(
-            f"{name!r} has layout version {info.layout_version}; this aiocore reads version 2"
+            f"{name!r} has layout version {info.layout_version}; this aiocore reads version {LAYOUT_VERSION}"
         )
     if r == -10:
         return E.TruncatedSegment(

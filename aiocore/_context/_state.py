@@ -1,6 +1,7 @@
 # AioContext's second half: the GSource path (prepare / wait / check /
 # dispatch), the context lock, and reading state (counters, snapshot, poll
-# state, the step log, primitives on named fields).  A mixin so that
+# state, the step log, primitives on named fields, per-BH state and native
+# actions).  A mixin so that
 # _aio.py keeps construction, bottom halves, timers, fd handlers and
 # aio_poll; every method here is one C call (the protocol stays in C).
 from __future__ import annotations
@@ -23,6 +24,28 @@ from ._segment import (
 class _ContextState:
     """The GSource path, the lock and state of an AioContext (a mixin)."""
 
+    # -- bottom halves: another process's, native actions, per-BH state --
+
+    def bh_bind(self, bh_id: int, callback) -> None:
+        """Give this process a callback for a BH it may claim as a foreign poller."""
+        st = self._ffi.new("uint64_t[4]")
+        state = self._lib.aio_bh_stat(self._c, bh_id, st)
+        self._raise(state, bh=bh_id)
+        if state != 1:
+            raise E.BadBottomHalf(f"bottom half {bh_id} is not allocated in {self._name!r}")
+        self._bh_cb[bh_id] = callback
+
+    def bh_set_action(self, bh_id: int, action: int, arg: int = 0) -> None:
+        """Run a native action (aio_drivers.c) instead of a Python callback."""
+        self._raise(self._lib.aio_bh_set_action(self._c, bh_id, action, arg), bh=bh_id)
+
+    def bh_stats(self, bh_id: int) -> dict:
+        """Per-BH accounting: schedules (0->1), dispatches, cancels, scheduled."""
+        st = self._ffi.new("uint64_t[4]")
+        self._raise(self._lib.aio_bh_stat(self._c, bh_id, st), bh=bh_id)
+        return dict(schedules=st[0], dispatches=st[1], cancels=st[2], scheduled=st[3])
+
+    # -- readiness words, polling state, ... --
 
     def poll_word_add(self, word: int, n: int = 1) -> None:
         """Post n to readiness word ``word`` (any process; release order)."""
@@ -136,16 +159,21 @@ class _ContextState:
     def prim(self, op: str, field: str | int, a: int = 0, b: int = 0) -> int:
         """Run one primitive of the vocabulary on a named shared field.
 
-        field: "notify_me", "notified", ("bh", id) or a strategy field index."""
+        field: "notify_me", "notified", "bh_list", ("bh", id) (its word),
+        ("bh_next", id) (its list link) or a strategy field index (0..3)."""
         if op not in PRIM_OPS:
             raise ValueError(f"unknown primitive {op!r}; known: {', '.join(PRIM_OPS)}")
         if field == "notify_me":
             f = 0
         elif field == "notified":
             f = 1
+        elif field == "bh_list":
+            f = 6
         elif isinstance(field, tuple) and field[0] == "bh":
             f = 100 + int(field[1])
-        elif isinstance(field, int):
+        elif isinstance(field, tuple) and field[0] == "bh_next":
+            f = 20000 + int(field[1])
+        elif isinstance(field, int) and 0 <= field < 4:
             f = 2 + field
         else:
             raise ValueError(f"unknown field {field!r}")

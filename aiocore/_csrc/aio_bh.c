@@ -17,41 +17,88 @@ static AioBHSlot *aio_bh_get(AioContext *ctx, int id)
     return RAW_READ(&bh->state) == AIO_BH_ALLOCATED ? bh : NULL;
 }
 
+/* The current high-water mark of BH slots, bounded by our own capacity. */
+static uint32_t aio_bh_hwm(AioContext *ctx)
+{
+    uint32_t hwm = RAW_READ(&ctx->shm->owner.bh_hwm);
+    return hwm > ctx->n_bh ? ctx->n_bh : hwm;
+}
+
+/* Take slot id from state `from` to `to`: 1 if we got it.  Acquire: pairs
+ * with the release that freed or deleted it, so whoever used it last is
+ * done with it. */
+static int aio_bh_cas_state(AioBHSlot *bh, uint32_t from, uint32_t to)
+{
+    return RAW_READ(&bh->state) == from &&
+           __atomic_compare_exchange_n(&bh->state, &from, to, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+/*
+ * A slot for a new bottom half, put in state `to` (ALLOCATED: aio_bh_new,
+ * the owner; ONESHOT: aio_bh_schedule_oneshot, any process).  `reuse_first`:
+ * look for a free slot below the high-water mark before opening a fresh
+ * one (one-shots, which come and go); aio_bh_new opens fresh slots first
+ * and reuses free or deleted ones only when none is left.  A fresh slot
+ * (state FREE: the segment starts zeroed) is taken by compare-and-swap and
+ * the mark raised after it by compare-and-swap, so processes racing for
+ * slots each get their own.  Returns the id, or AIO_E_FULL.
+ */
+static int aio_bh_take(AioContext *ctx, uint32_t to, int reuse_first)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == (reuse_first ? 1 : 0)) {
+            /* open a fresh slot */
+            for (;;) {
+                uint32_t hwm = aio_bh_hwm(ctx);
+                if (hwm >= ctx->n_bh) {
+                    break;
+                }
+                if (aio_bh_cas_state(&ctx->bh[hwm], AIO_BH_FREE, to)) {
+                    uint32_t cur = hwm;
+                    /* Publish the slot (its state) before the mark that
+                     * makes pollers look at it; pairs with the reads of
+                     * bh_hwm, which only need to see it eventually. */
+                    while (cur <= hwm && !__atomic_compare_exchange_n(
+                               &ctx->shm->owner.bh_hwm, &cur, hwm + 1, 0,
+                               __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+                    }
+                    return (int)hwm;
+                }
+                if (RAW_READ(&ctx->shm->owner.bh_hwm) == hwm) {
+                    /* taken but the mark not raised yet: help */
+                    uint32_t cur = hwm;
+                    __atomic_compare_exchange_n(&ctx->shm->owner.bh_hwm, &cur, hwm + 1, 0,
+                                                __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+                }
+            }
+        } else {
+            uint32_t hwm = aio_bh_hwm(ctx);
+            for (uint32_t id = 0; id < hwm; id++) {
+                if (aio_bh_cas_state(&ctx->bh[id], AIO_BH_FREE, to) ||
+                    (to == AIO_BH_ALLOCATED && aio_bh_cas_state(&ctx->bh[id], AIO_BH_DELETED, to))) {
+                    return (int)id;
+                }
+            }
+        }
+    }
+    return AIO_E_FULL;
+}
+
 int aio_bh_new(AioContext *ctx)
 {
     CHECK_OPEN(ctx);
     if (!aio_is_home(ctx)) {
         return AIO_E_NOT_HOME;
     }
-    uint32_t hwm = RAW_READ(&ctx->shm->owner.bh_hwm);
-    uint32_t id;
-    if (hwm > ctx->n_bh) {
-        hwm = ctx->n_bh;
-    }
-    if (hwm < ctx->n_bh) {
-        id = hwm;
-    } else {
-        /* Reuse a deleted slot only when no fresh one is left. */
-        for (id = 0; id < ctx->n_bh; id++) {
-            if (RAW_READ(&ctx->bh[id].state) != AIO_BH_ALLOCATED) {
-                break;
-            }
-        }
-        if (id == ctx->n_bh) {
-            return AIO_E_FULL;
-        }
+    int id = aio_bh_take(ctx, AIO_BH_ALLOCATED, 0);
+    if (id < 0) {
+        return id;
     }
     AioBHSlot *bh = &ctx->bh[id];
     RAW_SET(&bh->scheduled, 0);
+    RAW_SET(&bh->next, 0);
     RAW_SET(&bh->action, 0);
-    /* Publish the slot before the high-water mark that makes pollers and
-     * schedulers look at it: pairs with the acquire-free reads in
-     * aio_bh_get, which only need to see ALLOCATED eventually. */
-    __atomic_store_n(&bh->state, AIO_BH_ALLOCATED, __ATOMIC_RELEASE);
-    if (id >= hwm) {
-        __atomic_store_n(&ctx->shm->owner.bh_hwm, id + 1, __ATOMIC_RELEASE);
-    }
-    return (int)id;
+    return id;
 }
 
 /* Mark a 0->1 schedule as undone, for the lost-work accounting. */
@@ -77,6 +124,7 @@ int aio_bh_schedule(AioContext *ctx, int id)
     return AIO_OK;
 }
 
+/* qemu_bh_cancel: the strategy's cancel hook (it counts what it takes back). */
 int aio_bh_cancel(AioContext *ctx, int id)
 {
     CHECK_OPEN(ctx);
@@ -84,10 +132,36 @@ int aio_bh_cancel(AioContext *ctx, int id)
     if (!bh) {
         return AIO_E_BAD_BH;
     }
-    if (RAW_XCHG(&bh->scheduled, 0)) {
-        aio_bh_uncount(bh);
-    }
+    strategy_cancel(ctx, bh);
     return AIO_OK;
+}
+
+/*
+ * aio_bh_schedule_oneshot: any process.  A slot of its own (aio_bh_take:
+ * a free one, else a fresh one), its word and link zeroed as g_new's
+ * zeroed QEMUBH is, then the strategy's schedule_oneshot hook.  The poller
+ * that runs its callback frees the slot (aio_dispatch).  Returns the slot's
+ * id, for Python to bind a callback to (the owner) or for a native action.
+ */
+int aio_bh_schedule_oneshot(AioContext *ctx, uint32_t action, uint32_t arg)
+{
+    if (ctx->closed) {
+        return AIO_E_CLOSED;
+    }
+    if (RAW_READ(&ctx->shm->h.state) != AIO_STATE_LIVE || aio_owner_tick(ctx)) {
+        return AIO_E_OWNER_GONE;
+    }
+    int id = aio_bh_take(ctx, AIO_BH_ONESHOT, 1);
+    if (id < 0) {
+        return id;
+    }
+    AioBHSlot *bh = &ctx->bh[id];
+    RAW_SET(&bh->scheduled, 0);
+    RAW_SET(&bh->next, 0);
+    RAW_SET(&bh->arg, arg);
+    RAW_SET(&bh->action, action);
+    strategy_schedule_oneshot(ctx, bh);
+    return id;
 }
 
 int aio_bh_delete(AioContext *ctx, int id)
@@ -101,6 +175,8 @@ int aio_bh_delete(AioContext *ctx, int id)
         return AIO_E_BAD_BH;
     }
     __atomic_store_n(&bh->state, AIO_BH_DELETED, __ATOMIC_RELEASE);
+    /* A BH still on a strategy's list keeps its link: the list walk skips
+     * it (its state) and a fresh slot is preferred by aio_bh_new. */
     if (RAW_XCHG(&bh->scheduled, 0)) {
         aio_bh_uncount(bh);
     }

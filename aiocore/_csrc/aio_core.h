@@ -26,7 +26,8 @@
 #include "aio_prims.h"
 
 #define AIO_MAGIC            0x434f4941u   /* "AIOC" in memory order */
-#define AIO_LAYOUT_VERSION   2u   /* 2: skeleton and poll parameters in the header */
+#define AIO_LAYOUT_VERSION   3u   /* 2: skeleton and poll parameters in the header;
+                                     3: the BH list (bh_list, bh->next), one-shot slots */
 #define AIO_CACHELINE        64
 #define AIO_HEADER_SIZE      256
 #define AIO_MAX_SEGMENT      (1u << 20)    /* the segment is small: <= 1 MiB */
@@ -54,8 +55,9 @@ enum { AIO_ROLE_ATTACHED = 16 };
 /* Segment states (header.state). */
 enum { AIO_STATE_LIVE = 1, AIO_STATE_CLOSED = 2 };
 
-/* Bottom-half slot states. */
-enum { AIO_BH_FREE = 0, AIO_BH_ALLOCATED = 1, AIO_BH_DELETED = 2 };
+/* Bottom-half slot states.  ONESHOT: allocated by aio_bh_schedule_oneshot
+ * (any process), freed by the poller that ran its callback. */
+enum { AIO_BH_FREE = 0, AIO_BH_ALLOCATED = 1, AIO_BH_DELETED = 2, AIO_BH_ONESHOT = 3 };
 
 /* Where the owner is in aio_poll (for the watchdog; relaxed, diagnostic). */
 enum {
@@ -121,14 +123,19 @@ typedef struct AioHeader {
 } AioHeader;
 
 typedef struct AioBHSlot {
-    uint32_t scheduled;          /* the flag schedule/notify race on */
-    uint32_t state;              /* AIO_BH_* (owner writes) */
+    /* The word schedule, claim and cancel race on, the strategy's to shape:
+     * QEMU's bh->scheduled (a 0/1 flag until 2020), its bh->flags today
+     * (BH_PENDING | BH_SCHEDULED | ...).  One word, two names. */
+    union { uint32_t scheduled; uint32_t flags; };
+    uint32_t state;              /* AIO_BH_* (owner writes; ONESHOT: any process) */
     uint32_t action;             /* native action (aio_drivers.c), 0 = none */
     uint32_t arg;
     uint64_t schedules;          /* 0->1 transitions seen by schedulers */
-    uint64_t dispatches;         /* claims by pollers */
+    uint64_t dispatches;         /* callbacks started (claims that returned non-zero) */
     uint64_t cancels;            /* schedules undone by bh_cancel/delete */
-    char _pad[AIO_CACHELINE - 40];
+    uint32_t next;               /* the strategy's list link: id + 1 of the next BH, 0 = end */
+    uint32_t _r;
+    char _pad[AIO_CACHELINE - 48];
 } AioBHSlot;
 
 typedef struct AioTimerSlot {
@@ -153,6 +160,10 @@ typedef struct AioShared {
     union { AioHeader h; char _hpad[AIO_HEADER_SIZE]; };
     union { uint32_t notify_me; char _pad_notify_me[AIO_CACHELINE]; };  /* poller writes, notifiers read */
     union { uint32_t notified; char _pad_notified[AIO_CACHELINE]; };    /* notifiers write, poller clears */
+    /* The head of the strategy's lock-free BH list (QEMU's ctx->bh_list
+     * since 2020): id + 1 of the first BH, 0 = empty.  Only strategies
+     * with a claim_list hook use it. */
+    union { uint32_t bh_list; char _pad_bh_list[AIO_CACHELINE]; };
     struct { uint32_t v; char _p[AIO_CACHELINE - 4]; } strategy_field[AIO_NSTRATEGY_FIELDS];
     /* The owner's position, and since when (watchdog). */
     struct {
@@ -189,7 +200,8 @@ typedef struct aio_event {
     int64_t deadline_ns;         /* for timers: the order they fire in */
 } aio_event;
 
-enum { AIO_EV_BH = 1, AIO_EV_FD = 2, AIO_EV_TIMER = 3 };
+enum { AIO_EV_BH = 1, AIO_EV_FD = 2, AIO_EV_TIMER = 3,
+       AIO_EV_BH_ONESHOT = 4 };  /* a one-shot BH: its slot is free again already */
 
 /* What a public C function of the segment header says (aio_peek). */
 typedef struct aio_info {

@@ -189,12 +189,23 @@ static int drv_quiet(AioDrvArea *a, AioProcSlot *me)
 /* Native bottom-half actions (run by whichever poller claimed the BH) */
 /* ------------------------------------------------------------------ */
 
+/* The highest head a tx BH has read (a max: foreign pollers run it too).
+ * After the read it records, so no fence sits between the claim and it. */
+static void drv_seen_head(AioDrvArea *a, uint64_t head)
+{
+    uint64_t cur = RAW_READ(&a->seen_head.v);
+    while (cur < head && !__atomic_compare_exchange_n(&a->seen_head.v, &cur, head, 0,
+                                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
 static void drv_tx(AioContext *ctx, AioDrvArea *a, int id)
 {
     uint32_t burst = a->tx_burst ? a->tx_burst : 64;
     for (;;) {
         uint64_t tail = DRV_ACQ(&a->tail.v);
         uint64_t head = DRV_ACQ(&a->head.v);
+        drv_seen_head(a, head);   /* the guest's payload this callback saw */
         uint64_t n = head - tail;
         if (n > AIO_DRV_RING) {
             n = 0;  /* torn read of a concurrent consumer: retry below */
@@ -219,7 +230,9 @@ static void drv_tx(AioContext *ctx, AioDrvArea *a, int id)
                 }
             }
             /* virtio_net_tx_bh: more work queued?  Reschedule ourselves. */
-            if (DRV_ACQ(&a->head.v) != tail + n) {
+            uint64_t again = DRV_ACQ(&a->head.v);
+            drv_seen_head(a, again);
+            if (again != tail + n) {
                 (void)aio_bh_schedule(ctx, id);
             }
             return;
@@ -227,9 +240,18 @@ static void drv_tx(AioContext *ctx, AioDrvArea *a, int id)
     }
 }
 
+/*
+ * The thread pool's completion BH: collect every worker's completions (the
+ * payload: its `done`, read once per callback), and when the whole batch
+ * is collected -- every request issued has completed and been seen -- issue
+ * the next batch, pool_batch requests per worker.  A guest that submits a
+ * batch and waits for all of it (a drain, a synchronous flush) is what
+ * turns a completion nobody sees into a hang, as in QEMU e8d3b1a2's report.
+ */
 static void drv_pool_collect(AioDrvArea *a)
 {
     uint32_t nw = a->n_pool < AIO_DRV_MAXW ? a->n_pool : AIO_DRV_MAXW;
+    int idle = 1;
     for (uint32_t w = 0; w < nw; w++) {
         AioDrvPool *p = &a->pool[w];
         uint64_t d = DRV_ACQ(&p->done);
@@ -237,7 +259,16 @@ static void drv_pool_collect(AioDrvArea *a)
         if (d > k && __atomic_compare_exchange_n(&p->acked, &k, d, 0,
                                                  __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
             DRV_FADD(&a->pool_completions.v, d - k);
-            DRV_REL(&p->req, d + 1);   /* the next request for this worker */
+            k = d;
+        }
+        if (k < RAW_READ(&p->req)) {
+            idle = 0;   /* a request of the batch is still out */
+        }
+    }
+    if (idle) {
+        uint64_t batch = a->pool_batch ? a->pool_batch : 1;
+        for (uint32_t w = 0; w < nw; w++) {
+            DRV_REL(&a->pool[w].req, RAW_READ(&a->pool[w].req) + batch);
         }
     }
 }

@@ -78,9 +78,10 @@ typedef struct AioDrvPP {           /* one ping-pong notifier */
 typedef struct AioDrvPool {         /* one thread-pool worker */
     uint64_t req;                   /* requests issued (pollers write) */
     char _p1[AIO_CACHELINE - 8];
-    uint64_t done;                  /* requests completed (worker writes) */
-    char _p2[AIO_CACHELINE - 8];
-    uint64_t acked;                 /* completions collected (pollers write) */
+    uint64_t done;                  /* requests completed: the payload of its schedules (worker) */
+    uint64_t sched_done;            /* `done` of its last schedule that returned (worker) */
+    char _p2[AIO_CACHELINE - 16];
+    uint64_t acked;                 /* completions collected: the payload seen (pollers write) */
     char _p3[AIO_CACHELINE - 8];
 } AioDrvPool;
 
@@ -96,6 +97,7 @@ typedef struct AioDrvArea {
     uint32_t foreign_away_min_us, foreign_away_max_us, foreign_burst_max;
     uint32_t timer_min_us, timer_max_us, timer_idle_pct;
     uint32_t work_ns;               /* thread-pool request cost */
+    uint32_t pool_batch;            /* thread-pool: requests per worker per batch (0 = 1) */
     uint32_t race_pct;              /* ping-pong: % of rounds aimed at poll_begin */
     int32_t bh_pp[AIO_DRV_MAXW];
     int32_t bh_tx, bh_pool;
@@ -128,6 +130,10 @@ typedef struct AioDrvArea {
     /* virtio tx ring: head (guest writes), tail (tx BH writes). */
     aio_drv_line head;
     aio_drv_line tail;
+    /* The bottom-half contract (DESIGN.md "Lost work"): the head of the
+     * guest's last kick that returned, and the highest head a tx BH read. */
+    aio_drv_line kicked;
+    aio_drv_line seen_head;
     uint64_t ring[AIO_DRV_RING];
 
     AioDrvPP pp[AIO_DRV_MAXW];

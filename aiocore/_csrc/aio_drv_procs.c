@@ -156,9 +156,13 @@ int aio_drv_timer_racer(AioContext *ctx, int w, int slot)
 }
 
 /*
- * thread-pool: a worker waits for its request, works a random 0..work_ns,
- * publishes the completion and schedules the completion BH (QEMU's
- * thread-pool.c: worker_thread -> qemu_bh_schedule(pool->completion_bh)).
+ * thread-pool: a worker waits for requests, and for each works a random
+ * 0..work_ns, publishes the completion (its `done`, the payload) and
+ * schedules the completion BH (QEMU's thread-pool.c: worker_thread ->
+ * qemu_bh_schedule(pool->completion_bh)).  Requests come in batches
+ * (drv_pool_collect), so a worker completes several back to back.  Once a
+ * schedule returns, `sched_done` says its payload is due: the watchdog's
+ * lost-work state is a due payload no callback saw with the BH not pending.
  */
 int aio_drv_pool_worker(AioContext *ctx, int w, int slot)
 {
@@ -183,6 +187,7 @@ int aio_drv_pool_worker(AioContext *ctx, int w, int slot)
         done++;
         DRV_REL(&p->done, done);
         drv_schedule(ctx, me, a->bh_pool);
+        RAW_SET(&p->sched_done, done);
     }
     drv_pos(me, AIO_DRV_POS_EXITED);
     return AIO_OK;
@@ -220,6 +225,7 @@ int aio_drv_virtio_guest(AioContext *ctx, int w, int slot)
         head += k;
         DRV_REL(&a->head.v, head);
         drv_schedule(ctx, me, a->bh_tx);
+        RAW_SET(&a->kicked.v, head);   /* the kick returned: its payload is due */
         r >>= 8;
         if (r % 8 == 0) {
             drv_delay_ns(a, (int64_t)(r % ((uint64_t)a->jitter_ns * 4 + 1)));

@@ -7,7 +7,8 @@
  *
  *   1. every process slot: pos, then ops              (S1)
  *   2. the owner: poll_seq, pos, since, timeout       (O1)
- *   3. the BH flags (how many scheduled, the first), notify_me, notified
+ *   3. the BH flags (how many scheduled, the first), notify_me, notified;
+ *      the traffics' payloads (drv_unseen): due, then the BH's word, then seen
  *   4. the notifier's (and the rescue fd's) readability: poll(2), 0 timeout
  *   5. the owner again                                (O2)
  *   6. every process slot again                       (S2)
@@ -24,6 +25,19 @@
  * read takes the eventfd's lock), so O2 shows it moved if it woke.
  * Every read is an acquire load: in program order on x86 (plain loads), and
  * ordered on weaker machines too.
+ *
+ * The lost-work state (DESIGN.md "Lost work", QEMU's bottom-half contract):
+ * a payload whose schedule returned (due) that no callback read (seen),
+ * while the BH's word is clear, nobody is inside a protocol call and the
+ * owner is not dispatching -- then no callback can start that would see it
+ * unless somebody schedules again, which (as a later unrelated notify for a
+ * lost wake-up) does not undo the finding.  Due is read before the word and
+ * the word before seen: a schedule sets the word before its call returns
+ * and publishes due after it (TSO: in that order), a claim clears the word
+ * before its callback records seen, and a claim happens only in a dispatch,
+ * which moves the owner's position and poll_seq -- so a consistent snapshot
+ * that shows due > seen with the word clear and the owner elsewhere has no
+ * claim of that schedule in flight.
  */
 
 static int drv_fd_readable(int fd)
@@ -65,6 +79,41 @@ static int drv_same_slots(const drv_slot_view *a, const drv_slot_view *b, uint32
     return 1;
 }
 
+/* The payloads due and unseen (see above): how many; the first's BH, its
+ * payload due and the payload seen in out3. */
+static int64_t drv_unseen(AioContext *ctx, AioDrvArea *a, int64_t *out3)
+{
+    int64_t n = 0;
+    out3[0] = -1;
+    if (!a) {
+        return 0;
+    }
+    uint32_t nw = a->n_pool < AIO_DRV_MAXW ? a->n_pool : AIO_DRV_MAXW;
+    if (a->bh_pool >= 0 && (uint32_t)a->bh_pool < ctx->n_bh) {
+        for (uint32_t w = 0; w < nw; w++) {
+            uint64_t due = DRV_ACQ(&a->pool[w].sched_done);
+            uint32_t word = DRV_ACQ(&ctx->bh[a->bh_pool].scheduled);
+            uint64_t seen = DRV_ACQ(&a->pool[w].acked);
+            if (due > seen && !word) {
+                if (!n++) {
+                    out3[0] = a->bh_pool, out3[1] = (int64_t)due, out3[2] = (int64_t)seen;
+                }
+            }
+        }
+    }
+    if (a->bh_tx >= 0 && (uint32_t)a->bh_tx < ctx->n_bh) {
+        uint64_t due = DRV_ACQ(&a->kicked.v);
+        uint32_t word = DRV_ACQ(&ctx->bh[a->bh_tx].scheduled);
+        uint64_t seen = DRV_ACQ(&a->seen_head.v);
+        if (due > seen && !word) {
+            if (!n++) {
+                out3[0] = a->bh_tx, out3[1] = (int64_t)due, out3[2] = (int64_t)seen;
+            }
+        }
+    }
+    return n;
+}
+
 /*
  * out[n]: see aiocore_workloads/_watchdog.py (SAMPLE_FIELDS); procs, if not
  * NULL, gets 4 int64 per live non-owner slot of the consistent snapshot
@@ -76,7 +125,7 @@ int aio_drv_snap(AioContext *ctx, int64_t *out, int n, int64_t *procs, int nproc
 {
     CHECK_OPEN(ctx);
     drv_slot_view s1[DRV_SNAP_MAXP], s2[DRV_SNAP_MAXP];
-    int64_t v[24];
+    int64_t v[32];
     AioDrvArea *a = DRV(ctx);
     int consistent = 0, tries = 0;
     uint32_t ns = 0;
@@ -95,6 +144,7 @@ int aio_drv_snap(AioContext *ctx, int64_t *out, int n, int64_t *procs, int nproc
         v[6] = first;
         v[16] = DRV_ACQ(&ctx->shm->notify_me);
         v[17] = DRV_ACQ(&ctx->shm->notified);
+        v[23] = drv_unseen(ctx, a, &v[24]);
         v[15] = (int64_t)DRV_ACQ(&ctx->shm->counter[AIO_C_EVENT_SETS].v);
         v[7] = drv_fd_readable(ctx->notifier_rfd);
         v[8] = ctx->is_owner ? drv_fd_readable(ctx->rescue_fd) : 0;
@@ -135,7 +185,7 @@ int aio_drv_snap(AioContext *ctx, int64_t *out, int n, int64_t *procs, int nproc
     v[20] = (int64_t)RAW_READ(&ctx->shm->counter[AIO_C_BH_DISPATCHES].v);
     v[21] = consistent;
     v[22] = tries - 1;
-    for (int i = 0; i < n && i < 24; i++) {
+    for (int i = 0; i < n && i < 32; i++) {
         out[i] = v[i];
     }
     return np;

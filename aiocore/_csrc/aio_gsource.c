@@ -55,14 +55,7 @@ int aio_gsource_check(AioContext *ctx)
     if (r < 0) {
         return r;
     }
-    int ready = r > 0;
-    uint32_t hwm = RAW_READ(&ctx->shm->owner.bh_hwm);
-    if (hwm > ctx->n_bh) {
-        hwm = ctx->n_bh;
-    }
-    for (uint32_t i = 0; i < hwm && !ready; i++) {
-        ready = RAW_READ(&ctx->bh[i].scheduled) != 0;
-    }
+    int ready = r > 0 || aio_any_bh_pending(ctx);
     int64_t now = aio_clock_ns();
     for (uint32_t i = 0; i < ctx->n_timers && !ready; i++) {
         AioTimerSlot *t = &ctx->timer[i];
@@ -99,20 +92,21 @@ int aio_counters(AioContext *ctx, uint64_t *out, int n)
     return AIO_OK;
 }
 
-/* Totals over allocated BHs: schedules, dispatches, cancels, pending. */
+/* Totals over the BH slots in use so far (below the high-water mark, one-shot
+ * slots freed again included: their counts stay): schedules, dispatches,
+ * cancels, and the BHs pending (allocated or one-shot, word non-zero). */
 int aio_bh_totals(AioContext *ctx, uint64_t *out4)
 {
     CHECK_OPEN(ctx);
     memset(out4, 0, 4 * sizeof(uint64_t));
-    for (uint32_t i = 0; i < ctx->n_bh; i++) {
+    uint32_t hwm = aio_bh_hwm(ctx);
+    for (uint32_t i = 0; i < hwm; i++) {
         AioBHSlot *bh = &ctx->bh[i];
-        if (RAW_READ(&bh->state) == AIO_BH_FREE) {
-            continue;
-        }
+        uint32_t st = RAW_READ(&bh->state);
         out4[0] += RAW_READ(&bh->schedules);
         out4[1] += RAW_READ(&bh->dispatches);
         out4[2] += RAW_READ(&bh->cancels);
-        out4[3] += RAW_READ(&bh->scheduled) ? 1 : 0;
+        out4[3] += (st == AIO_BH_ALLOCATED || st == AIO_BH_ONESHOT) && RAW_READ(&bh->scheduled);
     }
     return AIO_OK;
 }
@@ -177,11 +171,16 @@ int aio_last_errno(AioContext *ctx)
 /* Primitives on named fields, for tests and tools                     */
 /* ------------------------------------------------------------------ */
 
-/* field: 0 notify_me, 1 notified, 2..5 strategy fields, 100+id a BH flag */
+/* field: 0 notify_me, 1 notified, 2..5 strategy fields, 6 bh_list,
+ * 100+id a BH's word, 20000+id a BH's link */
 static uint32_t *aio_field_ptr(AioContext *ctx, int field)
 {
     if (field == 0) return &ctx->shm->notify_me;
     if (field == 1) return &ctx->shm->notified;
+    if (field == 6) return &ctx->shm->bh_list;
+    if (field >= 20000 && (uint32_t)(field - 20000) < ctx->n_bh) {
+        return &ctx->bh[field - 20000].next;
+    }
     if (field >= 2 && field < 2 + AIO_NSTRATEGY_FIELDS) {
         return &ctx->shm->strategy_field[field - 2].v;
     }

@@ -18,15 +18,26 @@
  *     static void strategy_check(AioContext *ctx);
  *     static void strategy_on_event(AioContext *ctx);
  *     static void strategy_schedule(AioContext *ctx, AioBHSlot *bh);
- *     static int  strategy_timeout_zero(AioContext *ctx);   (optional)
+ *     static void strategy_schedule_oneshot(AioContext *ctx, AioBHSlot *bh);
+ *     static void strategy_cancel(AioContext *ctx, AioBHSlot *bh);
+ *     static uint32_t strategy_claim(AioContext *ctx, AioBHSlot *bh);
+ *     static uint32_t strategy_bh_pending(AioContext *ctx, AioBHSlot *bh);
+ *     static int  strategy_timeout_zero(AioContext *ctx);        (optional)
+ *     static uint32_t strategy_claim_list(AioContext *ctx);      (optional)
+ *     static uint32_t strategy_notifier_poll(AioContext *ctx);   (optional)
+ *     static uint32_t strategy_last_look(AioContext *ctx);       (optional)
+ *     static uint32_t strategy_compute_timeout(AioContext *ctx); (optional)
  *
  * and the macros AIO_STRATEGY_NAME, AIO_STRATEGY_FINGERPRINT,
- * AIO_STRATEGY_FOREIGN_POLLERS, AIO_STRATEGY_ACCEPT_NONBLOCKING and
- * AIO_STRATEGY_HAS_TIMEOUT_ZERO.  The shared fields are
- * ctx->shm->notify_me, ctx->shm->notified, bh->scheduled and
- * ctx->shm->strategy_field[i].v.  After any read-modify-write of
- * bh->scheduled a hook calls aio_bh_note(bh, old, new) so that 0->1
- * schedules are counted (that is how "lost work" is accounted).
+ * AIO_STRATEGY_FOREIGN_POLLERS, AIO_STRATEGY_ACCEPT_NONBLOCKING,
+ * AIO_STRATEGY_HAS_<HOOK> for each optional hook, and
+ * AIO_STRATEGY_BH_COUNTED.  The shared fields are ctx->shm->notify_me,
+ * ctx->shm->notified, ctx->shm->bh_list, bh->scheduled (alias bh->flags),
+ * bh->next and ctx->shm->strategy_field[i].v.  After a read-modify-write of
+ * the BH's word, schedule hooks call aio_bh_note(bh, old, new) so that 0->1
+ * schedules are counted and cancel calls aio_bh_note_cancel (that is how
+ * the per-BH accounting works; AIO_STRATEGY_BH_COUNTED says whether it is
+ * exact for the strategy).  aio_bh_self(ctx, bh) is the BH as a list value.
  */
 #ifndef AIOCORE_NOTIFIER_H
 #define AIOCORE_NOTIFIER_H
@@ -88,6 +99,14 @@ static inline void aio_bh_note(AioBHSlot *bh, uint32_t old, uint32_t new_)
     }
 }
 
+/* Count a schedule taken back by cancel (the word cleared). */
+static inline void aio_bh_note_cancel(AioBHSlot *bh, uint32_t old, uint32_t new_)
+{
+    if (old != 0 && new_ == 0) {
+        __atomic_fetch_add(&bh->cancels, 1, __ATOMIC_RELAXED);
+    }
+}
+
 #else /* AIO_TRACE */
 
 static inline void event_notifier_set(AioContext *ctx)
@@ -107,6 +126,17 @@ static inline void aio_bh_note(AioBHSlot *bh, uint32_t old, uint32_t new_)
     (void)bh; (void)old; (void)new_;
 }
 
+static inline void aio_bh_note_cancel(AioBHSlot *bh, uint32_t old, uint32_t new_)
+{
+    (void)bh; (void)old; (void)new_;
+}
+
 #endif /* AIO_TRACE */
+
+/* The bottom half in hand as a list value: its id + 1 (0 ends a list). */
+static inline uint32_t aio_bh_self(AioContext *ctx, AioBHSlot *bh)
+{
+    return (uint32_t)(bh - ctx->bh) + 1;
+}
 
 #endif /* AIOCORE_NOTIFIER_H */

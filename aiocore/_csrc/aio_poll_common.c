@@ -10,26 +10,135 @@
 /* ------------------------------------------------------------------ */
 
 /*
- * 0 if a bottom half is pending (or the strategy says so), else the time to
- * the nearest timer, else -1 (infinite).  Reads the BH flags relaxed, as
- * QEMU's aio_compute_timeout does: ordering them after the write to
+ * The home owner's own counters.  On x86 a lock-prefixed add is a full
+ * fence (and ~2.5 ns); the 2015 skeleton keeps them for its aio_poll-wide
+ * counters, and the checker models them there ("counters: lock-prefixed
+ * adds").  QEMU has no such counters, so on the polling skeleton -- whose
+ * counters and poll_seq the home owner alone writes (no foreign poller runs
+ * a polling-skeleton aio_poll of a strategy that declares it) -- and for
+ * the per-BH dispatch counts of both (aio_dispatch_bh, unless the strategy
+ * allows foreign pollers, which may dispatch the same BH) the home owner
+ * adds with a relaxed load and store: no fence the strategy did not ask
+ * for, and none in the checker either.  A foreign poller keeps the atomic
+ * add (it may race the home owner).
+ */
+static inline void aio_own_add(int foreign, uint64_t *v)
+{
+    if (foreign) {
+        RAW_ADD(v, 1);
+    } else {
+        RAW_SET(v, RAW_READ(v) + 1);
+    }
+}
+
+static inline void aio_own_count(AioContext *ctx, int foreign, int i)
+{
+    aio_own_add(foreign, &ctx->shm->counter[i].v);
+}
+
+
+/*
+ * The bottom halves a poller looks at, and whether one is pending.
+ *
+ * Without a claim_list hook, every BH slot below the high-water mark, in id
+ * order (QEMU until 2020 walked its whole bh list).  With one, the list
+ * the strategy keeps: the head ctx->shm->bh_list, then each BH's link
+ * (values id + 1, 0 = end) -- QEMU's lock-free bh_list since 2020.  The
+ * walk's loads are acquire: they stand for the address dependency of
+ * following a pointer, which orders them on every architecture (the model
+ * checker reads them the same way).  Values come from shared memory: a
+ * link out of range ends the walk, and no walk is longer than n_bh steps,
+ * so a corrupted or cyclic list cannot hang or crash a poller.
+ */
+static inline uint32_t aio_bh_link(uint32_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static AioBHSlot *aio_bh_at(AioContext *ctx, uint32_t link, uint32_t hwm)
+{
+    return link && link - 1 < hwm ? &ctx->bh[link - 1] : NULL;
+}
+
+/* Is any BH pending (the strategy's bh_pending on each)? */
+static int aio_any_bh_pending(AioContext *ctx)
+{
+    uint32_t hwm = aio_bh_hwm(ctx);
+#if AIO_STRATEGY_HAS_CLAIM_LIST
+    AioBHSlot *bh = aio_bh_at(ctx, aio_bh_link(&ctx->shm->bh_list), hwm);
+    for (uint32_t steps = 0; bh && steps < hwm; steps++) {
+        if (strategy_bh_pending(ctx, bh)) {
+            return 1;
+        }
+        bh = aio_bh_at(ctx, aio_bh_link(&bh->next), hwm);
+    }
+#else
+    for (uint32_t i = 0; i < hwm; i++) {
+        if (strategy_bh_pending(ctx, &ctx->bh[i])) {
+            return 1;
+        }
+    }
+#endif
+    return 0;
+}
+
+/*
+ * The three sites where a strategy may force a zero timeout (issue 23
+ * split QEMU's three apart; timeout_zero is the shorthand for all of them):
+ * compute_timeout -- aio_compute_timeout, i.e. GSource prepare's timeout
+ * and a blocking aio_poll's; notifier_poll -- the context's own poll
+ * handler in the polling phase (QEMU's aio_context_notifier_poll); and
+ * last_look -- the polling skeleton's "don't block if aio_notify() was
+ * called".  The last two read `notified` by default, as QEMU does.
+ */
+static inline int aio_site_compute_timeout(AioContext *ctx)
+{
+#if AIO_STRATEGY_HAS_COMPUTE_TIMEOUT
+    return strategy_compute_timeout(ctx) != 0;
+#elif AIO_STRATEGY_HAS_TIMEOUT_ZERO
+    return strategy_timeout_zero(ctx) != 0;
+#else
+    (void)ctx;
+    return 0;
+#endif
+}
+
+static inline int aio_site_notifier_poll(AioContext *ctx)
+{
+#if AIO_STRATEGY_HAS_NOTIFIER_POLL
+    return strategy_notifier_poll(ctx) != 0;
+#elif AIO_STRATEGY_HAS_TIMEOUT_ZERO
+    return strategy_timeout_zero(ctx) != 0;
+#else
+    return RAW_READ(&ctx->shm->notified) != 0;
+#endif
+}
+
+static inline int aio_site_last_look(AioContext *ctx)
+{
+#if AIO_STRATEGY_HAS_LAST_LOOK
+    return strategy_last_look(ctx) != 0;
+#elif AIO_STRATEGY_HAS_TIMEOUT_ZERO
+    return strategy_timeout_zero(ctx) != 0;
+#else
+    return RAW_READ(&ctx->shm->notified) != 0;
+#endif
+}
+
+/*
+ * 0 if a bottom half is pending (or the strategy's compute_timeout says
+ * so), else the time to the nearest timer, else -1 (infinite).  Reads the
+ * BH state with the strategy's bh_pending (relaxed by default, as QEMU's
+ * aio_compute_timeout read bh->scheduled): ordering it after the write to
  * notify_me is the poll_begin hook's business, and that is the point.
  */
 static int64_t aio_compute_timeout(AioContext *ctx)
 {
-#if AIO_STRATEGY_HAS_TIMEOUT_ZERO
-    if (strategy_timeout_zero(ctx)) {
+    if (aio_site_compute_timeout(ctx)) {
         return 0;
     }
-#endif
-    uint32_t hwm = RAW_READ(&ctx->shm->owner.bh_hwm);
-    if (hwm > ctx->n_bh) {
-        hwm = ctx->n_bh;
-    }
-    for (uint32_t i = 0; i < hwm; i++) {
-        if (RAW_READ(&ctx->bh[i].scheduled)) {
-            return 0;
-        }
+    if (aio_any_bh_pending(ctx)) {
+        return 0;
     }
     int64_t deadline = INT64_MAX;
     if (aio_is_home(ctx)) {
@@ -127,21 +236,53 @@ static int aio_cmp_deadline(const void *a, const void *b)
 }
 
 /*
- * The dispatch phase shared by aio_poll and the GSource path: claim the
- * pending bottom halves (each 0->1 schedule is claimed by exactly one xchg),
- * then the fd handlers -- the notifier's own handler is the strategy's
- * on_event and does not count as progress -- then the expired timers.
- * Returns the number of events for Python; *progress as in QEMU.
+ * One bottom half, in aio_bh_poll: the strategy's claim; if it says so, the
+ * callback starts -- a native action runs here, in C, right after the claim
+ * (nothing between them: a fence there would hide what the claim failed to
+ * order, e.g. QEMU e8d3b1a2's plain `bh->scheduled = 0`), a Python callback
+ * is handed back.  Counted after the callback, with the home owner's plain
+ * adds (aio_own_add): no locked instruction of ours follows a claim.  A
+ * one-shot slot is freed once its callback ran.
+ */
+static int aio_dispatch_bh(AioContext *ctx, AioBHSlot *bh, int *n)
+{
+    if (!strategy_claim(ctx, bh)) {
+        return 0;
+    }
+    uint32_t st = RAW_READ(&bh->state);
+    if (st != AIO_BH_ALLOCATED && st != AIO_BH_ONESHOT) {
+        return 0;   /* garbage in a free or deleted slot: drop it */
+    }
+    int id = (int)(bh - ctx->bh), shared = !aio_is_home(ctx) || AIO_STRATEGY_FOREIGN_POLLERS;
+    uint32_t action = RAW_READ(&bh->action);
+    if (action == 0 || !aio_bh_run_native(ctx, id, action, RAW_READ(&bh->arg))) {
+        aio_push(ctx, n, st == AIO_BH_ONESHOT ? AIO_EV_BH_ONESHOT : AIO_EV_BH, id, 0, 0);
+    }
+    aio_own_add(shared, &bh->dispatches);
+    aio_own_add(shared, &ctx->shm->counter[AIO_C_BH_DISPATCHES].v);
+    if (st == AIO_BH_ONESHOT) {
+        /* Release: the callback (and the claim) before the slot is seen
+         * free; pairs with the acquire CAS of aio_bh_take. */
+        __atomic_store_n(&bh->state, AIO_BH_FREE, __ATOMIC_RELEASE);
+    }
+    return 1;
+}
+
+/*
+ * The dispatch phase shared by aio_poll and the GSource path: aio_bh_poll
+ * (without a claim_list hook, every BH in id order; with one, the list it
+ * takes, walked through the links, each link read before the claim -- the
+ * claim may let a scheduler put the BH on the list again), then the fd
+ * handlers -- the notifier's own handler is the strategy's on_event and
+ * does not count as progress -- then the expired timers.  Returns the
+ * number of events for Python; *progress as in QEMU.
  */
 static int aio_dispatch(AioContext *ctx, struct pollfd *pfd, int npfd, int *progress)
 {
     int n = 0;
     int prog = 0;
     int home = aio_is_home(ctx);
-    uint32_t hwm = RAW_READ(&ctx->shm->owner.bh_hwm);
-    if (hwm > ctx->n_bh) {
-        hwm = ctx->n_bh;
-    }
+    uint32_t hwm = aio_bh_hwm(ctx);
 
     /* now_hint: the caller's position stamp (polling skeleton), or 0; a
      * stamp only -- timers below read the clock. */
@@ -149,23 +290,18 @@ static int aio_dispatch(AioContext *ctx, struct pollfd *pfd, int npfd, int *prog
     ctx->now_hint = 0;
     aio_set_pos_at(ctx, AIO_POS_DISPATCH, 0, now0);
     ctx->poll_progress = 0;
-    for (uint32_t i = 0; i < hwm; i++) {
-        AioBHSlot *bh = &ctx->bh[i];
-        /* The xchg is the claim (QEMU's aio_bh_poll); the relaxed read in
-         * front only skips the locked op for idle slots. */
-        if (RAW_READ(&bh->scheduled) && RAW_XCHG(&bh->scheduled, 0)) {
-            if (RAW_READ(&bh->state) != AIO_BH_ALLOCATED) {
-                continue;   /* garbage in a free slot: drop it */
-            }
-            RAW_ADD(&bh->dispatches, 1);
-            AIO_COUNTER_ADD(ctx, AIO_C_BH_DISPATCHES, 1);
-            prog = 1;
-            uint32_t action = RAW_READ(&bh->action);
-            if (action == 0 || !aio_bh_run_native(ctx, (int)i, action, RAW_READ(&bh->arg))) {
-                aio_push(ctx, &n, AIO_EV_BH, (int)i, 0, 0);
-            }
-        }
+#if AIO_STRATEGY_HAS_CLAIM_LIST
+    AioBHSlot *bh = aio_bh_at(ctx, strategy_claim_list(ctx), hwm);
+    for (uint32_t steps = 0; bh && steps < hwm; steps++) {
+        AioBHSlot *next = aio_bh_at(ctx, aio_bh_link(&bh->next), hwm);
+        prog |= aio_dispatch_bh(ctx, bh, &n);
+        bh = next;
     }
+#else
+    for (uint32_t i = 0; i < hwm; i++) {
+        prog |= aio_dispatch_bh(ctx, &ctx->bh[i], &n);
+    }
+#endif
 
     if (npfd > 0 && (pfd[0].revents & POLLIN)) {
         strategy_on_event(ctx);

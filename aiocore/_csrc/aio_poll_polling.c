@@ -28,10 +28,11 @@
  *
  * The poll handlers of one round (run_poll_handlers_once) are the context's
  * own notifier (aio_context_notifier_poll: atomic_read(notified), or the
- * strategy's timeout_zero hook), the bottom-half flags (relaxed, as the
- * spec asks: in QEMU a BH is seen through aio_notify's notified; reading
- * the flags too makes the poll phase see the work of strategies that never
- * set notified, which the checker then judges), and the owner's fds' native
+ * strategy's notifier_poll / timeout_zero hook), the bottom halves (the
+ * strategy's bh_pending, as the spec asks: in QEMU a BH is seen through
+ * aio_notify's notified; looking at the BHs too makes the poll phase see the
+ * work of strategies that never set notified, which the checker then
+ * judges), and the owner's fds' native
  * poll handlers (a readiness word in the segment, compared with the value
  * last consumed).  As in QEMU, a ready notifier sets timeout = 0 but is not
  * progress; progress comes from dispatch.
@@ -46,31 +47,6 @@
  * the strategy forgot is not supplied by us.
  */
 
-/*
- * The home owner's own counters.  On x86 a lock-prefixed add is a full
- * fence (and ~2.5 ns); the 2015 skeleton keeps them, and the checker
- * models them there ("counters: lock-prefixed adds").  QEMU has no such
- * counters, so on this skeleton the home owner -- the only process that
- * writes its aio_poll counters and poll_seq here (no foreign poller runs a
- * polling-skeleton aio_poll of a strategy that declares it) -- adds with a
- * relaxed load and store: no fence the strategy did not ask for, and none
- * in the checker's polling_poller either.  A foreign poller keeps the
- * atomic add (it may race the home owner).
- */
-static inline void aio_own_add(int foreign, uint64_t *v)
-{
-    if (foreign) {
-        RAW_ADD(v, 1);
-    } else {
-        RAW_SET(v, RAW_READ(v) + 1);
-    }
-}
-
-static inline void aio_own_count(AioContext *ctx, int foreign, int i)
-{
-    aio_own_add(foreign, &ctx->shm->counter[i].v);
-}
-
 /* QEMU's fdmon_poll_need_wait (aio_poll_disabled). */
 static inline int aio_need_wait(AioContext *ctx)
 {
@@ -81,17 +57,6 @@ static inline int aio_need_wait(AioContext *ctx)
 static inline int64_t aio_soonest(int64_t a, int64_t b)
 {
     return (uint64_t)a < (uint64_t)b ? a : b;
-}
-
-/* aio_context_notifier_poll: "no need for memory barriers here because
- * we're only reading ctx->notified" -- or the strategy's own test. */
-static inline int aio_notifier_poll(AioContext *ctx)
-{
-#if AIO_STRATEGY_HAS_TIMEOUT_ZERO
-    return strategy_timeout_zero(ctx) != 0;
-#else
-    return RAW_READ(&ctx->shm->notified) != 0;
-#endif
 }
 
 /* The owner's fds' native poll handlers: a poll word that moved since it
@@ -108,14 +73,10 @@ static inline int aio_fd_poll_ready(AioContext *ctx, int i)
 /* run_poll_handlers_once: 1 if a handler is ready (and then *timeout = 0). */
 static int aio_run_poll_handlers_once(AioContext *ctx, int64_t *timeout)
 {
-    int ready = aio_notifier_poll(ctx);
-    uint32_t hwm = RAW_READ(&ctx->shm->owner.bh_hwm);
-    if (hwm > ctx->n_bh) {
-        hwm = ctx->n_bh;
-    }
-    for (uint32_t i = 0; i < hwm && !ready; i++) {
-        ready = RAW_READ(&ctx->bh[i].scheduled) != 0;
-    }
+    /* aio_context_notifier_poll ("no need for memory barriers here
+     * because we're only reading ctx->notified"), or the strategy's own
+     * notifier_poll; then the bottom halves (bh_pending). */
+    int ready = aio_site_notifier_poll(ctx) || aio_any_bh_pending(ctx);
     for (int i = 0; i < ctx->nfds && !ready; i++) {
         ready = aio_fd_poll_ready(ctx, i);
     }
@@ -236,9 +197,9 @@ static int aio_poll_polling(AioContext *ctx, int blocking, int *progress)
     }
 
     /* last_look -- aio_poll: "Don't block if aio_notify() was called":
-     * if (qatomic_read(&ctx->notified)) timeout = 0. */
+     * if (qatomic_read(&ctx->notified)) timeout = 0 (the last_look site). */
     AIO_STEP(AIO_STEP_LAST_LOOK);
-    if (use_notify_me && aio_notifier_poll(ctx)) {
+    if (use_notify_me && aio_site_last_look(ctx)) {
         timeout = 0;
     }
 

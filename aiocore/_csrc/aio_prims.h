@@ -38,6 +38,16 @@
 /* Compiler-only barrier. */
 #define barrier() __asm__ __volatile__("" ::: "memory")
 
+/* A strategy's retry loop (s.retry(n)) makes at most AIO_RETRY(n) attempts.
+ * The trace build clamps every loop to 2 (first attempt, one retry), which
+ * keeps the scripts it enumerates few; the Python side clamps the same way
+ * when it compares (aiocore/_trace.py TRACE_RETRY_CAP). */
+#ifdef AIO_TRACE
+#define AIO_RETRY(n) ((n) < 2 ? (n) : 2)
+#else
+#define AIO_RETRY(n) (n)
+#endif
+
 /* Operation codes of the primitives: the trace log's (mirrored in
  * aiocore/_compiler/_trace.py) and the argument of AIO_PRIM_HOOK. */
 enum {

@@ -27,7 +27,9 @@ static int aio_trace_field(const volatile uint32_t *p)
     if (!p) return -1;
     if (p == &aio_trace_shm.notify_me) return 0;
     if (p == &aio_trace_shm.notified) return 1;
-    if (p == &aio_trace_bh.scheduled) return 2;
+    if (p == &aio_trace_bh.scheduled) return 2;   /* alias bh->flags */
+    if (p == &aio_trace_bh.next) return 8;
+    if (p == &aio_trace_shm.bh_list) return 9;
     for (int i = 0; i < AIO_NSTRATEGY_FIELDS; i++) {
         if (p == &aio_trace_shm.strategy_field[i].v) return 3 + i;
     }
@@ -70,9 +72,12 @@ uint32_t aio_trace_op(int op, const volatile uint32_t *p, int64_t written, int64
     return (uint32_t)(v < 0 ? 0 : v);
 }
 
-/* hook: 0 notify, 1 accept, 2 poll_begin, 3 poll_end, 4 prepare, 5 check,
- * 6 on_event, 7 schedule, 8 timeout_zero.  Returns the log length, or -1 if
- * the log overflowed, or -2 for an unknown hook. */
+/* hook: the index in aiocore._compiler._ir.HOOKS -- 0 notify, 1 accept, 2 poll_begin,
+ * 3 poll_end, 4 prepare, 5 check, 6 on_event, 7 schedule, 8 timeout_zero,
+ * 9 schedule_oneshot, 10 cancel, 11 claim, 12 claim_list, 13 bh_pending,
+ * 14 notifier_poll, 15 last_look, 16 compute_timeout.  The BH in hand is BH
+ * 0 (aio_bh_self 1).  Returns the log length, or -1 if the log overflowed,
+ * or -2 for an unknown hook. */
 int aio_trace_run(int hook, const uint32_t *script, int nscript,
                   aio_trace_rec *log, int maxlog, int32_t *ret)
 {
@@ -81,6 +86,8 @@ int aio_trace_run(int hook, const uint32_t *script, int nscript,
     memset(&aio_trace_bh, 0, sizeof(aio_trace_bh));
     memset(&ctx, 0, sizeof(ctx));
     ctx.shm = &aio_trace_shm;
+    ctx.bh = &aio_trace_bh;
+    ctx.n_bh = 1;
     aio_trace_script = script;
     aio_trace_nscript = nscript;
     aio_trace_iscript = 0;
@@ -101,6 +108,30 @@ int aio_trace_run(int hook, const uint32_t *script, int nscript,
     case 8:
 #if AIO_STRATEGY_HAS_TIMEOUT_ZERO
         *ret = strategy_timeout_zero(&ctx);
+#endif
+        break;
+    case 9: strategy_schedule_oneshot(&ctx, &aio_trace_bh); break;
+    case 10: strategy_cancel(&ctx, &aio_trace_bh); break;
+    case 11: *ret = (int32_t)strategy_claim(&ctx, &aio_trace_bh); break;
+    case 12:
+#if AIO_STRATEGY_HAS_CLAIM_LIST
+        *ret = (int32_t)strategy_claim_list(&ctx);
+#endif
+        break;
+    case 13: *ret = (int32_t)strategy_bh_pending(&ctx, &aio_trace_bh); break;
+    case 14:
+#if AIO_STRATEGY_HAS_NOTIFIER_POLL
+        *ret = (int32_t)strategy_notifier_poll(&ctx);
+#endif
+        break;
+    case 15:
+#if AIO_STRATEGY_HAS_LAST_LOOK
+        *ret = (int32_t)strategy_last_look(&ctx);
+#endif
+        break;
+    case 16:
+#if AIO_STRATEGY_HAS_COMPUTE_TIMEOUT
+        *ret = (int32_t)strategy_compute_timeout(&ctx);
 #endif
         break;
     default: return -2;

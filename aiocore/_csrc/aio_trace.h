@@ -18,7 +18,8 @@
 
 typedef struct aio_trace_rec {
     int32_t op;
-    int32_t field;          /* -1 none, 0 notify_me, 1 notified, 2 bh, 3+ strategy, 7 event */
+    int32_t field;          /* -1 none, 0 notify_me, 1 notified, 2 bh's word, 3+ strategy,
+                             * 7 event, 8 bh->next, 9 bh_list */
     int64_t written;        /* -1 if none */
     int64_t read;           /* -1 if none */
     int64_t expected;       /* cmpxchg's expected value, else -1 */
@@ -28,7 +29,8 @@ typedef struct aio_trace_rec {
 uint32_t aio_trace_op(int op, const volatile uint32_t *p, int64_t written,
                       int64_t expected);
 
-/* Run one hook (0 notify ... 8 timeout_zero) over a script; see aio_trace.c. */
+/* Run one hook (its index in aiocore._compiler._ir.HOOKS) over a script;
+ * see aio_trace.c. */
 int aio_trace_run(int hook, const uint32_t *script, int nscript,
                   aio_trace_rec *log, int maxlog, int32_t *ret);
 

@@ -1,7 +1,7 @@
 /* cffi declarations of aio_drivers.c (plain C declarations only: cffi cdef). */
 typedef struct { uint64_t v; ...; } aio_drv_line;
 typedef struct { uint64_t sent; int64_t est_ns; uint64_t measured, aimed, early; uint64_t acked; ...; } AioDrvPP;
-typedef struct { uint64_t req; uint64_t done; uint64_t acked; ...; } AioDrvPool;
+typedef struct { uint64_t req; uint64_t done; uint64_t sched_done; uint64_t acked; ...; } AioDrvPool;
 typedef struct AioDrvArea {
     uint32_t magic, size;
     uint32_t n_pp, n_pool;
@@ -13,6 +13,7 @@ typedef struct AioDrvArea {
     uint32_t foreign_away_min_us, foreign_away_max_us, foreign_burst_max;
     uint32_t timer_min_us, timer_max_us, timer_idle_pct;
     uint32_t work_ns;
+    uint32_t pool_batch;
     uint32_t race_pct;
     int32_t bh_pp[32];
     int32_t bh_tx, bh_pool;
@@ -22,7 +23,7 @@ typedef struct AioDrvArea {
     aio_drv_line stop, go, ready;
     aio_drv_line streak, streak_seq0, max_streak, owner_iters, timer_fires, fd_bytes_read;
     aio_drv_line fd_bytes_written, dup, tx_packets, tx_bad, pool_completions, bare_notifies;
-    aio_drv_line head, tail;
+    aio_drv_line head, tail, kicked, seen_head;
     AioDrvPP pp[32];
     AioDrvPool pool[32];
     ...;

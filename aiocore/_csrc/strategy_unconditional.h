@@ -17,6 +17,7 @@
 #define AIO_STRATEGY_FOREIGN_POLLERS 0
 #define AIO_STRATEGY_ACCEPT_NONBLOCKING 1
 #define AIO_STRATEGY_HAS_TIMEOUT_ZERO 0
+#define AIO_STRATEGY_BH_COUNTED 1
 
 static void strategy_notify(AioContext *ctx)
 {
@@ -69,4 +70,33 @@ static void strategy_schedule(AioContext *ctx, AioBHSlot *bh)
     if (old == 0) {
         strategy_notify(ctx);
     }
+}
+
+/* The bottom-half side: aiocore's defaults (Strategy.schedule_oneshot,
+ * cancel, claim, bh_pending), as the generated C spells them. */
+static void strategy_schedule_oneshot(AioContext *ctx, AioBHSlot *bh)
+{
+    strategy_schedule(ctx, bh);
+}
+
+static void strategy_cancel(AioContext *ctx, AioBHSlot *bh)
+{
+    (void)ctx;
+    uint32_t old = atomic_xchg(&bh->scheduled, 0);
+    aio_bh_note_cancel(bh, old, 0);
+}
+
+static uint32_t strategy_claim(AioContext *ctx, AioBHSlot *bh)
+{
+    (void)ctx;
+    if (atomic_read(&bh->scheduled)) {
+        return atomic_xchg(&bh->scheduled, 0);
+    }
+    return 0;
+}
+
+static uint32_t strategy_bh_pending(AioContext *ctx, AioBHSlot *bh)
+{
+    (void)ctx;
+    return atomic_read(&bh->scheduled);
 }

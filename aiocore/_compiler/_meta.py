@@ -1,0 +1,82 @@
+# What a strategy class declares besides its hooks, and its checks: the
+# name, the verdicts it expects per model, configuration and skeleton, its
+# shared fields (describe() in _strategy.py runs validate_meta first); and
+# StrategyInfo, what the registry (_plugins.py) knows of one strategy.
+#
+# May import: _ir, _skeleton, _errors (it sits below _strategy).
+from __future__ import annotations
+
+import attrs
+
+from . import _ir
+from ._skeleton import SKELETONS
+from .._errors import StrategyError
+
+VERDICTS = ("pass", "lost-wakeup", "busy-loop", "lost-work")
+MODELS = ("sc", "tso", "arm")
+CONFIGS = ("home", "foreign", "gsource")
+
+
+def validate_meta(cls):
+    """Raise StrategyError if a strategy class declares something malformed."""
+    name = getattr(cls, "name", "")
+    if not isinstance(name, str) or not name:
+        raise StrategyError(f"{cls.__name__} has no name")
+    if not all(c.isalnum() or c in "-_" for c in name) or len(name) > 31:
+        raise StrategyError(f"strategy name {name!r}: use at most 31 letters, digits, '-' or '_'")
+    exp = getattr(cls, "expected", {}) or {}
+    if not isinstance(exp, dict):
+        raise StrategyError(f"{name}: expected must be a dict {{model: verdict}}")
+    for m, v in exp.items():
+        if m not in MODELS:
+            raise StrategyError(f"{name}: expected names unknown model {m!r} (models: {', '.join(MODELS)})")
+        if v not in VERDICTS:
+            raise StrategyError(f"{name}: expected[{m!r}] = {v!r} is not a verdict ({', '.join(VERDICTS)})")
+    for c, per in (getattr(cls, "expected_configs", {}) or {}).items():
+        if c not in CONFIGS:
+            raise StrategyError(f"{name}: expected_configs names unknown config {c!r}")
+        for m, v in per.items():
+            if m not in MODELS or v not in VERDICTS:
+                raise StrategyError(f"{name}: expected_configs[{c!r}] has a bad entry {m!r}: {v!r}")
+    sks = getattr(cls, "skeletons", ("2015",))
+    if isinstance(sks, str) or not isinstance(sks, (tuple, list)) or not sks:
+        raise StrategyError(f"{name}: skeletons must be a non-empty tuple of names ({', '.join(SKELETONS)})")
+    for sk in sks:
+        if sk not in SKELETONS:
+            raise StrategyError(f"{name}: skeletons names unknown skeleton {sk!r} (skeletons: {', '.join(SKELETONS)})")
+    esk = getattr(cls, "expected_skeletons", {}) or {}
+    if not isinstance(esk, dict):
+        raise StrategyError(f"{name}: expected_skeletons must be a dict {{skeleton: {{model: verdict}}}}")
+    for sk, per in esk.items():
+        if sk not in SKELETONS:
+            raise StrategyError(f"{name}: expected_skeletons names unknown skeleton {sk!r}")
+        if not isinstance(per, dict):
+            raise StrategyError(f"{name}: expected_skeletons[{sk!r}] must be a dict {{model: verdict}}")
+        for m, v in per.items():
+            if m not in MODELS or v not in VERDICTS:
+                raise StrategyError(f"{name}: expected_skeletons[{sk!r}] has a bad entry {m!r}: {v!r}")
+    shared = tuple(getattr(cls, "shared", ()) or ())
+    if len(shared) > _ir.MAX_STRATEGY_FIELDS:
+        raise StrategyError(f"{name}: at most {_ir.MAX_STRATEGY_FIELDS} shared fields")
+    for f in shared:
+        if not (isinstance(f, str) and f.isidentifier() and f not in _ir.CORE_FIELDS):
+            raise StrategyError(f"{name}: bad shared field name {f!r}")
+    if getattr(cls, "notify", None) is None:
+        raise StrategyError(f"{name}: missing hook notify")
+
+
+@attrs.frozen
+class StrategyInfo:
+    """What the registry knows of one strategy (see _plugins.py)."""
+
+    name: str
+    origin: str
+    source: str  # distribution[entry-point]
+    status: str  # "ok" or the reason it is broken
+    expected: dict
+    cls: type | None = None
+    ir: _ir.StrategyIR | None = None
+    expected_configs: dict = attrs.field(factory=dict)
+    foreign_pollers: bool = False
+    skeletons: tuple = ("2015",)
+    expected_skeletons: dict = attrs.field(factory=dict)
