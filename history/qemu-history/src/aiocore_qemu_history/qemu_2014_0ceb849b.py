@@ -45,10 +45,10 @@ class SpeedUpAioNotify(PlainFlag2014, Strategy):
     foreign_pollers = True
     accept_nonblocking = False
     skeletons = ("2015",)
-    expected = {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup"}
+    expected = {"sc": "lost-work", "tso": "lost-work", "arm": "lost-work"}
     expected_configs = {
-        "home": {"sc": "pass", "tso": "pass", "arm": "pass"},
-        "gsource": {"sc": "pass", "tso": "pass", "arm": "pass"},
+        "home": {"sc": "pass", "tso": "lost-work", "arm": "lost-work"},
+        "gsource": {"sc": "pass", "tso": "lost-work", "arm": "lost-work"},
     }
 
     def notify(s):
@@ -86,6 +86,12 @@ RECORD = Entry(
     effect="introduced",
     arch="aarch64 KVM (found in 2015; eabc9779 notes infinite timeouts are rarer on x86)",
     history={"2015": {"arm": "lost-wakeup"}},
+    disagreement="Each run reports its worst verdict, and the plain bottom-half flag of 2014 "
+                 "(924fe129's) loses work on tso and arm, which ranks above the lost wake-up; the "
+                 "dispatching hang itself is the foreign lost wake-up qemu-2015-e8d3b1a2 shows with "
+                 "the same notify side.  The lost work under sc, foreign only, is the checker "
+                 "counting the one callback start of a plain-store BH (no 0->1 count) as a second "
+                 "dispatch: a tool artifact, not 2014's behaviour.",
     refs=("fixed by eabc9779 (2015-07-21)", "docs/aio_notify.promela (new in this commit)"),
     encoding="aio_poll's final restore of the caller's `dispatching` has no hook: the flag stays "
              "set between two polls of the home thread.  Bottom-half side: 924fe129's plain flag.",
