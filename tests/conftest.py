@@ -212,3 +212,12 @@ if ONLY_STRATEGIES:
 def passing_strategy(request):
     """Each installed strategy expected to pass natively on x86."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def outsiders_env(tmp_path_factory):
+    """An environment where the tests' own strategies (tests/outsiders) are installed as a
+    distribution of their own, as a third party's would be."""
+    from outsiders.install import install
+
+    return install(tmp_path_factory.mktemp("outsiders"))

@@ -25,8 +25,8 @@ def quick_json(tmp_path_factory):
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        rc = main(["bench", "--quick", "--json", "-s", "unconditional-c", "-s", "unconditional",
-                   "-s", "notified", "-s", "selfpipe"])
+        rc = main(["bench", "--quick", "--repeats", "2", "--json", "-s", "unconditional-c",
+                   "-s", "unconditional", "-s", "notified", "-s", "always-notified", "-s", "selfpipe"])
     assert rc == 0
     return json.loads(buf.getvalue())
 
@@ -54,6 +54,56 @@ def test_quick_json_has_the_keys(quick_json):
         assert k in d, k
     assert "notify_vs_handwritten" in quick_json["strategies"]["unconditional"]
     assert quick_json["targets"], "targets are checked and reported"
+
+
+def test_json_records_the_repeats_and_the_load(quick_json):
+    """--repeats sets the run's repeats, and the load average is recorded per repeat."""
+    m = quick_json["machine"]
+    assert m["repeats"] == 2
+    assert len(m["loadavg_per_repeat"]) == 2 and all(len(x) == 3 for x in m["loadavg_per_repeat"])
+    assert len(m["loadavg_start"]) == 3 and len(m["loadavg_end"]) == 3
+
+
+def test_bad_repeats_is_a_clear_error(capsys):
+    """--repeats 0 fails with exit status 1 and says why."""
+    assert main(["bench", "--quick", "--repeats", "0", "-s", "unconditional-c"]) == 1
+    assert "repeats must be at least 1" in capsys.readouterr().err
+
+
+def test_selfpipe_rows_are_the_peer_baseline(quick_json):
+    """Every selfpipe target row is marked as the peer baseline, judged by no limit; no other row is."""
+    rows = quick_json["targets"]
+    sp = [t for t in rows if t["strategy"] == "selfpipe"]
+    assert sp and all(t.get("baseline") and t["met"] is None and "peer baseline" in t["note"] for t in sp)
+    assert not any(t.get("baseline") for t in rows if t["strategy"] != "selfpipe")
+    # Its figures are still reported: a write() per schedule costs far more than a call.
+    assert quick_json["strategies"]["selfpipe"]["py_bh_schedule_vs_cffi_empty"]["value"] > 1.5
+
+
+def test_wake_up_steps_are_measured_interleaved(quick_json):
+    """The wake-up is reported beside the eventfd and ppoll+read floors of its own session, per step."""
+    for s in ("unconditional-c", "notified", "always-notified"):
+        d = quick_json["strategies"][s]
+        e, y, a = (d[k]["value"] for k in ("wakeup_eventfd_paired_p50", "wakeup_syscalls_paired_p50", "wakeup_p50"))
+        assert e > 0 and y > 0 and a > 0
+        w = d["wakeup_steps"]
+        assert (w["eventfd"], w["syscalls_extra"], w["protocol_extra"]) == (e, y - e, a - y)
+        assert d["wakeup_p50_vs_eventfd_paired"]["value"] > 0
+        assert d["wakeup_polls"]["value"] >= 1  # the aio kind slept and woke in aio_poll
+    names = {t["target"] for t in quick_json["targets"]}
+    assert "wake-up p50 <= 1.3x C eventfd ping-pong (interleaved)" in names
+
+
+def test_virtio_polling_is_paired_with_the_ring_floor(quick_json):
+    """Each polling strategy's virtio-net-tx is judged against the ring floor of its own session."""
+    d = quick_json["strategies"]["always-notified"]
+    for k in ("virtio_ring_floor_paired_pps", "virtio_polling_paired_pps", "virtio_polling_pps_vs_ring_floor_paired"):
+        assert d[k]["value"] > 0, k
+    assert d["virtio_polling_kicks_per_dispatch"]["value"] >= 0
+    t = [t for t in quick_json["targets"] if t["target"].startswith("virtio-net-tx on polling")]
+    assert {x["strategy"] for x in t} == {"always-notified", "selfpipe"}
+    assert all(x["limit"] == 0.9 and x["cmp"] == ">=" for x in t)
+    assert not any("10x selfpipe" in x["target"] for x in quick_json["targets"])
 
 
 def test_every_figure_has_a_unit(quick_json):
@@ -144,6 +194,7 @@ def test_render_keeps_names_whole_at_80_columns(quick_json):
     buf = io.StringIO()
     render(quick_json, Console(file=buf, width=80, highlight=False, color_system=None))
     out = buf.getvalue()
-    for name in ("unconditional-c", "unconditional", "notified", "selfpipe", "shm_spin_pingpong"):
+    for name in ("unconditional-c", "unconditional", "notified", "always-notified", "selfpipe",
+                 "shm_spin_pingpong"):
         assert name in out, name
     assert "unconditio…" not in out and "shm_spin_pi…" not in out

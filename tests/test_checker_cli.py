@@ -2,6 +2,7 @@
 import configparser
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 
 from aiocore._compiler import _plugins
 from aiocore._checker import _matrix
-from aiocore._checker.toxenv import split
+from aiocore.toxenv import split
 from aiocore._cli._main import main
 
 BUILTINS = ["late-clear", "unconditional", "notified", "notified-blocking", "explicit-mb",
@@ -28,7 +29,7 @@ def run_cli(*args):
 
 def test_json_output_shape():
     """--json prints a list of objects with exactly the documented keys, one per run."""
-    code, out, err = run_cli("check", "no-mb", "--model", "sc,tso", "--json", "-j", "1")
+    code, out, err = run_cli("check", "--skeleton", "2015", "no-mb", "--model", "sc,tso", "--json", "-j", "1")
     assert code == 0, err
     data = json.loads(out)
     assert {(d["model"], d["config"]) for d in data} == {(m, c) for m in ("sc", "tso") for c in ("home", "gsource")}
@@ -56,12 +57,16 @@ def test_text_output_prints_bounds_states_and_rate():
 
 def test_config_selection_and_foreign_only_where_allowed():
     """--config restricts the runs; foreign runs only for strategies with foreign pollers."""
-    code, out, _ = run_cli("check", "explicit-mb", "late-clear", "--model", "sc", "--config", "foreign",
+    code, out, _ = run_cli("check", "late-clear", "--model", "sc", "--config", "foreign",
                            "--json", "-j", "1")
     data = json.loads(out)
-    assert [(d["strategy"], d["config"]) for d in data] == [("late-clear", "foreign")]
+    # foreign pollers ran the 2015 skeleton only: late-clear's polling verdicts are home/gsource ones
+    assert [(d["strategy"], d["skeleton"], d["config"]) for d in data] == [("late-clear", "2015", "foreign")]
     assert data[0]["verdict"] == "lost-wakeup"
     assert code == 0  # late-clear declares lost-wakeup for foreign
+    # a named strategy that cannot run the config is an error naming what it can run
+    code, out, err = run_cli("check", "explicit-mb", "late-clear", "--model", "sc", "--config", "foreign")
+    assert code == 2 and "explicit-mb cannot run config foreign" in " ".join(err.split())
 
 
 def test_unknown_strategy_and_bad_model_exit_2():
@@ -157,11 +162,11 @@ def test_parallel_and_serial_runs_agree():
 
 
 def test_toxenv_split():
-    """tox environment names split into strategy and model, dashes in names included."""
-    assert split("late-clear-arm") == ("late-clear", "arm")
-    assert split("notified-blocking-sc") == ("notified-blocking", "sc")
-    with pytest.raises(SystemExit):
-        split("late-clear-native")
+    """tox environment names split into strategy, model and skeleton, dashes in names included."""
+    assert split("late-clear-arm") == ("late-clear", "arm", "2015")
+    assert split("notified-blocking-sc-polling") == ("notified-blocking", "sc", "polling")
+    with pytest.raises(ValueError):
+        split("late-clear-x86")
 
 
 def _tox_envs():
@@ -171,20 +176,27 @@ def _tox_envs():
     line = " ".join(cp["tox"]["env_list"].split())
     envs = set()
     for part in line.split():
-        if part.startswith("{") and "}-{" in part:
-            names, models = part[1:-1].split("}-{")
-            envs |= {f"{n}-{m}" for n in names.split(",") for m in models.split(",")}
-        else:
-            envs.add(part)
+        envs |= _expand(part)
     return cp, envs
 
 
+def _expand(pattern):
+    """tox's brace expansion: {a,b}-{c,d}{,-e} -> a-c, a-c-e, ..."""
+    m = re.search(r"\{([^{}]*)\}", pattern)
+    if not m:
+        return {pattern}
+    out = set()
+    for alt in m.group(1).split(","):
+        out |= _expand(pattern[:m.start()] + alt + pattern[m.end():])
+    return out
+
+
 def test_tox_has_an_env_per_strategy_and_model():
-    """tox.ini lists {strategy}-{sc,tso,arm} for every built-in, running the checker for those factors."""
+    """tox.ini lists {strategy}-{sc,tso,arm}[-polling] for every built-in, running the checker for those factors."""
     cp, envs = _tox_envs()
-    assert {f"{n}-{m}" for n in BUILTINS for m in ("sc", "tso", "arm")} <= envs
+    assert {f"{n}-{m}{sk}" for n in BUILTINS for m in ("sc", "tso", "arm") for sk in ("", "-polling")} <= envs
     cmds = cp["testenv"]["commands"]
-    assert "sc,tso,arm:" in cmds and "aiocore._checker.toxenv {env_name}" in cmds
+    assert "!native: python -m aiocore.toxenv {env_name}" in cmds
     assert "test" in cp["testenv"].get("extras", "")
 
 
@@ -198,7 +210,7 @@ def test_toxenv_runs_the_check():
 
 def test_truncated_run_fails_the_command():
     """A run stopped by --max-states is unknown, said once: exit status 1, no 'no interleaving fails'."""
-    code, out, err = run_cli("check", "explicit-mb", "--model", "arm", "--config", "home", "--max-states", "200", "-j", "1")
+    code, out, err = run_cli("check", "--skeleton", "2015", "explicit-mb", "--model", "arm", "--config", "home", "--max-states", "200", "-j", "1")
     assert code == 1
     flat = " ".join(out.split())
     assert "explicit-mb arm home: unknown, stopped after" in flat
@@ -209,7 +221,7 @@ def test_truncated_run_fails_the_command():
 
 def test_truncated_run_is_unknown_in_json():
     """--json of a cut run: verdict unknown, complete false, stopped_by and the states explored."""
-    code, out, err = run_cli("check", "explicit-mb", "--model", "arm", "--config", "home",
+    code, out, err = run_cli("check", "--skeleton", "2015", "explicit-mb", "--model", "arm", "--config", "home",
                              "--max-states", "200", "-j", "1", "--json")
     assert code == 1
     (r,) = json.loads(out)
@@ -221,7 +233,7 @@ def test_truncated_run_is_unknown_in_json():
 
 def test_complete_run_says_complete_in_json():
     """A search that ran to the end says complete: true and has no stopped_by."""
-    code, out, err = run_cli("check", "selfpipe", "--model", "sc", "--config", "home", "-j", "1", "--json")
+    code, out, err = run_cli("check", "--skeleton", "2015", "selfpipe", "--model", "sc", "--config", "home", "-j", "1", "--json")
     assert code == 0, err
     (r,) = json.loads(out)
     assert r["verdict"] == "pass" and r["complete"] is True and "stopped_by" not in r
@@ -229,7 +241,7 @@ def test_complete_run_says_complete_in_json():
 
 def test_failure_found_before_the_cut_stands():
     """A failure found before --max-states stops the search is proven: it stays the verdict."""
-    code, out, err = run_cli("check", "no-mb", "--model", "tso", "--config", "home",
+    code, out, err = run_cli("check", "--skeleton", "2015", "no-mb", "--model", "tso", "--config", "home",
                              "--notifiers", "3", "--max-states", "20000", "-j", "1", "--json")
     (r,) = json.loads(out)
     assert code == 0, err  # a proven failure, and the one declared: it matches
@@ -240,7 +252,7 @@ def test_failure_found_before_the_cut_stands():
 def test_max_seconds_and_max_memory_give_unknown():
     """Every limit that cuts a run reads as unknown: --max-seconds and --max-memory too."""
     for extra, by in ((["--max-seconds", "0.001"], "max-seconds"), (["--max-memory", "1M"], "max-memory")):
-        code, out, err = run_cli("check", "explicit-mb", "--model", "arm", "--config", "home",
+        code, out, err = run_cli("check", "--skeleton", "2015", "explicit-mb", "--model", "arm", "--config", "home",
                                  "--notifiers", "3", "-j", "1", "--json", *extra)
         (r,) = json.loads(out)
         assert code == 1 and r["verdict"] == "unknown" and r["stopped_by"] == by, (extra, r["verdict"])
@@ -260,11 +272,11 @@ def test_skeleton_and_faults_options_reach_the_checker():
                              "--skeleton", "polling", "-j", "1", "--json")
     (r,) = json.loads(out)
     assert code == 0 and r["skeleton"] == "polling" and r["verdict"] == "pass", err
-    code, out, err = run_cli("check", "notified", "--model", "sc", "--config", "home",
+    code, out, err = run_cli("check", "--skeleton", "2015", "notified", "--model", "sc", "--config", "home",
                              "--faults", "crash", "-j", "1", "--json")
     (r,) = json.loads(out)
     assert r["faults"] == "crash" and r["verdict"] == "busy-loop"
-    code, out, err = run_cli("check", "notified", "--model", "sc", "--config", "home",
+    code, out, err = run_cli("check", "--skeleton", "2015", "notified", "--model", "sc", "--config", "home",
                              "--faults", "crash", "--recovery", "-j", "1", "--json")
     (r,) = json.loads(out)
     assert code == 0 and r["recovery"] is True and r["verdict"] == "pass", err
@@ -281,7 +293,7 @@ def test_checker_package_is_installed_by_pyproject():
 
 def test_bounds_up_to_4x3_and_no_further():
     """--notifiers up to 4 and --schedules up to 3 are accepted; beyond, the bound is named and nothing runs."""
-    code, out, err = run_cli("check", "explicit-mb", "--model", "sc", "--config", "home", "--notifiers", "4",
+    code, out, err = run_cli("check", "--skeleton", "2015", "explicit-mb", "--model", "sc", "--config", "home", "--notifiers", "4",
                              "--schedules", "3", "--max-states", "2000", "-j", "1", "--json")
     (r,) = json.loads(out)
     assert code == 1 and (r["notifiers"], r["schedules"], r["verdict"]) == (4, 3, "unknown"), err
@@ -295,7 +307,7 @@ def test_bounds_up_to_4x3_and_no_further():
 
 def test_reductions_and_engine_are_reported():
     """Text and --json say which search loop ran and which reductions are in force (symmetry and POR off, with why)."""
-    code, out, err = run_cli("check", "bug2", "--model", "sc", "--config", "home", "-j", "1", "--json",
+    code, out, err = run_cli("check", "--skeleton", "2015", "bug2", "--model", "sc", "--config", "home", "-j", "1", "--json",
                              "--engine", "python")
     (r,) = json.loads(out)
     assert r["engine"] == "python"
@@ -303,6 +315,6 @@ def test_reductions_and_engine_are_reported():
     assert red["symmetry"]["in_force"] is False and "fixed order" in red["symmetry"]["what"]
     assert red["partial-order"]["in_force"] is False
     assert red["local-steps"] == {"in_force": True, "exact": True, "what": red["local-steps"]["what"]}
-    code, out, err = run_cli("check", "bug2", "--model", "sc", "--config", "home", "-j", "1")
+    code, out, err = run_cli("check", "--skeleton", "2015", "bug2", "--model", "sc", "--config", "home", "-j", "1")
     flat = " ".join(out.split())
     assert "exact reductions in force: local-steps, leave-folded, dead-values; off: symmetry, partial-order" in flat

@@ -166,7 +166,8 @@ def test_one_job_feeds_the_states_counter_of_the_progress_bar():
     from aiocore._checker import _matrix
 
     info = _plugins.get("notified")
-    rows = _matrix.plan([info], ("tso",), ("home",))
+    rows = _matrix.plan([info], ("tso",), ("home",), _matrix.Options(skeleton="2015"))
+    assert len(rows) == 1
     counts = []
     _matrix.run(rows, Bounds(2, 1), jobs=1, states_progress=counts.append)
     assert counts and counts[-1] == rows[0].result.states

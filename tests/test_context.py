@@ -218,6 +218,55 @@ def test_bh_id_out_of_range_raises(bad):
             ctx.bh_schedule(bad)
 
 
+@pytest.mark.parametrize("bad", [2**31, -(2**31) - 1, 2**40, 2**80])
+def test_bh_id_beyond_a_c_int_raises_naming_it(bad):
+    """An int id that does not fit a C int is a bad bottom half, named as given."""
+    with aiocore.AioContext.create("unconditional-c") as ctx:
+        with pytest.raises(aiocore.BadBottomHalf, match=f"bottom half {bad} "):
+            ctx.bh_schedule(bad)
+
+
+@pytest.mark.parametrize("bad", ["0", 1.0, None])
+def test_bh_id_not_an_int_raises_type_error(bad):
+    """A bottom-half id that is not an integer is a TypeError, as before."""
+    with aiocore.AioContext.create("unconditional-c") as ctx:
+        with pytest.raises(TypeError):
+            ctx.bh_schedule(bad)
+
+
+def test_bh_schedule_and_notify_are_bound_to_their_context():
+    """Each context's bh_schedule and notify reach its own segment only."""
+    with aiocore.AioContext.create("notified") as a, aiocore.AioContext.create("always-notified") as b:
+        hits = []
+        ba = a.bh_new(lambda: hits.append("a"))
+        bb = b.bh_new(lambda: hits.append("b"))
+        assert (ba, bb) == (0, 0)
+        b.bh_schedule(bb)
+        assert a.aio_poll(False) is False and hits == []
+        assert b.aio_poll(False) is True and hits == ["b"]
+        n0 = (a.counters().notifies, b.counters().notifies)
+        a.notify()
+        assert (a.counters().notifies, b.counters().notifies) == (n0[0] + 1, n0[1])
+        assert a.bh_schedule.__doc__ == aiocore.AioContext.bh_schedule.__doc__
+        assert a.bh_schedule.__name__ == "bh_schedule" and a.notify.__name__ == "notify"
+
+
+def test_bound_calls_outlive_their_context_safely():
+    """A kept ctx.bh_schedule / ctx.notify of a closed, dropped context raises ContextClosed."""
+    import gc
+
+    ctx = aiocore.AioContext.create("unconditional-c")
+    bh = ctx.bh_new(lambda: None)
+    sched, notify = ctx.bh_schedule, ctx.notify
+    ctx.close()
+    del ctx
+    gc.collect()
+    with pytest.raises(aiocore.ContextClosed):
+        sched(bh)
+    with pytest.raises(aiocore.ContextClosed):
+        notify()
+
+
 def test_bh_slots_run_out_cleanly():
     """bh_new past the segment's capacity raises Full, and deleted slots are reused."""
     with aiocore.AioContext.create("unconditional-c", n_bh=4) as ctx:

@@ -47,10 +47,14 @@ PLACED = {
     # tox.ini and other work name it `python -m aiocore._checker.toxenv`; it
     # runs `aiocore check`, so it is a launcher at the command line's level.
     "aiocore._checker.toxenv": "aiocore._cli",
+    # `python -m aiocore.toxenv`, the public tox entry (docs/plugins.md): the
+    # same launcher under a public name.
+    "aiocore.toxenv": "aiocore._cli",
 }
 
-#: Compiled modules (built by cffi, no source): leaves of the graph.
-COMPILED = re.compile(r"^aiocore\._(core|s_\w+)$")
+#: Compiled modules (built by cffi, or aiocore._pycall by setuptools; no
+#: source): leaves of the graph.
+COMPILED = re.compile(r"^aiocore\._(core|pycall|s_\w+)$")
 
 MAX_LINES = 600
 LONG_DIRS = ("aiocore", "strategies", "workloads")

@@ -23,13 +23,6 @@ from aiocore_workloads._campaign import Arm, Prediction  # noqa: E402
 TRAFFICS = [i.workload for i in W.registry() if i.status == "ok"]
 
 
-@pytest.fixture(scope="module")
-def outsiders_env(tmp_path_factory):
-    from outsiders.install import install
-
-    return install(tmp_path_factory.mktemp("outsiders"))
-
-
 def _stress(env, *args, timeout=300):
     return subprocess.run([sys.executable, "-m", "aiocore._cli", "stress", *args, "--json"],
                           capture_output=True, text=True, env=env, timeout=timeout)
@@ -179,7 +172,7 @@ def test_conformance_fails_a_strategy_declaring_pass_with_a_tso_lost_wakeup(outs
         capture_output=True, text=True, env=outsiders_env, cwd=tmp_path, timeout=600)
     assert p.returncode == 1, p.stdout[-3000:]
     out = p.stdout
-    assert "test_checker_confirms_the_declared_verdict[glib-nofence-tso]" in out
+    assert "test_checker_confirms_the_declared_verdict[glib-nofence-2015-tso]" in out
     assert "the checker finds lost-wakeup, expected pass" in out
     assert "prepare" in out and "store buffer" in out  # the counterexample's steps
     assert "test_native_campaign_matches_the_tso_expectation" in out and "shows lost-wakeup natively" in out

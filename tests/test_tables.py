@@ -83,7 +83,8 @@ def test_strategies_table_at_80_columns():
     # --json is unchanged by the table work
     for r in infos:
         assert set(r) == {"name", "origin", "source", "status", "expected", "expected_configs",
-                          "foreign_pollers", "fingerprint"}, sorted(r)
+                          "foreign_pollers", "fingerprint", "skeletons", "expected_skeletons",
+                          "verdicts"}, sorted(r)
     p = _cli("strategies")
     assert p.returncode == 0, p.stderr
     rows = {r["name"]: [r["expected"][m] for m in ("sc", "tso", "arm") if m in r["expected"]]

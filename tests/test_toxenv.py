@@ -74,7 +74,7 @@ def test_example_tox_ini_names_the_public_entry():
 def aiocore_wheel(tmp_path_factory):
     """aiocore built once into a wheel (what a plugin author's cells install)."""
     out = tmp_path_factory.mktemp("wheels")
-    p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+    p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                         "-w", str(out), str(ROOT)], capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     return out

@@ -33,6 +33,10 @@ DEFAULT_STRATEGIES = (
     "selfpipe",
 )
 SEED_STRATEGIES = DEFAULT_STRATEGIES[1:]
+#: The peer baseline: asyncio's self-pipe, a write() on every schedule and a
+#: read() on every aio_poll by design.  Its rows are reported beside the
+#: others and not judged against the targets.
+PEER_BASELINE = "selfpipe"
 
 FULL = dict(
     repeats=5,
@@ -43,6 +47,7 @@ FULL = dict(
     n_py=300_000,
     n_peer=1000,
     duration=0.25,
+    paired_phases=40,
     timeout=20.0,
 )
 QUICK = dict(
@@ -54,6 +59,7 @@ QUICK = dict(
     n_py=50_000,
     n_peer=200,
     duration=0.06,
+    paired_phases=12,
     timeout=10.0,
 )
 

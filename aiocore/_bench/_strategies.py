@@ -1,6 +1,7 @@
 # Per-strategy measurements: cross-process wake-ups of sleeping owners
-# (aio ping-pong), virtio-net-tx, thread-pool completions, and the C fast
-# paths of each strategy's own module.
+# (aio ping-pong, and wake_steps: the same interleaved with its floors),
+# virtio-net-tx, thread-pool completions, and the C fast paths of each
+# strategy's own module.
 from __future__ import annotations
 
 import os
@@ -14,9 +15,12 @@ from ._base import _fork, _Pinned, _reap, _Shared, _watchdog  # noqa: F401
 # --- per strategy ----------------------------------------------------------------------
 
 
-def aio_pingpong(strategy, n, timeout, **create_kw):
-    """Two owners, each sleeping in aio_poll, wake each other through BHs:
-    per-wake-up latencies (RT/2), ns.  create_kw: e.g. skeleton="polling"."""
+def _owner_pair(strategy, n, timeout, loop, wakers=(), **create_kw):
+    """Two owners on two CPUs -- this process and a forked one -- each with a
+    BH the other schedules.  ``loop(lib, own, peer, peer_bh, initiator, lat,
+    stop)`` is both sides' C ping-pong.  Returns (round-trip times in ns, the
+    counters of ours before and after, round trips done).  ``wakers``: more
+    objects whose rescue() the watchdog calls (e.g. to write an eventfd)."""
     from .._context._aio import AioContext
 
     a = AioContext.create(strategy=strategy, n_bh=8, n_timers=1, **create_kw)
@@ -34,7 +38,7 @@ def aio_pingpong(strategy, n, timeout, **create_kw):
             bh_b = b.bh_new(lambda: None)
             os.write(w, f"{b.name} {bh_b}\n".encode())
             os.read(r2, 1)
-            lib.aio_bench_aio_pingpong(b._c, a._c, bh_a, 0, n, ffi.NULL, sh.stop)
+            loop(lib, b._c, a._c, bh_a, 0, ffi.NULL, sh.stop)
             b.close()
 
         pin = _Pinned().__enter__()
@@ -52,30 +56,83 @@ def aio_pingpong(strategy, n, timeout, **create_kw):
         b = AioContext.attach(name)
         try:
             lat = ffi.new("int64_t[]", n)
-            wd = _watchdog(timeout, sh, [a, b])
+            wd = _watchdog(timeout, sh, [a, b, *wakers])
             os.write(w2, b"g")
             os.close(w2)
             c0 = a.counters()
-            done = lib.aio_bench_aio_pingpong(a._c, b._c, int(bh_b), 1, n, lat, sh.stop)
+            done = loop(lib, a._c, b._c, int(bh_b), 1, lat, sh.stop)
             c1 = a.counters()
             pin.__exit__()
             wd.cancel()
             lost = sh.stop[0] != 0 and done < n
             sh.stop[0] = 1
             b.rescue()
+            for x in wakers:
+                x.rescue()
             _reap(pid, timeout)
         finally:
             b.close()
         if lost:
             raise BenchError(f"{strategy}: ping-pong stalled after {done}/{n} round trips (lost wake-up?)")
-        rounds = max(1, done)
-        stats = dict(
-            polls_per_wakeup=(c1.polls - c0.polls) / rounds,
-            spurious_per_wakeup=(c1.spurious_wakeups - c0.spurious_wakeups) / rounds,
-        )
-        return [lat[i] / 2.0 for i in range(n // 10, done)], stats
+        return [lat[i] for i in range(done)], c0, c1, done
     finally:
         a.close()
+
+
+def aio_pingpong(strategy, n, timeout, **create_kw):
+    """Two owners, each sleeping in aio_poll, wake each other through BHs:
+    per-wake-up latencies (RT/2), ns.  create_kw: e.g. skeleton="polling"."""
+
+    def loop(lib, own, peer, peer_bh, initiator, lat, stop):
+        return lib.aio_bench_aio_pingpong(own, peer, peer_bh, initiator, n, lat, stop)
+
+    rt, c0, c1, done = _owner_pair(strategy, n, timeout, loop, **create_kw)
+    rounds = max(1, done)
+    stats = dict(
+        polls_per_wakeup=(c1.polls - c0.polls) / rounds,
+        spurious_per_wakeup=(c1.spurious_wakeups - c0.spurious_wakeups) / rounds,
+    )
+    return [x / 2.0 for x in rt[n // 10:]], stats
+
+
+#: The kinds of round trip of wake_steps (aio_bench_wake.c), in its order.
+WAKE_STEPS = ("eventfd", "syscalls", "aio")
+
+
+class _EventfdWaker:
+    """Lets the watchdog unblock a read() or ppoll() on an eventfd."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def rescue(self):
+        os.eventfd_write(self.fd, 1)
+
+
+def wake_steps(strategy, n, timeout):
+    """The wake-up of a sleeping owner and its floors, interleaved round trip
+    by round trip in one pair of processes (aio_bench_wake.c): {kind:
+    per-wake-up latencies (RT/2), ns} for the kinds of WAKE_STEPS, plus the
+    aio kind's aio_poll calls and spurious wake-ups per wake-up."""
+    ea = os.eventfd(0, os.EFD_CLOEXEC)
+    eb = os.eventfd(0, os.EFD_CLOEXEC)
+    try:
+        def loop(lib, own, peer, peer_bh, initiator, lat, stop):
+            mine, theirs = (ea, eb) if initiator else (eb, ea)
+            return lib.aio_bench_wake_steps(own, peer, peer_bh, mine, theirs, initiator, n, lat, stop)
+
+        rt, c0, c1, done = _owner_pair(strategy, n, timeout, loop,
+                                       wakers=(_EventfdWaker(ea), _EventfdWaker(eb)))
+    finally:
+        os.close(ea)
+        os.close(eb)
+    k = len(WAKE_STEPS)
+    out = {name: [rt[i] / 2.0 for i in range(n // 10, done) if i % k == j]
+           for j, name in enumerate(WAKE_STEPS)}
+    rounds = max(1, (done + k - 1 - WAKE_STEPS.index("aio")) // k)
+    out["polls_per_wakeup"] = (c1.polls - c0.polls) / rounds
+    out["spurious_per_wakeup"] = (c1.spurious_wakeups - c0.spurious_wakeups) / rounds
+    return out
 
 
 def virtio_session(ctx, bh, sh, host, duration, timeout) -> float:
@@ -185,16 +242,17 @@ def micro(strategy, P, col: Collector, key):
         col.add((key, "notify_hook"), best["hook"])
         col.add((key, "aio_notify"), best["aio"])
         col.add((key, "schedule"), best["sched"])
-        # From Python: the closure ctx.bh_schedule (BH already scheduled:
-        # the xchg finds 1, as most schedules of a busy BH do), and the raw
-        # cffi call it wraps.
+        # From Python: ctx.bh_schedule, the built-in bound to this context
+        # (BH already scheduled: the xchg finds 1, as most schedules of a
+        # busy BH do), the raw cffi call of the same C function, and the
+        # empty cffi call the target is measured against.
         ctx.bh_schedule(bh)
         pc = py_call_costs(
-            dict(closure=(ctx.bh_schedule, (bh,)), raw=(lib.aio_bh_schedule, (c, bh)),
+            dict(bound=(ctx.bh_schedule, (bh,)), raw=(lib.aio_bh_schedule, (c, bh)),
                  empty=(lib.aio_empty, ())),
             P["n_py"],
         )
-        col.add((key, "py_bh_schedule"), pc["closure"])
+        col.add((key, "py_bh_schedule"), pc["bound"])
         col.add((key, "py_raw_bh_schedule"), pc["raw"])
         col.add((key, "py_empty"), pc["empty"])
     finally:

@@ -66,7 +66,8 @@ class Row:
 
     def unknown_text(self) -> str:
         """The one line that says a run proved nothing, and what to do."""
-        return (f"{self.info.name} {self.skeleton} {self.model} {self.config}: unknown, "
+        sk = "" if self.skeleton == DEFAULT_SKELETON else f" {self.skeleton}"
+        return (f"{self.info.name}{sk} {self.model} {self.config}: unknown, "
                 f"{self.result.stop_reason()}; raise it or lower the bounds")
 
 

@@ -9,7 +9,9 @@
 #   _stress        stress (workloads, watchdog, campaigns)
 #   _bench         bench
 #   _tables        the tables every subcommand prints (rich, or plain text)
+#   _toxenv        what a tox cell named {strategy}-{model}[-skeleton] runs
 #
 # The top of aiocore: it may import every other room (and aiocore_workloads);
-# nothing imports it except aiocore._checker.toxenv, tox's launcher.
+# nothing imports it except the tox launchers aiocore.toxenv (public) and
+# aiocore._checker.toxenv (its old name).
 from ._main import main  # noqa: F401  (the console script aiocore._cli:main)

@@ -2,7 +2,7 @@
 # in the same run.  The engine is aiocore/_bench/_all.py; this module parses
 # arguments and renders (rich table, --json, --plot).
 #
-#   aiocore bench [--strategy S ...] [--json] [--plot FILE.png] [--quick] [--no-pin]
+#   aiocore bench [--strategy S ...] [--json] [--plot FILE.png] [--quick] [--repeats N] [--no-pin]
 #
 # Exit status: 0 when the run completed (missed targets are reported, not
 # failures), 1 when a measurement could not run, 2 for a usage error (such as
@@ -23,6 +23,8 @@ def register(sub):
     p.add_argument("--json", action="store_true", help="print one JSON object (machine, floors, peers, strategies, targets)")
     p.add_argument("--plot", metavar="FILE.png", help="also write a PNG plot (needs the 'plot' extra: matplotlib)")
     p.add_argument("--quick", action="store_true", help="fewer repeats and shorter runs (~30 s)")
+    p.add_argument("--repeats", type=int, metavar="N",
+                   help="repeats of the run (default: 5, or 3 with --quick)")
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin the two processes of cross-process runs to different CPUs")
     p.set_defaults(func=cmd_bench)
@@ -57,7 +59,7 @@ def cmd_bench(args) -> int:
         def progress(msg):
             print(f"  … {msg}", file=sys.stderr, flush=True)
     try:
-        res = B.run(args.strategy, quick=args.quick, progress=progress)
+        res = B.run(args.strategy, quick=args.quick, progress=progress, repeats=args.repeats)
     except (B.BenchError, AioError) as e:
         print(f"aiocore bench: {e}", file=sys.stderr)
         return 1
@@ -123,6 +125,10 @@ def _x(r):
     return f"{r['value']:.2f}×"
 
 
+def _step(v):
+    return "?" if v is None else f"{v:+.0f}"
+
+
 def _sc(d, k):
     """'sets / clears' of two per-1k figures."""
     a, b = d.get(k.format("sets")), d.get(k.format("clears"))
@@ -186,10 +192,11 @@ def render(res, console=None):
             f"{d['fences_per_poll']['value']}/{d['locked_per_poll']['value']}",
             "n/a" if not d["compiled_check"]["checked"] else ("yes" if d["compiled_check"]["match"] else "[red]NO[/red]"),
             f"{m(d['py_bh_schedule_ns'])} ({_x(d['py_bh_schedule_vs_cffi_empty'])})") for s, d in st.items()])
-    table("2015 skeleton: wake-up of a sleeping owner (ns), syscalls per 1k",
-          ("strategy", "p50", "p99", "÷ C efd", "set/clr"),
-          [(s, m(d["wakeup_p50"], 0), m(d["wakeup_p99"], 0), _x(d["wakeup_p50_vs_eventfd_floor"]),
-            _sc(d, "round_event_{}_per_1k")) for s, d in st.items()])
+    table("2015 skeleton: wake-up of a sleeping owner (ns), C eventfd ping-pong interleaved",
+          ("strategy", "p50", "÷ C efd", "+ppoll,read", "+protocol"),
+          [(s, m(d["wakeup_p50"], 0), _x(d["wakeup_p50_vs_eventfd_paired"]),
+            _step(d["wakeup_steps"]["syscalls_extra"]), _step(d["wakeup_steps"]["protocol_extra"]))
+           for s, d in st.items()])
     table("2015 skeleton: virtio-net-tx and thread-pool",
           ("strategy", "virtio disp/s", "÷ selfpipe", "set/clr", "pool compl/s"),
           [(s, _rate(d["virtio_dispatches_per_s"]).split(" ")[0], _x(d.get("virtio_dispatch_rate_vs_selfpipe")),
@@ -202,10 +209,10 @@ def render(res, console=None):
               [(s, m(st[s]["wakeup_polling_p50"], 0), m(st[s]["wakeup_polling_p99"], 0),
                 _x(st[s]["wakeup_polling_p50_vs_spin"]), _x(st[s]["wakeup_polling_p50_vs_eventfd_floor"]))
                for s in pol])
-        table("polling skeleton: virtio-net-tx, idle owner",
-              ("strategy", "virtio disp/s", "÷ selfpipe", "no-syscall", "idle CPU"),
-              [(s, _rate(st[s]["virtio_polling_dispatches_per_s"]).split(" ")[0],
-                _x(st[s].get("virtio_polling_dispatch_rate_vs_selfpipe")),
+        table("polling skeleton: virtio-net-tx (÷ the ring floor, paired phases), idle owner",
+              ("strategy", "virtio pkt/s", "÷ floor", "no-syscall", "idle CPU"),
+              [(s, _rate(st[s]["virtio_polling_paired_pps"]).split(" ")[0],
+                _x(st[s].get("virtio_polling_pps_vs_ring_floor_paired")),
                 m(st[s]["virtio_polling_no_syscall_fraction"], 3),
                 "?" if st[s]["idle_cpu_fraction"].get("value") is None else f"{100 * st[s]['idle_cpu_fraction']['value']:.1f}%")
                for s in pol])
@@ -232,7 +239,9 @@ def render(res, console=None):
          .column("measured", key=True, justify="right").column("limit", key=True).column("result"))
     for x in res["targets"]:
         v = "?" if x["value"] is None else f"{x['value']:.2f}×"
-        if x["met"] is None:
+        if x.get("baseline"):
+            r = "baseline"
+        elif x["met"] is None:
             r = "[yellow]?[/yellow]"
         elif x["met"]:
             r = "[green]met[/green]"

@@ -101,9 +101,6 @@ int aio_snapshot(AioContext *ctx, int64_t *out8);
 int aio_rescue(AioContext *ctx);
 int aio_last_errno(AioContext *ctx);
 size_t aio_counter_offset(void);
-int64_t aio_handle_base(AioContext *ctx);
-int aio_bh_schedule_h(int64_t h);
-int aio_notify_h(int64_t h);
 int aio_prim(AioContext *ctx, int op, int field, uint32_t a, uint32_t b, uint32_t *out);
 void aio_empty(void);
 int aio_empty2(AioContext *ctx, int id);
@@ -256,3 +253,40 @@ def load_cached(key: str, hooks_c: str, *, trace: bool = False, extra_cflags=())
     m = import_cached(cache_dir() / digest, modname, compile_ffi, no_compiler)
     sys.modules[modname] = m
     return m.ffi, m.lib
+
+
+#: The direct calls of ctx.bh_schedule / ctx.notify (a CPython extension, not
+#: cffi: see aio_pycall.c); setup.py builds it as aiocore._pycall.
+PYCALL_SOURCE = CSRC / "aio_pycall.c"
+
+
+def load_pycall_cached():
+    """Compile (once) and import aio_pycall.c as a plain CPython extension in
+    the cache, keyed by its source and this Python -- for a source tree,
+    whose aiocore/ has no aiocore._pycall of `pip install`."""
+    from .._errors import CompilerMissing, StrategyError
+
+    src = PYCALL_SOURCE.read_bytes()
+    digest = hashlib.sha256(src + sys.version.encode()).hexdigest()[:16]
+    modname = "_pycall"
+
+    def compile_ext(tmp):
+        from setuptools import Distribution, Extension
+        from setuptools.command.build_ext import build_ext
+
+        dist = Distribution({"ext_modules": [Extension(modname, [str(PYCALL_SOURCE)],
+                                                       extra_compile_args=["-O2"])]})
+        cmd = build_ext(dist)
+        cmd.build_lib, cmd.build_temp = str(tmp), str(tmp / "build")
+        cmd.ensure_finalized()
+        try:
+            cmd.run()
+        except Exception as e:
+            raise StrategyError(f"aio_pycall.c does not compile: {e}") from None
+        return cmd.get_ext_fullpath(modname)
+
+    def no_compiler():
+        return CompilerMissing("aiocore._pycall must be compiled on first use, and no C "
+                               "compiler was found (install gcc, or set CC)")
+
+    return import_cached(cache_dir() / f"pycall-{digest}", modname, compile_ext, no_compiler)

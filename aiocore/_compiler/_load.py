@@ -14,7 +14,7 @@ import threading
 
 from .._errors import CompilerMissing, StrategyError
 from . import _plugins
-from ._build import hooks_header, load_cached
+from ._build import hooks_header, load_cached, load_pycall_cached
 from ._codegen import generate_c
 from ._inplace import compiler_missing
 from ._plugins import BUILTIN_DIST, HANDWRITTEN, _core_info, get
@@ -86,6 +86,26 @@ def load_strategy(name: str):
     return info, mod[0], mod[1]
 
 
+def load_pycall():
+    """The aiocore._pycall extension (aiocore/_csrc/aio_pycall.c) that binds
+    ctx.bh_schedule and ctx.notify to one context: the one `pip install`
+    built, else (a source tree) a build in the cache."""
+    global _pycall
+    if _pycall is None:
+        try:
+            from .. import _pycall as m
+        except ImportError:
+            try:
+                m = load_pycall_cached()
+            except CompilerMissing as e:
+                raise compiler_missing(e) from None
+        _pycall = m
+    return _pycall
+
+
+_pycall = None
+
+
 def forget() -> None:
     """Drop the modules loaded and the plugins discovered (tests install some)."""
     with _lock:
@@ -93,4 +113,5 @@ def forget() -> None:
     _plugins.forget()
 
 
-__all__ = ["builtin_module_name", "c_source", "promela_source", "load_strategy", "load_trace", "forget"]
+__all__ = ["builtin_module_name", "c_source", "promela_source", "load_strategy", "load_trace",
+           "load_pycall", "forget"]

@@ -17,8 +17,9 @@
 #
 # Python sets things up, runs callbacks and reports; every protocol sequence
 # is one call into the strategy's compiled module (see _csrc/aio_core.c).
-# The hot calls (bh_schedule, notify) are bound per instance to closures over
-# the C function, so that scheduling from Python costs about one cffi call.
+# The hot calls (bh_schedule, notify) are built-in functions bound per
+# instance to the C function (aiocore/_csrc/aio_pycall.c), so that scheduling
+# from Python costs less than an empty cffi call.
 #
 # Getting hold of the notifier, in detail: the owner listens on
 #   $XDG_RUNTIME_DIR/aiocore/<name>.sock   (or /tmp/aiocore-<uid>/<name>.sock)
@@ -39,7 +40,7 @@ import posix_ipc
 
 from .. import _errors as E
 from .._compiler import _skeleton as SK
-from .._compiler._load import load_strategy
+from .._compiler._load import load_pycall, load_strategy
 from ._state import _ContextState, after_fork_in_child
 from ._fdpass import _FdServer, _receive_fds
 from ._segment import *  # noqa: F401,F403  (re-exported: aiocore._context._aio.X)
@@ -315,34 +316,26 @@ class AioContext(_ContextState):
         return self
 
     def _bind_fast_paths(self):
-        # Per-instance closures: one cffi call plus a test of its result.
-        # The call takes a single int64 handle (context slot and key in the
-        # upper bits, see aio_handle_base in aio_core.c): cffi converts one
-        # int argument on its fastest path, while a pointer plus an int
-        # costs about as much again as the call itself.  Measured by
-        # `aiocore bench` (bh_schedule from Python vs an empty cffi call).
-        err = self._raise
-        base = self._lib.aio_handle_base(self._c)
-        if base < 0:
-            raise E.Full("too many AioContext objects in this process (4096)")
-        schedule_h, notify_h = self._lib.aio_bh_schedule_h, self._lib.aio_notify_h
+        # bh_schedule and notify are built-in functions bound to this context
+        # (aiocore/_csrc/aio_pycall.c): one C call into this strategy
+        # module's own aio_bh_schedule / aio_notify with the bounds check in
+        # C, and _raise called only when the call fails.  About a third of an
+        # empty cffi call (`aiocore bench`: py_bh_schedule_vs_cffi_empty).
+        ffi, lib = self._ffi, self._lib
 
-        def bh_schedule(bh_id):
-            r = schedule_h(base + bh_id)
-            if r:
-                err(r, bh=bh_id)
+        def addr(fn):
+            return int(ffi.cast("uintptr_t", ffi.addressof(lib, fn)))
 
-        def notify():
-            r = notify_h(base)
-            if r:
-                err(r)
-
-        bh_schedule.__doc__ = AioContext.bh_schedule.__doc__
-        notify.__doc__ = AioContext.notify.__doc__
-        self.bh_schedule = bh_schedule
-        self.notify = notify
+        pc, c = load_pycall(), int(ffi.cast("uintptr_t", self._c))
+        self.bh_schedule = pc.bind(True, addr("aio_bh_schedule"), c, self._raise_bh, self._c,
+                                   "bh_schedule", AioContext.bh_schedule.__doc__)
+        self.notify = pc.bind(False, addr("aio_notify"), c, self._raise, self._c,
+                              "notify", AioContext.notify.__doc__)
 
     # -- errors --
+
+    def _raise_bh(self, r, bh_id):
+        self._raise(r, bh=bh_id)
 
     def _raise(self, r, bh=None, timer=None, fd=None):
         if r >= 0:
@@ -430,7 +423,7 @@ class AioContext(_ContextState):
 
     def bh_schedule(self, bh_id: int) -> None:
         """Schedule a bottom half (any process): each 0->1 runs it once."""
-        # Replaced per instance by a closure (see _bind_fast_paths).
+        # Replaced per instance by a bound built-in (see _bind_fast_paths).
         raise NotImplementedError  # pragma: no cover
 
     def notify(self) -> None:

@@ -268,7 +268,8 @@ int64_t aio_bench_aio_pingpong(AioContext *own, AioContext *peer, int peer_bh,
 }
 
 /* ------------------------------------------------------------------ */
-/* virtio-net-tx: a guest fills a ring, the tx BH drains it             */
+/* The shared page of the cross-process loops: virtio-net-tx (its loops */
+/* are in aio_bench_virtio.c) and thread-pool                          */
 /* ------------------------------------------------------------------ */
 
 #define BENCH_RING 256u       /* virtqueue size */
@@ -320,128 +321,6 @@ static void bench_publish(BenchShared *s, uint64_t consumed, uint64_t dispatches
     ST(&s->stats[BS_SUM].v, sum);
     ST(&s->stats[BS_T0].v, (uint64_t)t0);
     ST(&s->stats[BS_T1].v, (uint64_t)t1);
-}
-
-/*
- * The guest: fills every free slot of the ring, publishes the avail index
- * once per batch, and kicks the device -- virtio_net_handle_tx_bh: if the
- * host wants kicks, disable them and qemu_bh_schedule(tx_bh) -- until stop.
- * Batching keeps the guest ahead of the host, so the host (the protocol and
- * the BH) is what limits throughput, as in QEMU's tx path.
- */
-int64_t aio_bench_virtio_guest(AioContext *ctx, int bh, void *mem)
-{
-    BenchShared *s = mem;
-    uint32_t *stop = (uint32_t *)&s->stop.v;
-    uint64_t h = LD(&s->head.v), seq = 0, kicks = 0;
-    unsigned spins = 0;
-    while (!BENCH_STOPPED(stop)) {
-        uint64_t t = LD_ACQ(&s->tail.v);
-        uint64_t room = BENCH_RING - (h - t);
-        if (room == 0) {
-            if (++spins > 64) {
-                sched_yield();
-                spins = 0;
-            } else {
-                bench_cpu_relax();
-            }
-            continue;
-        }
-        spins = 0;
-        for (uint64_t i = 0; i < room; i++) {
-            s->ring[(h + i) % BENCH_RING] = ++seq;
-        }
-        h += room;
-        ST_REL(&s->head.v, h);
-        /* virtio's guest: publish the avail index before reading the flag. */
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        if (!LD(&s->no_notify.v)) {
-            ST(&s->no_notify.v, 1);
-            kicks++;
-            aio_bh_schedule(ctx, bh);
-        }
-    }
-    ST(&s->stats[BS_PRODUCED].v, seq);
-    ST(&s->stats[BS_KICKS].v, kicks);
-    /* Wake the host in case it sleeps, so it sees stop. */
-    aio_bh_schedule(ctx, bh);
-    return (int64_t)seq;
-}
-
-/* virtio_net_flush_tx: transmit up to burst packets; returns how many. */
-static uint64_t bench_flush_tx(BenchShared *s, uint64_t burst, uint64_t *sum)
-{
-    uint64_t t = LD(&s->tail.v);
-    uint64_t h = LD_ACQ(&s->head.v);
-    uint64_t n = h - t;
-    if (n > burst) {
-        n = burst;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        *sum += s->ring[(t + i) % BENCH_RING];
-    }
-    ST_REL(&s->tail.v, t + n);
-    return n;
-}
-
-/*
- * The host (the context's owner): aio_poll in a loop; the tx BH is QEMU's
- * virtio_net_tx_bh: flush a burst; a full burst reschedules the BH at once;
- * otherwise re-enable kicks, flush again, and reschedule if anything came.
- * Runs for duration_ns from the first dispatch, then sets stop.
- */
-int64_t aio_bench_virtio_host(AioContext *ctx, int bh, void *mem, uint64_t burst,
-                              int64_t duration_ns)
-{
-    BenchShared *s = mem;
-    uint32_t *stop = (uint32_t *)&s->stop.v;
-    uint64_t consumed = 0, dispatches = 0, resched = 0, sum = 0;
-    int64_t t0 = 0, t1 = 0;
-    int progress;
-    for (;;) {
-        int n = aio_poll(ctx, 1, &progress);
-        if (n < 0) {
-            break;
-        }
-        aio_event *ev = ctx->events;
-        for (int k = 0; k < n; k++) {
-            if (ev[k].kind != AIO_EV_BH || ev[k].id != bh) {
-                continue;
-            }
-            if (t0 == 0) {
-                t0 = aio_clock_ns();
-            }
-            dispatches++;
-            uint64_t got = bench_flush_tx(s, burst, &sum);
-            consumed += got;
-            if (got >= burst) {
-                resched++;
-                aio_bh_schedule(ctx, bh);
-                continue;
-            }
-            ST(&s->no_notify.v, 0);
-            /* virtio_queue_set_notification: the flag before re-reading avail. */
-            __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            got = bench_flush_tx(s, burst, &sum);
-            consumed += got;
-            if (got > 0) {
-                ST(&s->no_notify.v, 1);
-                resched++;
-                aio_bh_schedule(ctx, bh);
-            }
-        }
-        if (BENCH_STOPPED(stop)) {
-            break;
-        }
-        if (t0 && aio_clock_ns() - t0 >= duration_ns) {
-            t1 = aio_clock_ns();
-            ST(stop, 1);
-            break;
-        }
-    }
-    bench_publish(s, consumed, dispatches, sum, t0, t1);
-    ST(&s->stats[BS_RESCHEDULES].v, resched);
-    return (int64_t)consumed;
 }
 
 /* ------------------------------------------------------------------ */

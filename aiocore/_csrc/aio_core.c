@@ -120,7 +120,9 @@ static inline void aio_recovery_after_wait(AioContext *ctx, struct pollfd *pfd, 
 #include "aio_poll_common.c"  /* compute_timeout, pollfds, wait, dispatch */
 #include "aio_poll_2015.c"    /* the 2015 skeleton */
 #include "aio_poll_polling.c" /* the polling skeleton (QEMU today) */
-#include "aio_gsource.c"      /* GSource path, state, prims, handles */
+#include "aio_gsource.c"      /* GSource path, state, prims */
 #include "aio_drivers.c"
 #include "aio_bench.c"
+#include "aio_bench_virtio.c"
 #include "aio_bench_polling.c"
+#include "aio_bench_wake.c"

@@ -163,12 +163,9 @@ static void aio_release_resources(AioContext *ctx)
     ctx->proc = NULL;
 }
 
-static void aio_handle_drop(AioContext *ctx);
-
 void aio_ctx_free(AioContext *ctx)
 {
     if (ctx) {
-        aio_handle_drop(ctx);
         aio_release_resources(ctx);
         free(ctx);
     }

@@ -1,4 +1,4 @@
-/* cffi declarations of aio_bench.c (plain C declarations only: cffi cdef). */
+/* cffi declarations of aio_bench*.c (plain C declarations only: cffi cdef). */
 double aio_bench_loop(uint64_t n);
 double aio_bench_fence_load(AioContext *ctx, uint64_t n);
 double aio_bench_mfence(uint64_t n);
@@ -30,3 +30,8 @@ int64_t aio_bench_spin_pingpong(void *mem, int initiator, uint64_t n, int64_t *l
                                 uint32_t *stop);
 double aio_bench_idle(AioContext *ctx, int timer, int64_t tick_ns, int64_t duration_ns,
                       int64_t *out);
+int64_t aio_bench_virtio_paired(AioContext *ctx, int bh, void *mem, uint64_t burst,
+                                int64_t phase_ns, int phases, int64_t *out);
+int64_t aio_bench_wake_steps(AioContext *own, AioContext *peer, int peer_bh,
+                             int efd_own, int efd_peer, int initiator, uint64_t n,
+                             int64_t *lat, uint32_t *stop);
