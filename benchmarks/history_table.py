@@ -3,17 +3,24 @@
 
 Installs the corpus (history/qemu-history, a distribution of its own) into a
 temporary directory, asks `aiocore check` for every entry's verdicts on each
-skeleton it declares, under every model of the checker (aiocore._checker.MODELS),
-runs a short `aiocore stress` campaign of each on this machine, and writes
+run it is judged by (each skeleton it declares, and the run its commit is
+about where that is not the default one), under every model of the checker
+(aiocore._checker.MODELS), runs an `aiocore stress` campaign of each on this
+machine on each skeleton it runs on, and writes
 
-    docs/history.md     one row per entry, then the record of each
-    docs/history.json   the same data, for the tests and for --reuse-native
+    docs/history.json   what was measured, with each entry's RECORD
+    docs/history.md     render(docs/history.json): one row per entry, then
+                        the record of each
 
-    python benchmarks/history_table.py [--stress-seconds 10] [--reuse-native] [--jobs N]
+    python benchmarks/history_table.py [--stress-seconds 10] [--reproduce-seconds 120]
+                                       [--reuse-native] [--jobs N]
 
+A campaign's budget is --reproduce-seconds where the checker says the entry
+fails under tso on that skeleton (x86 can show it), else --stress-seconds.
 --reuse-native keeps the native result of an entry from the previous
-docs/history.json when its fingerprint (the behaviour of its hooks) has not
-changed, so that re-rendering after a change of wording costs seconds.
+docs/history.json when its fingerprint (the behaviour of its hooks) and the
+budget are unchanged, so that re-rendering after a change of wording, or
+after the checker gains a model, costs only the checker's time.
 """
 from __future__ import annotations
 
@@ -37,10 +44,6 @@ JSON = ROOT / "docs" / "history.json"
 
 #: Commits read in the history and left out of the corpus, and why.
 NOT_ENTRIES = (
-    ("924fe1293c3e7a3c787bbdfb351e7f168caee3e9", "2014-06-03",
-     "aio: fix qemu_bh_schedule() bh->ctx race condition",
-     "a use-after-free of the BH in qemu_bh_schedule; encoded once the bottom-half hooks exist "
-     "(plain check-then-set of bh->scheduled: the before of e8d3b1a2)"),
     ("845ca10dd089b4e48f0a79bad005fb30eb77584e", "2014-07-09",
      "AioContext: take bottom halves into account when computing aio_poll timeout",
      "with 3672fa50 it creates the 2015 skeleton itself (BHs in the timeout, run after ppoll)"),
@@ -76,6 +79,18 @@ NOT_ENTRIES = (
 )
 
 
+#: What each memory model of the checker stands for (a model the checker
+#: gains later is listed by name until it is described here).
+MODEL_NOTES = {
+    "sc": "sequential consistency: no reordering, the protocol's logic alone",
+    "tso": "x86-TSO: a store may pass later loads (x86-64, this machine)",
+    "arm": "ARMv8 as a default gcc build may run: each seq_cst RMW either an ldaxr/stlxr loop or an "
+           "LSE instruction (the union of `arm-llsc` and `arm-lse`)",
+    "arm-llsc": "ARMv8.0 code: seq_cst RMWs as ldaxr/stlxr loops, which do not order later plain loads",
+    "arm-lse": "ARMv8.1 LSE code: seq_cst RMWs as swpal/casal/ldaddal..., which order later loads",
+}
+
+
 def _fingerprints(env) -> dict:
     p = subprocess.run([sys.executable, "-m", "aiocore._cli", "strategies", "--json"], capture_output=True,
                        text=True, env=env, timeout=300)
@@ -84,40 +99,55 @@ def _fingerprints(env) -> dict:
     return {r["name"]: r.get("fingerprint") for r in json.loads(p.stdout)}
 
 
-def collect(stress_seconds: float, reuse_native: bool, jobs: int) -> dict:
+def _git(*args) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
+
+
+def budget_of(checker_run: dict, stress_seconds: float, reproduce_seconds: float) -> float:
+    """A campaign's budget: longer where the checker says x86 (tso) can fail."""
+    tso = checker_run.get("tso")
+    return reproduce_seconds if tso is not None and tso["worst"] != "pass" else stress_seconds
+
+
+def collect(stress_seconds: float, reproduce_seconds: float, reuse_native: bool, jobs: int) -> dict:
     previous = json.loads(JSON.read_text()).get("entries", {}) if (reuse_native and JSON.exists()) else {}
     with tempfile.TemporaryDirectory(prefix="aiocore-history-") as tmp:
         env = install_corpus.install(Path(tmp))
         decl = judge.declared(env)
         prints = _fingerprints(env)
         models = judge.models()
-        print(f"checking {len(decl)} entries ...", file=sys.stderr)
+        print(f"checking {len(decl)} entries under {', '.join(models)} ...", file=sys.stderr)
         checker = judge.check_all(env, decl, jobs=jobs)
         entries = {}
         for name, d in decl.items():
+            runs = {judge.label(sk, m): checker[judge.label(sk, m)][name] for sk, m in judge.runs_of(d)}
             native = {}
             old = previous.get(name, {})
             for sk in d["skeletons"]:
-                if old.get("fingerprint") == prints.get(name) and sk in old.get("native", {}):
-                    native[sk] = old["native"][sk]
+                budget = budget_of(runs.get(sk, {}), stress_seconds, reproduce_seconds)
+                was = old.get("native", {}).get(sk)
+                if old.get("fingerprint") == prints.get(name) and was and was.get("budget") == budget:
+                    native[sk] = was
                     continue
-                print(f"aiocore stress -s {name} -d {stress_seconds} --skeleton {sk} ...", file=sys.stderr)
-                native[sk] = judge.stress(env, name, stress_seconds, sk)
+                print(f"aiocore stress -s {name} -d {budget:g} --skeleton {sk} ...", file=sys.stderr)
+                native[sk] = {"budget": budget, **judge.stress(env, name, budget, sk)}
             entries[name] = {
                 "record": d["record"], "origin": d["origin"], "doc": d["doc"],
                 "skeletons": d["skeletons"], "fingerprint": prints.get(name),
                 "declared": {judge.label(sk, m): judge.expectation(d, sk, m) for sk, m in judge.runs_of(d)},
                 "declared_configs": d["expected_configs"],
-                "checker": {judge.label(sk, m): checker[judge.label(sk, m)][name] for sk, m in judge.runs_of(d)},
+                "checker": runs,
                 "native": native,
             }
         problems = judge.mismatches(decl, checker) + judge.unexplained(decl)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    dirty = [ln for ln in _git("status", "--porcelain").splitlines()
+             if not ln[3:].startswith(("docs/history.md", "docs/history.json"))]
     return {
         "generated": {
-            "command": "python benchmarks/history_table.py" + (f" --stress-seconds {stress_seconds:g}"),
-            "aiocore_commit": commit, "models": list(models), "stress_seconds": stress_seconds,
+            "command": (f"python benchmarks/history_table.py --stress-seconds {stress_seconds:g} "
+                        f"--reproduce-seconds {reproduce_seconds:g}"),
+            "aiocore_commit": _git("rev-parse", "--short", "HEAD") + (" with uncommitted changes" if dirty else ""),
+            "models": list(models), "stress_seconds": stress_seconds, "reproduce_seconds": reproduce_seconds,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
         },
         "problems": problems,
@@ -125,7 +155,12 @@ def collect(stress_seconds: float, reuse_native: bool, jobs: int) -> dict:
     }
 
 
-# --- rendering --------------------------------------------------------------------
+# --- rendering (a function of docs/history.json alone) ------------------------------
+
+RUN_NAMES = {"oneshot": "every schedule a one-shot BH",
+             "cancel-reread": "each callback cancels its BH and reads again"}
+SIDE_TEXT = {"after": "as the commit left it", "before": "as the commit found it (its parent)",
+             "posted": "as posted for review, corrected before it was merged"}
 
 
 def _cell(per: dict | None) -> str:
@@ -139,91 +174,116 @@ def _cell(per: dict | None) -> str:
     return w if len(bad) == len(per["configs"]) else f"{w} ({', '.join(bad)})"
 
 
+def _model_cell(e: dict, model: str) -> str:
+    """One model's verdicts over the entry's runs; the run named when there are several."""
+    runs = [(lab, _cell(per.get(model))) for lab, per in e["checker"].items()]
+    if len(runs) == 1:
+        return runs[0][1]
+    return "; ".join(f"{lab}: {v}" for lab, v in runs)
+
+
+def _found(n: dict) -> str:
+    w = n.get("where") or {}
+    chaos = w.get("chaos")
+    where = ", ".join(x for x in (w.get("path"), w.get("traffic"), f"chaos {chaos}" if chaos not in (None, "off")
+                                  else "") if x)
+    when = f" after {n['first_finding_s']:.1f} s" if n.get("first_finding_s") is not None else ""
+    return f"**{n['verdict']}**{when}" + (f" ({where})" if where else "")
+
+
 def _native(e: dict) -> str:
     out = []
     for sk, n in e["native"].items():
         if n["verdict"] == "pass":
+            txt = f"no finding in {n['seconds']:.0f} s"
             tso = e["checker"].get(sk, {}).get("tso")
-            miss = tso is not None and tso["worst"] != "pass"
-            txt = f"pass ({n['seconds']:.0f} s" + ("; the tso counterexample not reproduced)" if miss else ")")
+            if tso is not None and tso["worst"] != "pass":
+                txt += f"; the checker's tso {_cell(tso)} not reproduced"
         else:
-            where = n.get("where") or ""
-            when = f" after {n['first_finding_s']:.1f} s" if n.get("first_finding_s") is not None else ""
-            txt = f"{n['verdict']}{when}" + (f" ({where})" if where else "")
+            txt = _found(n)
         out.append(txt if len(e["native"]) == 1 else f"{sk}: {txt}")
     return "; ".join(out) or "—"
 
 
-def _history(name: str, e: dict) -> str:
+def _history(e: dict) -> str:
+    """What history reports beside the checker's worst verdict for the same run, and why they differ."""
     rec = e["record"]
     hist = rec["history"] or {}
     if not hist:
         return "silent"
     parts, differs = [], False
     for sk, per in hist.items():
+        lab = judge.label(sk, rec["mode"])
         for model, said in per.items():
-            got = e["declared"].get(judge.label(sk, rec["mode"]), {}).get(model)
-            same = got == said
-            differs |= not same
-            parts.append(f"{model}: {said}" + ("" if same else f" (checker: {got})"))
-    head = ("**disagrees**: " if differs else "agrees: ") + "; ".join(parts)
-    return head + (f". {rec['disagreement']}" if differs and rec["disagreement"] else "")
+            got = e["checker"].get(lab, {}).get(model, {}).get("worst")
+            differs |= got != said
+            where = f"{lab} " if len(e["checker"]) > 1 else ""
+            parts.append(f"{where}{model} {said}" + ("" if got == said else f", checker {got}"))
+    if not differs:
+        return "agrees: " + "; ".join(parts)
+    return f"**disagrees**: history {'; '.join(parts)}. {rec['disagreement']}"
 
 
-def _mode_cell(e: dict) -> str:
-    """The checker on the run the commit is about, when it is not the default one."""
-    rec = e["record"]
-    if not rec["mode"]:
-        return "—"
-    what = {"oneshot": "every schedule a one-shot BH",
-            "cancel-reread": "callbacks cancel their BH and read again"}[rec["mode"]]
-    runs = [(lab, per) for lab, per in e["checker"].items() if lab.endswith(" " + rec["mode"])]
-    return f"{what}: " + "; ".join(
-        (f"{lab.split()[0]}: " if len(runs) > 1 else "") + ", ".join(f"{m} {_cell(v)}" for m, v in per.items())
-        for lab, per in runs)
+def _bug(rec: dict) -> str:
+    return f"*{rec['effect']}*: {rec['bug']} Seen on: {rec['arch']}."
 
 
 def _esc(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _intro(g: dict) -> list[str]:
+    models = g["models"]
+    return [
+        "# QEMU's AioContext wake-up protocol, 2014–2025, judged by aiocore\n",
+        "Each row is one commit of QEMU's `async.c` / `aio-posix.c` (since 2017 `util/async.c`, "
+        "`util/aio-posix.c`), encoded as an aiocore strategy in the distribution "
+        "[`history/qemu-history`](../history/qemu-history/) (package `aiocore_qemu_history`, one module "
+        "per entry, registered under `aiocore.strategies` like any third party's, not among the "
+        "built-ins). An entry encodes the protocol as the commit left it (*after*), as it found it "
+        "(*before*), or as it was posted for review (*posted*), bottom-half side included. Each module's "
+        "`RECORD` holds the full hash, date, title, the bug fixed or introduced, the architecture it was "
+        "seen on, and what history reports as verdicts; the strategy declares the checker's verdicts, "
+        "and the tests (`tests/test_history.py`) fail when the checker, the declarations, the record "
+        "and this page drift apart.\n",
+        f"Generated by `{g['command']}` at aiocore {g['aiocore_commit']} on {g['machine']}.\n",
+        "**Checker** (`aiocore check NAME --skeleton S`): one column per memory model of the checker, "
+        "each cell the worst verdict over the configs the entry supports (`home`, `gsource`, and "
+        "`foreign` where the entry allows a second poller), with the failing configs in parentheses "
+        "when not all fail. Verdicts rank pass < lost-wakeup < busy-loop < lost-work, so a cell shows "
+        "only the worst finding. Runs: `2015` (a ppoll in every aio_poll) and `polling` (QEMU's aio_poll "
+        "since 44277bf9) on each skeleton the entry declares; where the commit is about one-shot BHs or "
+        "about a callback that cancels its own BH, also that run (`2015 oneshot`: "
+        f"{RUN_NAMES['oneshot']}; `2015 cancel-reread`: {RUN_NAMES['cancel-reread']}; "
+        "`aiocore._checker.check_ir(..., bh_mode=\"oneshot\")` or `callback=\"cancel-reread\"`). Models:\n",
+        *[f"- `{m}`: {MODEL_NOTES.get(m, 'a model of `aiocore check` (see its --help)')}" for m in models],
+        "",
+        "**Native x86**: an `aiocore stress -s NAME -d BUDGET --skeleton S` campaign on this machine, "
+        f"whose budget is {g['reproduce_seconds']:g} s where the checker's tso verdict on that skeleton "
+        f"fails (x86 can show it) and {g['stress_seconds']:g} s elsewhere; it stops at the first finding. "
+        "\"No finding\" is what a campaign of that length saw, not a proof.\n",
+        "**History**: what the commit messages, their review threads and bug trackers report, as a "
+        "verdict per model (`tso`: seen on x86, `arm`: seen on aarch64), beside the checker's verdict for "
+        "the same run; where they differ, why. *Silent*: history reports no wake-up or lost-work "
+        "failure of this protocol on any named architecture.\n",
+    ]
+
+
 def render(data: dict) -> str:
+    """docs/history.md from docs/history.json (nothing else is read)."""
     g = data["generated"]
     models = g["models"]
-    cols = [(sk, m) for sk in judge.SKELETONS for m in models]
-    L = []
-    L.append("# QEMU's AioContext wake-up protocol, 2014–2025, judged by aiocore\n")
-    L.append(
-        "Each row is one commit of QEMU's `util/async.c` / `util/aio-posix.c` history (before 2017: "
-        "`async.c`, `aio-posix.c`), encoded as an aiocore strategy in the distribution "
-        "[`history/qemu-history`](../history/qemu-history/) (package `aiocore_qemu_history`, one "
-        "module per entry, registered under `aiocore.strategies` like any third party's, not among "
-        "the built-ins). An entry encodes the protocol as the commit left it (*after*), as it found "
-        "it (*before*), or as it was posted and corrected in review (*posted*). Each module's "
-        "`RECORD` gives the full hash, date, title, the bug fixed or introduced and the architecture "
-        "it was seen on, and what history reports, as verdicts.\n")
-    L.append(
-        f"Generated by `{g['command']}` at aiocore {g['aiocore_commit']} on {g['machine']}. "
-        f"Checker columns: the worst verdict over the configs the entry supports (`home`, `gsource`, "
-        f"and `foreign` where the entry allows a second poller), with the failing configs in "
-        f"parentheses, for the models {', '.join(f'`{m}`' for m in models)} of `aiocore check`, on "
-        f"each skeleton the entry declares (`2015`: a ppoll per aio_poll; `polling`: QEMU's aio_poll "
-        f"since 44277bf9); — where it declares none. The commit's own run: where the commit is about "
-        f"one-shot BHs or a callback that cancels its BH, the checker's run with notifiers doing "
-        f"that (`aiocore._checker.check_ir(..., bh_mode=\"oneshot\")` or `callback=\"cancel-reread\"`). Native: one `aiocore stress -s NAME -d "
-        f"{g['stress_seconds']:g}` campaign on this machine (x86-64, so TSO). History: what the commit "
-        f"messages, their threads and bug trackers report, as a verdict per model (`tso`: seen on "
-        f"x86, `arm`: seen on aarch64), and the reason wherever the checker says otherwise.\n")
-    head = ["entry", "commit", "date", "title", "what changed"] + [f"{sk} {m}" for sk, m in cols] + [
-        "the commit's own run", "native x86", "history"]
+    L = _intro(g)
+    head = ["entry", "commit", "date", "title", "bug, seen on"] + [f"`{m}`" for m in models] + [
+        "native x86", "history"]
     L.append("| " + " | ".join(head) + " |")
     L.append("|" + "---|" * len(head))
     for name, e in data["entries"].items():
         rec = e["record"]
-        row = [f"`{name}`", f"[`{rec['commit'][:8]}`](#{name})", rec["date"], _esc(rec["title"]),
-               _esc(rec["changed"])]
-        row += [_cell(e["checker"].get(sk, {}).get(m)) for sk, m in cols]
-        row += [_mode_cell(e), _native(e), _esc(_history(name, e))]
+        row = [f"[`{name}`](#{name})", f"`{rec['commit'][:12]}`", rec["date"], _esc(rec["title"]),
+               _esc(_bug(rec))]
+        row += [_model_cell(e, m) for m in models]
+        row += [_native(e), _esc(_history(e))]
         L.append("| " + " | ".join(row) + " |")
     L.append("")
     if data["problems"]:
@@ -235,16 +295,15 @@ def render(data: dict) -> str:
         rec = e["record"]
         L.append(f'<a id="{name}"></a>\n### {name}: {rec["commit"][:8]} "{rec["title"]}"\n')
         L.append(f"- **Commit** `{rec['commit']}`, {rec['author']}, {rec['date']}; this entry encodes "
-                 f"the protocol {dict(after='as the commit left it', before='as the commit found it', posted='as posted for review, never merged')[rec['side']]}.")
+                 f"the protocol {SIDE_TEXT[rec['side']]}.")
         L.append(f"- **What changed.** {rec['changed']}")
         L.append(f"- **Bug ({rec['effect']}).** {rec['bug']}")
         L.append(f"- **Seen on.** {rec['arch']}.")
-        verdicts = "; ".join(
-            f"{sk}: " + ", ".join(f"{m} {_cell(per)}" for m, per in e["checker"][sk].items())
-            for sk in e["checker"])
+        verdicts = "; ".join(f"{lab}: " + ", ".join(f"{m} {_cell(per.get(m))}" for m in models)
+                             for lab, per in e["checker"].items())
         L.append(f"- **Checker.** {verdicts}.")
         L.append(f"- **Native (x86).** {_native(e)}.")
-        L.append(f"- **History.** {_history(name, e)}")
+        L.append(f"- **History.** {_history(e)}")
         if rec["encoding"]:
             L.append(f"- **Encoding.** {rec['encoding']}")
         if rec["refs"]:
@@ -254,7 +313,7 @@ def render(data: dict) -> str:
     L.append("| commit | date | title | why not an entry |")
     L.append("|---|---|---|---|")
     for h, date, title, why in NOT_ENTRIES:
-        L.append(f"| `{h[:8]}` | {date} | {_esc(title)} | {_esc(why)} |")
+        L.append(f"| `{h[:12]}` | {date} | {_esc(title)} | {_esc(why)} |")
     L.append("")
     L.append("## How to read the ARM columns\n")
     L.append(
@@ -268,24 +327,32 @@ def render(data: dict) -> str:
     L.append(
         "The 2016–2020 polling skeleton raised `notify_me` before its poll phase and its timeout; "
         "aiocore's `polling` skeleton is 44277bf9's. Entries of that period are judged on the `2015` "
-        "skeleton with a `timeout_zero` hook (the notifier's poll handler, read after `notify_me` is "
-        "raised), which is the 2016 skeleton with at most one poll round.\n")
+        "skeleton with the notifier's poll handler (reading `notified` after `notify_me` is raised), "
+        "which is the 2016 skeleton with at most one poll round.\n")
     return "\n".join(L)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stress-seconds", type=float, default=10.0,
-                    help="budget of each entry's `aiocore stress` campaign (default 10)")
+                    help="budget of a campaign where the checker's tso verdict passes (default 10)")
+    ap.add_argument("--reproduce-seconds", type=float, default=120.0,
+                    help="budget of a campaign where the checker's tso verdict fails (default 120)")
     ap.add_argument("--reuse-native", action="store_true",
-                    help="keep native results from docs/history.json for entries whose hooks did not change")
+                    help="keep native results from docs/history.json for entries whose hooks and budget did "
+                         "not change")
+    ap.add_argument("--render-only", action="store_true",
+                    help="only write docs/history.md again from docs/history.json")
     ap.add_argument("--jobs", "-j", type=int, default=1, help="checker worker processes (default 1)")
     args = ap.parse_args(argv)
-    data = collect(args.stress_seconds, args.reuse_native, args.jobs)
-    JSON.write_text(json.dumps(data, indent=1) + "\n")
+    if args.render_only:
+        data = json.loads(JSON.read_text())
+    else:
+        data = collect(args.stress_seconds, args.reproduce_seconds, args.reuse_native, args.jobs)
+        JSON.write_text(json.dumps(data, indent=1) + "\n")
     MD.write_text(render(data))
-    print(f"wrote {MD.relative_to(ROOT)} and {JSON.relative_to(ROOT)}: {len(data['entries'])} entries, "
-          f"{len(data['problems'])} problems", file=sys.stderr)
+    print(f"wrote {MD.relative_to(ROOT)}" + ("" if args.render_only else f" and {JSON.relative_to(ROOT)}")
+          + f": {len(data['entries'])} entries, {len(data['problems'])} problems", file=sys.stderr)
     for p in data["problems"]:
         print(f"  {p}", file=sys.stderr)
     return 1 if data["problems"] else 0

@@ -12,7 +12,9 @@
 # since the AioContext lock is dropped around ppoll) while the home thread
 # sleeps, the second thread's dispatch sets `dispatching`, a worker's
 # qemu_bh_schedule skips the write, and the sleeper is never woken.  No
-# memory model is involved: the checker finds it under SC, config foreign.
+# memory model is involved: the checker finds it under SC, config foreign,
+# with 2015's bottom half (qemu-2015-e8d3b1a2); with this entry's 2014 one
+# the same run's worst verdict is lost work (RECORD.disagreement).
 #
 # Encoding.  `dispatching` is a private shared field (0 at creation, as
 # g_source_new zeroed the context).  poll_begin is aio_set_dispatching(ctx,
@@ -86,12 +88,14 @@ RECORD = Entry(
     effect="introduced",
     arch="aarch64 KVM (found in 2015; eabc9779 notes infinite timeouts are rarer on x86)",
     history={"2015": {"arm": "lost-wakeup"}},
-    disagreement="Each run reports its worst verdict, and the plain bottom-half flag of 2014 "
-                 "(924fe129's) loses work on tso and arm, which ranks above the lost wake-up; the "
+    disagreement="The checker reports each run's worst verdict: 2014's plain bottom-half flag "
+                 "(924fe129's) loses work on tso and arm, which ranks above the lost wake-up (the "
                  "dispatching hang itself is the foreign lost wake-up qemu-2015-e8d3b1a2 shows with "
-                 "the same notify side.  The lost work under sc, foreign only, is the checker "
-                 "counting the one callback start of a plain-store BH (no 0->1 count) as a second "
-                 "dispatch: a tool artifact, not 2014's behaviour.",
+                 "the same notify side), and its sc lost work (foreign only) is two aio_bh_poll "
+                 "running at once, both plain claims taking the same schedule, which QEMU excluded "
+                 "(async.c forbids concurrent aio_bh_poll; its callers held the BQL or the "
+                 "AioContext lock) and the checker's foreign poller, whose lock only orders memory, "
+                 "does not.",
     refs=("fixed by eabc9779 (2015-07-21)", "docs/aio_notify.promela (new in this commit)"),
     encoding="aio_poll's final restore of the caller's `dispatching` has no hook: the flag stays "
              "set between two polls of the home thread.  Bottom-half side: 924fe129's plain flag.",
