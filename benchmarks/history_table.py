@@ -159,6 +159,9 @@ def collect(stress_seconds: float, reproduce_seconds: float, reuse_native: bool,
 
 RUN_NAMES = {"oneshot": "every schedule a one-shot BH",
              "cancel-reread": "each callback cancels its BH and reads again"}
+#: Why `aiocore stress` cannot do what a run of the commit's own does.
+NOT_NATIVE = {"oneshot": "no traffic schedules one-shot BHs",
+              "cancel-reread": "no traffic's callback cancels its BH"}
 SIDE_TEXT = {"after": "as the commit left it", "before": "as the commit found it (its parent)",
              "posted": "as posted for review, corrected before it was merged"}
 
@@ -202,6 +205,9 @@ def _native(e: dict) -> str:
         else:
             txt = _found(n)
         out.append(txt if len(e["native"]) == 1 else f"{sk}: {txt}")
+    mode = e["record"]["mode"]
+    if mode:
+        out.append(f"the `2015 {mode}` run has no native counterpart ({NOT_NATIVE[mode]})")
     return "; ".join(out) or "—"
 
 

@@ -78,6 +78,30 @@ def test_corpus_is_a_distribution_of_its_own(corpus, listed):
     assert modules == set(re.findall(r'^\s+"(qemu_\w+)",$', text, re.M))
 
 
+def _behaviour(env, name) -> dict:
+    """`aiocore show NAME --ir` without what does not change behaviour: the name, the fences'
+    `pairs` comments, the temporaries' names (numbered in order of appearance) and the fingerprint."""
+    p = subprocess.run([sys.executable, "-m", "aiocore._cli", "show", name, "--ir"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    ir = json.loads(p.stdout)
+    for key in ("name", "fingerprint"):
+        ir.pop(key, None)
+    text = re.sub(r'"pairs": "[^"]*"', '"pairs": ""', json.dumps(ir, sort_keys=True))
+    names: dict = {}
+    return json.loads(re.sub(r'"v\d+"', lambda m: names.setdefault(m.group(0), f'"t{len(names)}"'), text))
+
+
+def test_upstream_today_is_the_last_entry(corpus):
+    """The built-in standing for upstream today (always-notified) has exactly the hooks of the corpus's
+    2025 entry, the last change to util/async.c's protocol."""
+    env, decl = corpus
+    last = list(decl)[-1]
+    assert last == "qemu-2025-5142397c" and "always-notified" in decl[last]["record"]["refs"][-1]
+    assert _behaviour(env, "always-notified") == _behaviour(env, last)
+    assert _behaviour(env, "always-notified") != _behaviour(env, "qemu-2020-44277bf9")  # the check can fail
+
+
 RUNS = [("2015", ""), ("polling", ""), ("2015", "oneshot"), ("2015", "cancel-reread")]
 
 

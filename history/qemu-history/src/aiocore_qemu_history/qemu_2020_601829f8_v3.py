@@ -88,8 +88,10 @@ RECORD = Entry(
     author="Stefan Hajnoczi",
     side="posted",
     changed="As 601829f8 + 44277bf9, but aio_notify_accept is notified = 0; smp_wmb.",
-    bug="Found in review (the clear is not ordered before the reads of the BH flags); corrected to "
-        "smp_mb before merging.  Never shipped, never observed.",
+    bug="Found in review: the commit's trailer records Paolo Bonzini's remark on the smp_wmb() in "
+        "aio_notify_accept (garbled there as \"should be smp_wb()\"), and the merged code has smp_mb "
+        "there, commented as ordering the clear of notified before the reads of the BH flags; the "
+        "posted text itself is not in the archive read.  Never shipped, never observed.",
     effect="none",
     arch="none (review)",
     history={"polling": {"tso": "lost-wakeup"}},
