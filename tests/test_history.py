@@ -102,6 +102,44 @@ def test_upstream_today_is_the_last_entry(corpus):
     assert _behaviour(env, "always-notified") != _behaviour(env, "qemu-2020-44277bf9")  # the check can fail
 
 
+_GSOURCE_CHILD = """
+import json, sys
+from importlib import import_module
+from aiocore._checker import check_ir
+from aiocore._compiler import _plugins
+from aiocore._compiler._strategy import describe
+out = {}
+for name in sys.argv[1:]:
+    cls = _plugins.get(name).cls
+    bare = type(cls.__name__ + "NoPrepareRead", (cls,), {"name": name + "-bare",
+                "compute_timeout": lambda s: 0})
+    out[name] = [{m: check_ir(describe(c), m, "gsource", want_trace=False).verdict
+                  for m in ("sc", "tso", "arm")} for c in (cls, bare)]
+print(json.dumps(out))
+"""
+
+
+def test_the_notifier_poll_read_in_gsource_prepare_decides_nothing(corpus):
+    """The entries that read `notified` with timeout_zero (on the 2015 skeleton, the compute_timeout
+    site: the 2016-2020 notifier poll handler) also read it in GSource prepare, which QEMU never did;
+    without that read every gsource verdict is the same."""
+    env, decl = corpus
+    uses = [n for n in decl if _uses_timeout_zero(env, n)]
+    assert uses, "no entry reads notified with timeout_zero"
+    p = subprocess.run([sys.executable, "-c", _GSOURCE_CHILD, *uses], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert p.returncode == 0, p.stderr
+    for name, (with_read, without) in json.loads(p.stdout).items():
+        assert with_read == without, (name, with_read, without)
+
+
+def _uses_timeout_zero(env, name) -> bool:
+    p = subprocess.run([sys.executable, "-m", "aiocore._cli", "show", name, "--ir"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return bool(json.loads(p.stdout)["hooks"].get("timeout_zero"))
+
+
 RUNS = [("2015", ""), ("polling", ""), ("2015", "oneshot"), ("2015", "cancel-reread")]
 
 
