@@ -85,7 +85,7 @@ MODEL_NOTES = {
     "sc": "sequential consistency: no reordering, the protocol's logic alone",
     "tso": "x86-TSO: a store may pass later loads (x86-64, this machine)",
     "arm": "ARMv8 as a default gcc build may run: each seq_cst RMW either an ldaxr/stlxr loop or an "
-           "LSE instruction (the union of `arm-llsc` and `arm-lse`)",
+           "LSE instruction, whichever allows more (the union of the two code generations)",
     "arm-llsc": "ARMv8.0 code: seq_cst RMWs as ldaxr/stlxr loops, which do not order later plain loads",
     "arm-lse": "ARMv8.1 LSE code: seq_cst RMWs as swpal/casal/ldaddal..., which order later loads",
 }
@@ -260,8 +260,11 @@ def _intro(g: dict) -> list[str]:
         "**Checker** (`aiocore check NAME --skeleton S`): one column per memory model of the checker, "
         "each cell the worst verdict over the configs the entry supports (`home`, `gsource`, and "
         "`foreign` where the entry allows a second poller), with the failing configs in parentheses "
-        "when not all fail. Verdicts rank pass < lost-wakeup < busy-loop < lost-work, so a cell shows "
-        "only the worst finding. Runs: `2015` (a ppoll in every aio_poll) and `polling` (QEMU's aio_poll "
+        "when not all fail. Verdicts: *lost-wakeup*, the home poller asleep in ppoll with a BH "
+        "pending and nothing left to wake it; *busy-loop*, a poller that never sleeps again; "
+        "*lost-work*, a schedule whose payload (written before it) no later callback reads, or a "
+        "callback started twice for one schedule (QEMU's contract, issue 23). They rank pass < "
+        "lost-wakeup < busy-loop < lost-work, so a cell shows only the worst finding. Runs: `2015` (a ppoll in every aio_poll) and `polling` (QEMU's aio_poll "
         "since 44277bf9) on each skeleton the entry declares; where the commit is about one-shot BHs or "
         "about a callback that cancels its own BH, also that run (`2015 oneshot`: "
         f"{RUN_NAMES['oneshot']}; `2015 cancel-reread`: {RUN_NAMES['cancel-reread']}; "
