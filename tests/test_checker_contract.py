@@ -71,6 +71,29 @@ def test_correct_strategies_stay_clean_on_the_payload():
         assert worst(check_ir(ir, model, c, want_trace=False).verdict for c in supported_configs(ir)) == P
 
 
+class _PlainTwoPollers(PlainScheduled):
+    """2014's plain claim with a second poller: two claims may both read the flag set."""
+
+    name = "t-plain-two-pollers"
+    foreign_pollers = True
+
+
+@pytest.mark.parametrize("engine", ["c", "python"])
+def test_a_double_dispatch_counterexample_shows_both_callbacks(engine):
+    """The trace of a double dispatch ends with the second callback start, each start after its own claim
+    read the flag set (the state it leads to may have been reached first without it)."""
+    r = check_ir(describe(_PlainTwoPollers), "sc", "foreign", engine=engine)
+    assert r.verdict == LWK and "started twice" in r.explanation, r.explanation
+    steps = r.trace[:-1]
+    starts = [s for s in steps if "callback starts" in s["op"]]
+    assert [s["process"] for s in starts] == ["home", "foreign"], r.format_trace()
+    assert starts[-1] is steps[-1], r.format_trace()
+    for who in ("home", "foreign"):
+        claims = [s for s in steps if s["process"] == who and s["where"] == "dispatch/claim"
+                  and "atomic_read(bh0.scheduled)" in s["op"]]
+        assert claims and claims[-1]["result"] == "read 1", r.format_trace()
+
+
 class _ReviewAccept(ListedFlags):
     """Today's upstream with aio_notify_accept as `notified = 0; smp_wmb()` (a 2020 review variant)."""
 

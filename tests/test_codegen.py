@@ -166,16 +166,20 @@ def test_calling_schedule_is_refused():
         describe(cls)
 
 
-def test_timeout_zero_and_macros():
-    """always-notified defines strategy_timeout_zero and the flag macros."""
+def test_timeout_sites_and_macros():
+    """always-notified (upstream) defines QEMU's two sites that read notified, its BH list, and the flag macros."""
     c = c_of("always-notified")
-    assert "#define AIO_STRATEGY_HAS_TIMEOUT_ZERO 1" in c
-    assert "return atomic_read(&ctx->shm->notified);" in function(c, "strategy_timeout_zero")
+    assert "#define AIO_STRATEGY_HAS_TIMEOUT_ZERO 0" in c
+    assert "#define AIO_STRATEGY_HAS_COMPUTE_TIMEOUT 0" in c  # aio_compute_timeout never reads notified
+    assert "#define AIO_STRATEGY_HAS_NOTIFIER_POLL 1" in c and "#define AIO_STRATEGY_HAS_LAST_LOOK 1" in c
+    assert "return atomic_read(&ctx->shm->notified);" in function(c, "strategy_notifier_poll")
+    assert "return atomic_read(&ctx->shm->notified);" in function(c, "strategy_last_look")
+    assert "return atomic_xchg(&ctx->shm->bh_list, 0);" in function(c, "strategy_claim_list")
     assert "#define AIO_STRATEGY_ACCEPT_NONBLOCKING 1" in c
     assert "#define AIO_STRATEGY_FOREIGN_POLLERS 0" in c
     nb = c_of("notified-blocking")
     assert "#define AIO_STRATEGY_ACCEPT_NONBLOCKING 0" in nb
-    assert "strategy_timeout_zero" not in nb
+    assert "strategy_timeout_zero" not in nb and "#define AIO_STRATEGY_HAS_CLAIM_LIST 0" in nb
 
 
 def test_unsigned_arithmetic_on_comparisons():

@@ -61,7 +61,9 @@ def test_history_flags():
     assert builtin_class("notified-blocking").accept_nonblocking is False
     assert builtin_class("notified-blocking").foreign_pollers is False
     assert builtin_class("explicit-mb").foreign_pollers is False
-    assert describe(builtin_class("always-notified")).has_timeout_zero
+    # upstream reads notified in the notifier's poll handler and the last look only
+    ir = describe(builtin_class("always-notified"))
+    assert not ir.has_timeout_zero and ir.optional == ("claim_list", "last_look", "notifier_poll")
 
 
 def test_fingerprint_ignores_source_lines():

@@ -58,7 +58,7 @@ class Explorer:
         self.bh_index = {loc: k for k, loc in enumerate(prog.bh_locs)}
         self.EMPTY = ((),) * self.L if self.m == ARM else ()
         self.max_states = max_states
-        self.violation = None  # (state, explanation) of a double dispatch
+        self.violation = None  # (state, explanation, the state it came from) of a double dispatch
         # intern tables
         self.SH, self.sh_ids = [], {}
         self.PR, self.pr_ids = [], {}
@@ -262,7 +262,7 @@ class Explorer:
                 else:
                     ns = (sh2,) + state[1:i + 1] + (pid2,) + state[i + 2:]
                 if bad and self.violation is None:
-                    self.violation = (ns, bad)
+                    self.violation = (ns, bad, state)
                 if verbose:
                     info = dict(info)
                     info["buffers"] = self._buffers(ns)

@@ -170,11 +170,12 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     if lib.chk_add_initial(c, ffi.new("uint32_t[]", list(init))) != 0:
         raise MemoryError("the checker's C core ran out of memory")
     found = {}
+    via = {}  # the double dispatch's target -> the state it was made from
     bads = [None]  # explanation of each "bad" move (index 0: none)
     bad_index = {}
     pushed = 0
     miss = ffi.new("uint32_t[6]")
-    viol = ffi.new("uint64_t[2]")
+    viol = ffi.new("uint64_t[3]")  # target, explanation, the state it was made from
     done_pcs = ex.done_pcs
     PR = ex.PR
 
@@ -269,6 +270,7 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
                 raise MemoryError("the checker's C core ran out of memory (resolve)")
             lib.chk_violation(c, viol)
             found["lost-work"] = (known(viol[0]), bads[viol[1]])
+            via[found["lost-work"][0]] = known(viol[2])
             break
         elif code == R_CHECK:
             count = lib.chk_count(c)
@@ -314,6 +316,6 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
             found["busy-loop"] = (cycle[0], "after the last notification the home poller never "
                                   "sleeps again: the loop above repeats forever")
     r = ExploreResult(ex, parents, found, cycle, count, lib.chk_transitions(c),
-                      time.monotonic() - t0, stopped_by, peak)
+                      time.monotonic() - t0, stopped_by, peak, via)
     r.engine = "c"
     return r

@@ -44,6 +44,7 @@ def search(ex, *, deadline=None, max_memory=None, progress=None) -> "ExploreResu
     frontier = [init]
     depth = 0
     found = {}  # verdict -> (state, explanation)
+    via = {}  # the double dispatch's target -> the state it was made from
     qgraph = {}
     qdepth = {}
     transitions = 0
@@ -78,7 +79,9 @@ def search(ex, *, deadline=None, max_memory=None, progress=None) -> "ExploreResu
                     stopped_by = "max-memory"
                     break
         if ex.violation is not None:
-            found["lost-work"] = ex.violation
+            target, bad, source = ex.violation
+            found["lost-work"] = (target, bad)
+            via[target] = source
             break
         if stopped_by is None:
             if len(parent) > ex.max_states:
@@ -96,7 +99,7 @@ def search(ex, *, deadline=None, max_memory=None, progress=None) -> "ExploreResu
             found["busy-loop"] = (cycle[0], "after the last notification the home poller never "
                                   "sleeps again: the loop above repeats forever")
     return ExploreResult(ex, parent, found, cycle, len(parent), transitions,
-                         time.monotonic() - t0, stopped_by, peak)
+                         time.monotonic() - t0, stopped_by, peak, via)
 
 
 def find_cycle(qgraph, qdepth):
@@ -137,7 +140,7 @@ def find_cycle(qgraph, qdepth):
 
 class ExploreResult:
     def __init__(self, ex, parent, found, cycle, states, transitions, seconds, stopped_by=None,
-                 peak_rss=0):
+                 peak_rss=0, via=None):
         self.ex = ex
         self.parent = parent
         self.found = found
@@ -147,6 +150,11 @@ class ExploreResult:
         self.seconds = seconds
         self.stopped_by = stopped_by  # None, "max-states", "max-seconds", "max-memory"
         self.peak_rss = peak_rss
+        # A double dispatch is a move, not a state: the state it leads to may
+        # have been reached first by a path without it (the owed count is
+        # clamped at 0), so its counterexample is the path to the state it
+        # was made from, then that move.
+        self.via = via or {}
 
     @property
     def truncated(self) -> bool:
@@ -161,6 +169,8 @@ class ExploreResult:
         return max(bad, key=VERDICT_ORDER.index)
 
     def path_to(self, state):
+        if state in self.via:
+            return self.path_to(self.via[state]) + [state]
         if hasattr(self.parent, "path_to"):  # the C loop's parent links (_fast.py)
             return self.parent.path_to(state)
         path = []

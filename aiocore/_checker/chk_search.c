@@ -139,7 +139,7 @@ int chk_run(chk *c) {
             for (int i = 0; i < n; i++)
                 for (uint32_t k = 0; k < ms[i]->cnt; k++, t++) {
                     const move *m = &c->mv[ms[i]->off + k];
-                    if (m->bad) { c->viol_key = c->kbuf[t]; c->viol_bad = m->bad; return R_VIOLATION; }
+                    if (m->bad) { c->viol_key = c->kbuf[t]; c->viol_bad = m->bad; c->viol_from = me; return R_VIOLATION; }
                 }
         }
     }
@@ -193,4 +193,6 @@ uint64_t chk_nedges(chk *c) { return c->ecount; }
 const uint32_t *chk_edges_src(chk *c) { return c->esrc; }
 const uint64_t *chk_edges_dst(chk *c) { return c->edst; }
 void chk_miss(chk *c, uint32_t *out) { memcpy(out, c->miss, sizeof c->miss); }
-void chk_violation(chk *c, uint64_t *out) { out[0] = c->viol_idx; out[1] = c->viol_bad; }
+/* The double dispatch: its target state, its explanation and the state it
+   was made from (the target may have been reached before by a path without it). */
+void chk_violation(chk *c, uint64_t *out) { out[0] = c->viol_idx; out[1] = c->viol_bad; out[2] = c->viol_from; }

@@ -44,7 +44,7 @@ struct chk {
     uint32_t *esrc; uint64_t *edst; uint64_t ecap, ecount;   /* quiescent edges: (index, key) */
     int term_ack; uint64_t term_at;
     uint32_t miss[6];
-    uint64_t viol_key, viol_idx, viol_bad;
+    uint64_t viol_key, viol_idx, viol_bad, viol_from;
     uint32_t cur_words[MAXP + 1];
     uint64_t *kbuf; uint32_t *wbuf; uint64_t kcap;   /* one state's successors */
     uint32_t pend_n, pend_from; int pend_quiet;       /* ... still to be inserted */
