@@ -20,23 +20,19 @@
 # aio_compute_timeout had read the BH flag before the notifier set it, the
 # notifier read notify_me before the poller raised it, and the last look
 # reads the cleared `notified`: the poller sleeps with the BH pending.
-from aiocore import Strategy
-
-from ._bh import FlagsList2020
 from ._record import Entry
+from .qemu_2020_44277bf9 import NotifyMeDisabledWhilePolling
 
 
-class AcceptWithWmb(FlagsList2020, Strategy):
+class AcceptWithWmb(NotifyMeDisabledWhilePolling):
     """44277bf9 as posted: aio_notify_accept clears notified with only smp_wmb after it (review variant, never merged)."""
 
     name = "qemu-2020-601829f8-v3"
     origin = ('qemu 601829f88e0eff8f54fa08b7a69b0774a9c259c8 as posted (v3, 2020-08): '
               'aio_notify_accept with smp_wmb, corrected to smp_mb in review; never merged')
-    foreign_pollers = False
-    accept_nonblocking = True
-    skeletons = ("2015", "polling")
-    expected = {"sc": "pass", "tso": "pass", "arm": "pass"}
-    expected_skeletons = {"polling": {"sc": "pass", "tso": "pass", "arm": "pass"}}
+
+    # The merged series (qemu-2020-44277bf9) but for the barrier in
+    # aio_notify_accept, and so what notify's barrier pairs with.
 
     def notify(s):
         # The bottom-half flags are written before notified.
@@ -51,33 +47,6 @@ class AcceptWithWmb(FlagsList2020, Strategy):
         s.atomic_set(s.notified, 0)
         # As posted: a write barrier only.
         s.smp_wmb(pairs="smp_wmb in aio_notify")
-
-    def notifier_poll(s):
-        # aio_context_notifier_poll (each busy-poll round).
-        return s.atomic_read(s.notified)
-
-    def last_look(s):
-        # aio_poll after raising notify_me: don't block if notified.
-        return s.atomic_read(s.notified)
-
-    def on_event(s):
-        s.event_notifier_test_and_clear()
-
-    def poll_begin(s):
-        s.atomic_set(s.notify_me, s.atomic_read(s.notify_me) + 2)
-        s.smp_mb(pairs="smp_mb in aio_notify")
-
-    def poll_end(s):
-        s.atomic_store_release(s.notify_me, s.atomic_read(s.notify_me) - 2)
-        s.accept()
-
-    def prepare(s):
-        s.atomic_set(s.notify_me, s.atomic_read(s.notify_me) | 1)
-        s.smp_mb(pairs="smp_mb in aio_notify")
-
-    def check(s):
-        s.atomic_store_release(s.notify_me, s.atomic_read(s.notify_me) & ~1)
-        s.accept()
 
 
 RECORD = Entry(
