@@ -177,12 +177,19 @@ import time
 import attrs
 
 from .._compiler import _ir
-from ._explore import VERDICT_ORDER, Explorer
+from ._explore import VERDICT_ORDER
+from ._window import explorer
 from ._assemble import build
 from ._program import ModelError, supported_configs
 from ._trace import crash_of, format_trace, trace_json
 
-MODELS = ("sc", "tso", "arm")
+#: Every model a check may name; ``arm`` is the union of the two ARMv8
+#: code-generation profiles (_window.py): what GCC's default aarch64 build
+#: (-moutline-atomics: LSE or LL/SC chosen at run time) may do.
+MODELS = ("sc", "tso", "arm-llsc", "arm-lse", "arm")
+PROFILES = ("arm-llsc", "arm-lse")
+#: What ``aiocore check`` and the conformance suite run unless told otherwise.
+DEFAULT_MODELS = ("sc", "tso", "arm")
 CONFIGS = ("home", "foreign", "gsource")
 
 
@@ -279,6 +286,10 @@ class CheckResult:
     recovery: bool = False
     peak_rss: int = 0  # bytes, when max_memory was watched
     engine: str = "python"  # the search loop that ran: "c" or "python"
+    # model "arm": each profile's verdict, and the profile(s) whose run
+    # found the counterexample shown (those that need the failure)
+    by_profile: dict = attrs.field(factory=dict)
+    profiles: tuple = ()
 
     @property
     def complete(self) -> bool:
@@ -315,6 +326,7 @@ class CheckResult:
             "faults": self.faults,
             "recovery": self.recovery,
             "engine": self.engine,
+            **({"by_profile": self.by_profile, "profiles": list(self.profiles)} if self.by_profile else {}),
             "trace": self.trace,
         }
 
@@ -339,11 +351,16 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
         raise ModelError(f"unknown model {model!r} (models: {', '.join(MODELS)})")
     if config not in CONFIGS:
         raise ModelError(f"unknown config {config!r} (configs: {', '.join(CONFIGS)})")
+    if model == "arm":
+        parts = [check_ir(ir, m, config, bounds, want_trace=want_trace, skeleton=skeleton,
+                          faults=faults, recovery=recovery, engine=engine, progress=progress,
+                          bh_mode=bh_mode, callback=callback) for m in PROFILES]
+        return _union(parts)
     n, k = bounds.for_config(config)
     t0 = time.monotonic()
     prog = build(ir, model, config, n, k, skeleton=skeleton, faults=faults, recovery=recovery,
                  bh_mode=bh_mode, callback=callback)
-    ex = Explorer(prog, max_states=bounds.max_states)
+    ex = explorer(prog, max_states=bounds.max_states)
     deadline = t0 + bounds.max_seconds if bounds.max_seconds else None
     r = ex.explore(deadline=deadline, max_memory=bounds.max_memory, engine=engine,
                    progress=progress)
@@ -366,6 +383,30 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     )
 
 
+def _union(parts: list) -> CheckResult:
+    """model "arm": the profiles' runs as one result.  An outcome is allowed
+    if either profile allows it, so the verdict is the worse of the two; the
+    counterexample is that of the first profile that has it, and names every
+    profile with that verdict."""
+    v = worst(r.verdict for r in parts)
+    shown = next(r for r in parts if r.verdict == v)
+    needs = tuple(r.model for r in parts if r.verdict == v)
+    other = {}
+    for r in parts:
+        for verdict, text in r.other.items():
+            other.setdefault(verdict, f"{text} [{r.model}]")
+    explanation = shown.explanation
+    if v not in ("pass", "unknown"):
+        explanation += f" [{', '.join(needs)}]"
+    stopped = next((r.stopped_by for r in parts if r.stopped_by), None)
+    return attrs.evolve(
+        shown, model="arm", verdict=v, explanation=explanation,
+        states=sum(r.states for r in parts), transitions=sum(r.transitions for r in parts),
+        seconds=sum(r.seconds for r in parts), stopped_by=stopped if v == "unknown" or
+        shown.stopped_by else None, other=other, peak_rss=max(r.peak_rss for r in parts),
+        by_profile={r.model: r.verdict for r in parts}, profiles=needs)
+
+
 #: unknown ranks above pass (nothing is proven) and below every failure (a
 #: failure found anywhere is proven whatever else was cut short).
 _WORST_ORDER = ("pass", "unknown") + VERDICT_ORDER[1:]
@@ -379,5 +420,5 @@ def worst(verdicts) -> str:
 
 __all__ = [
     "Bounds", "DEFAULT_BOUNDS", "REDUCTIONS", "Reduction", "CheckResult", "ModelError", "check_ir", "supported_configs",
-    "worst", "MODELS", "CONFIGS", "VERDICT_ORDER",
+    "worst", "MODELS", "PROFILES", "DEFAULT_MODELS", "CONFIGS", "VERDICT_ORDER",
 ]

@@ -155,35 +155,25 @@ def commit_payloads(ex, i, p, mem, ev, book, out, verbose):
 
 
 def cbread_moves(ex, i, p, ins, mem, ev, book, log, out):
-    """CBREAD loc k dst start: BH k's callback reads its payload -- any value
-    a READ may return (arm: a stale one too); the highest kept, and if it
-    starts a callback, one schedule owed consumed (none owed: lost work)."""
-    pc, env, buf, stale = p
+    """CBREAD loc k dst start: BH k's callback reads its payload from memory;
+    the highest value read is kept, and if it starts a callback, one
+    schedule owed is consumed (none owed: lost work)."""
+    pc, env, buf, _ = p
     loc, k, dst, start = ins[1], ins[2], ins[3], ins[4]
-    cur = mem[loc]
-    lst = stale[loc] if ex.m == ex.ARM_MODEL else ()
-    opts = [(v, lst[j:]) for j, v in enumerate(lst)] if lst else []
-    if not lst or cur not in lst:
-        opts.append((cur, ()))
+    v = mem[loc]
     nb = len(ex.prog.bh_locs)
-    for v, rest in opts:
-        e2 = list(env)
-        e2[dst] = v
-        st = ex._set_stale(stale, loc, rest) if lst else stale
-        b2 = list(book)
-        b2[k] -= start
-        b2[nb + k] = max(b2[nb + k], v)
-        bad = None
-        if b2[k] < 0:
-            b2[k] = 0
-            bad = f"bh{k}'s callback started twice for one 0->1 schedule"
-        pid = ex.after(i, pc + 1, tuple(e2), buf, st, False, log)
-        info = None
-        if log is not None:
-            note = "" if v == cur else f" (a stale value: memory holds {cur})"
-            info = ex._info(i, pc, f"read {v}{note}", log)
-            log = []
-        out.append((ex.ish((mem, ev, tuple(b2))), pid, None, bad, info))
+    e2 = list(env)
+    e2[dst] = v
+    b2 = list(book)
+    b2[k] -= start
+    b2[nb + k] = max(b2[nb + k], v)
+    bad = None
+    if b2[k] < 0:
+        b2[k] = 0
+        bad = f"bh{k}'s callback started twice for one 0->1 schedule"
+    pid = ex.after(i, pc + 1, tuple(e2), buf, (), False, log)
+    info = ex._info(i, pc, f"read {v}", log) if log is not None else None
+    out.append((ex.ish((mem, ev, tuple(b2))), pid, None, bad, info))
 
 
 def seen_by_crash(prog, ins, mem, book):

@@ -12,10 +12,12 @@
 #            pc     index of its next visible instruction;
 #            env    values of its live locals (dead ones zeroed, so that
 #                   states differing only in dead values are one state);
-#            buf    its store buffer (tso: FIFO of (loc, value); arm: entries
-#                   (loc, value, is_rmw) and None = an ordering barrier);
-#            stale  (arm) per location, the older values a load may still
-#                   return: those overwritten since its last load barrier.
+#            buf    its store buffer (tso: FIFO of (loc, value)); on ARM its
+#                   window (aiocore._checker._window, a subclass of this);
+#            stale  always empty (kept so that every model's process tuples
+#                   have one shape).
+#
+# This module is sc and tso; the ARMv8 profiles are _window.py.
 #
 # Payload stores (WRITE with its ghost flag) become visible as late as each
 # model allows, with a move of their process: see _contract.py, which says
@@ -27,7 +29,7 @@
 from __future__ import annotations
 
 from ._program import (
-    ARM, BR, DONE, DRAIN, ESET, ETAC, INFINITE, JMP, MARK, READ, RESET, RMW, SC, SET, STOP,
+    BR, DONE, DRAIN, ESET, ETAC, INFINITE, JMP, READ, RMW, SC, SET, STOP,
     TSO, WAIT, WRITE, ModelError, Program,
 )
 from ._program import CHOOSE, DEATH, DTAC  # skel: polling skeleton, crash-stop faults
@@ -37,18 +39,17 @@ from ._program import CBREAD
 from ._search import VERDICT_ORDER  # noqa: F401  (re-exported)
 
 
-def _norm(buf):
-    """arm store buffer: no leading barrier, no two barriers in a row."""
-    out = []
-    for x in buf:
-        if x is None and (not out or out[-1] is None):
-            continue
-        out.append(x)
-    return tuple(out)
+def _forwarded(buf, loc):
+    """The value of the latest store to loc in a tso buffer, or None."""
+    for e in reversed(buf):
+        if e[0] == loc:
+            return e[1]
+    return None
 
 
 class Explorer:
-    DONE_OP, ARM_MODEL = DONE, ARM  # for _contract
+    DONE_OP = DONE  # for _contract
+    payload_entries = True  # sc, tso: payload stores are buffer entries (loc, v, 1 or 2)
 
     def __init__(self, prog: Program, max_states: int = 5_000_000):
         self.prog = prog
@@ -56,7 +57,7 @@ class Explorer:
         self.L = len(prog.loc_names)
         self.n = len(prog.procs)
         self.bh_index = {loc: k for k, loc in enumerate(prog.bh_locs)}
-        self.EMPTY = ((),) * self.L if self.m == ARM else ()
+        self.EMPTY = ()
         self.max_states = max_states
         self.violation = None  # (state, explanation, the state it came from) of a double dispatch
         # intern tables
@@ -64,7 +65,10 @@ class Explorer:
         self.PR, self.pr_ids = [], {}
         self.amemo = [dict() for _ in prog.procs]  # after(): -> proc id
         self.mmemo = [dict() for _ in prog.procs]  # _moves()
-        self.smemo = {}  # _stale_commit()
+        # locations another process may store to: a load of one of them
+        # reads its own buffered store only as a move of its own (a later
+        # read, after the store is visible, may see another's value)
+        self.shared_writes = [self._written_by_others(i) for i in range(self.n)]
         self.done_pcs = [
             frozenset(pc for pc, ins in enumerate(p.code) if ins[0] == DONE) for p in prog.procs
         ]
@@ -90,12 +94,20 @@ class Explorer:
         mem, ev, owed = self.SH[state[0]]
         return mem, ev, owed, tuple(self.PR[x] for x in state[1:])
 
+    def _written_by_others(self, i):
+        out = set()
+        for q, P in enumerate(self.prog.procs):
+            if q != i:
+                out |= {ins[1] for ins in P.code if ins[0] in (WRITE, RMW)}
+        return frozenset(out)
+
     # --- local steps ---------------------------------------------------------
 
     def _local(self, i, pc, env, buf, log):
         """Run process i's local steps from pc until a visible instruction:
-        branches, skeleton bookkeeping, fences that need not wait, and (tso,
-        arm) stores entering the store buffer and loads it forwards."""
+        branches, skeleton bookkeeping, fences that need not wait, and (tso)
+        stores entering the store buffer and loads it forwards (where no
+        other process stores to the location)."""
         P = self.prog.procs[i]
         code = P.code
         m = self.m
@@ -115,25 +127,14 @@ class Explorer:
             elif op == SET:
                 env[ins[1]] = ins[2](env)
                 pc += 1
-            elif op == RESET:
-                reset = True
-                pc += 1
-            elif op == MARK:
-                if buf and buf[-1] is not None:
-                    buf = buf + (None,)
-                    if log is not None:
-                        log.append((pc, "a store barrier enters its store buffer"))
-                pc += 1
             elif op == DRAIN:
                 if buf and m == TSO and all(len(e) > 2 for e in buf):
                     # only payload stores wait: forced, visible with the next move
                     buf = tuple((e[0], e[1], 2) for e in buf)
                 elif buf:
                     break
-                if m == ARM:
-                    reset = True
                 pc += 1
-            elif op == WRITE and m != ARM and len(ins) > 4 and ins[4]:
+            elif op == WRITE and len(ins) > 4 and ins[4]:
                 # a payload store (see above)
                 buf = buf + ((ins[1], ins[3](env), 2 if m == SC else 1),)
                 if log is not None:
@@ -142,27 +143,15 @@ class Explorer:
             elif op == WRITE and m != SC:
                 loc = ins[1]
                 v = ins[3](env)
-                if m == TSO:
-                    buf = buf + ((loc, v),)
-                else:
-                    if ins[2] and buf and buf[-1] is not None:
-                        buf = buf + (None,)
-                    buf = buf + ((loc, v, False),)
+                buf = buf + ((loc, v),)
                 if log is not None:
                     log.append((pc, f"wrote {v} (into its store buffer)"))
                 pc += 1
-            elif op == READ and m != SC and buf:
-                loc = ins[1]
-                found = None
-                for e in reversed(buf):
-                    if e is not None and e[0] == loc:
-                        found = e[1]
-                        break
+            elif op == READ and m != SC and buf and ins[1] not in self.shared_writes[i]:
+                found = _forwarded(buf, ins[1])
                 if found is None:
                     break
                 env[ins[3]] = found
-                if ins[2] and m == ARM:
-                    reset = True
                 if log is not None:
                     log.append((pc, f"read {found} (forwarded from its own store buffer)"))
                 pc += 1
@@ -173,28 +162,16 @@ class Explorer:
             out[k] = env[k]
         return pc, tuple(out), buf, reset
 
-    def _project(self, i, stale, pc):
-        """Keep only the stale values process i may still read (arm)."""
-        if stale is self.EMPTY:
-            return stale
-        live = self.prog.procs[i].stale_live[pc]
-        if not live:
-            return self.EMPTY
-        r = tuple(s if l in live else () for l, s in enumerate(stale))
-        return r if any(r) else self.EMPTY
-
     def after(self, i, pc, env, buf, stale, reset, log=None):
         """Process i resumes at pc: run its local steps; its interned id."""
-        key = (pc, env, buf, stale, reset)
+        key = (pc, env, buf)
         if log is None:
             memo = self.amemo[i]
             r = memo.get(key)
             if r is not None:
                 return r
-        pc2, env2, buf2, r2 = self._local(i, pc, env, buf, log)
-        if self.m == ARM:
-            stale = self.EMPTY if (reset or r2) else self._project(i, stale, pc2)
-        pid = self.ipr((pc2, env2, buf2, stale))
+        pc2, env2, buf2, _ = self._local(i, pc, env, buf, log)
+        pid = self.ipr((pc2, env2, buf2, ()))
         if log is None:
             memo[key] = pid
         return pid
@@ -215,38 +192,26 @@ class Explorer:
             owed = owed[:k] + (owed[k] + 1,) + owed[k + 1:]
         return owed
 
-    def _set_stale(self, st, loc, lst):
-        if st is self.EMPTY:
-            if not lst:
-                return st
-            st = ((),) * self.L
-        st = st[:loc] + (lst,) + st[loc + 1:]
-        return st if any(st) else self.EMPTY
-
     # --- successors ------------------------------------------------------------
     #
     # What one process can do depends only on its own interned tuple, the
-    # shared part (mem, event, owed) and -- arm -- the locations other
-    # processes hold reserved by an RMW in flight.  Its moves are computed
-    # once per such key (_moves) and reused in every state that shares it;
-    # the only effect on other processes, the stale values a commit leaves
-    # them (arm), is applied per state.
+    # shared part (mem, event, owed) and -- arm-llsc -- the locations other
+    # processes hold reserved by an exclusive pair in flight.  Its moves are
+    # computed once per such key (_moves) and reused in every state that
+    # shares it.
+
+    def _others_resv(self, state):
+        """Per process, the locations the others hold reserved (None: no model has any)."""
+        return None
 
     def successors(self, state, verbose=False):
         """[(description or None, next state)] of a state."""
         sh_id = state[0]
         out = []
-        arm = self.m == ARM
-        resv_all = None
-        n = self.n
-        for i in range(n):
+        resvs = self._others_resv(state)
+        for i in range(self.n):
             x = state[i + 1]
-            if arm:
-                if resv_all is None:
-                    resv_all = self._reservations(state)
-                resv = tuple(sorted({l for q, l in resv_all if q != i})) if resv_all else ()
-            else:
-                resv = ()
+            resv = resvs[i] if resvs is not None else ()
             if verbose:
                 moves = self._moves(i, x, sh_id, resv, True)
             else:
@@ -255,12 +220,8 @@ class Explorer:
                 moves = memo.get(key)
                 if moves is None:
                     moves = memo[key] = self._moves(i, x, sh_id, resv, False)
-            for sh2, pid2, commit, bad, info in moves:
-                if commit is not None and arm:
-                    base = self._stale_commit(state, i, *commit)
-                    ns = (sh2,) + base[1:i + 1] + (pid2,) + base[i + 2:]
-                else:
-                    ns = (sh2,) + state[1:i + 1] + (pid2,) + state[i + 2:]
+            for sh2, pid2, _commit, bad, info in moves:
+                ns = (sh2,) + state[1:i + 1] + (pid2,) + state[i + 2:]
                 if bad and self.violation is None:
                     self.violation = (ns, bad, state)
                 if verbose:
@@ -269,54 +230,6 @@ class Explorer:
                 out.append((info, ns))
         return out
 
-    def _reservations(self, state):
-        """(process, location) of every RMW store still in a buffer (arm)."""
-        out = []
-        PR = self.PR
-        for q in range(self.n):
-            for e in PR[state[q + 1]][2]:
-                if e is not None and e[2]:
-                    out.append((q, e[0]))
-        return tuple(out)
-
-    def _stale_commit(self, state, i, loc, old, new):
-        """arm: a store of process i to loc became visible: every other process
-        that may still read loc before a barrier may also return `old`."""
-        if old == new:
-            return state
-        out = None
-        smemo = self.smemo
-        for q in range(self.n):
-            if q == i:
-                continue
-            x = state[q + 1]
-            y = smemo.get((q, x, loc, old))
-            if y is None:
-                y = self.stale_after_commit(q, x, loc, old)
-            if y != x:
-                if out is None:
-                    out = list(state)
-                out[q + 1] = y
-        return state if out is None else tuple(out)
-
-    def stale_after_commit(self, q, x, loc, old):
-        """arm: process q (interned id x) once another process's store to loc,
-        which overwrote `old`, is visible: `old` joins the values it may still
-        read there, if it may read loc before its next load barrier."""
-        key = (q, x, loc, old)
-        pq = self.PR[x]
-        if loc not in self.prog.procs[q].stale_live[pq[0]]:
-            y = x
-        else:
-            st = pq[3]
-            lst = st[loc]
-            if old in lst:
-                lst = tuple(v for v in lst if v != old)
-            lst = lst + (old,)
-            y = self.ipr((pq[0], pq[1], pq[2], self._set_stale(st, loc, lst)))
-        self.smemo[key] = y
-        return y
-
     def _info(self, i, pc, result, log):
         P = self.prog.procs[i]
         where, text = P.labels[pc]
@@ -324,89 +237,35 @@ class Explorer:
                 "local": self._log_items(i, log)}
 
     def _moves(self, i, x, sh_id, resv, verbose):
-        """[(shared id, proc id, commit, violation, info)] of process i."""
+        """[(shared id, proc id, None, violation, info)] of process i."""
         mem, ev, owed = self.SH[sh_id]
         p = self.PR[x]
-        pc, env, buf, stale = p
+        pc, env, buf, _ = p
         P = self.prog.procs[i]
         ins = P.code[pc]
         op = ins[0]
-        m = self.m
         out = []
         log = [] if verbose else None
         sh0, buf0, lumped = sh_id, buf, None
-        if buf and m != ARM and len(buf[0]) > 2 and buf[0][2] == 2:  # forced payload stores:
+        if buf and self.payload_entries and len(buf[0]) > 2 and buf[0][2] == 2:  # forced payload stores:
             mem, buf, lumped = _contract.forced_payloads(self.prog, mem, buf)  # visible now
-            p, sh_id = (pc, env, buf, stale), self.ish((mem, ev, owed))
-        if op == READ:
-            loc = ins[1]
-            cur = mem[loc]
-            lst = stale[loc] if m == ARM else ()
-            if lst:
-                opts = [(v, lst[j:]) for j, v in enumerate(lst)]
-                if cur not in lst:
-                    opts.append((cur, ()))
-            else:
-                opts = ((cur, ()),)
-            dst = ins[3]
-            for v, rest in opts:
-                e2 = list(env)
-                e2[dst] = v
-                st = self._set_stale(stale, loc, rest) if lst else stale
-                pid = self.after(i, pc + 1, tuple(e2), buf, st, ins[2], log)
-                info = None
-                if verbose:
-                    note = "" if v == cur else f" (a stale value: memory holds {cur})"
-                    info = self._info(i, pc, f"read {v}{note}", log)
-                    log = []
-                out.append((sh_id, pid, None, None, info))
-        elif op == WRITE:  # sc only: tso/arm stores enter the buffer locally
+            p, sh_id = (pc, env, buf, ()), self.ish((mem, ev, owed))
+        if self._stalled(i, pc, buf):
+            pass  # it waits for its buffer or window (the moves at the end)
+        elif op == READ:
+            self._read(i, pc, ins, env, buf, mem, sh_id, out, log)
+        elif op == WRITE:  # sc only: tso stores enter the buffer locally
             loc = ins[1]
             v = ins[3](env)
             old = mem[loc]
             sh2 = self.ish((mem[:loc] + (v,) + mem[loc + 1:], ev, self._owed_write(owed, loc, old, v)))
-            pid = self.after(i, pc + 1, env, buf, stale, False, log)
+            pid = self.after(i, pc + 1, env, buf, (), False, log)
             out.append((sh2, pid, None, None, self._info(i, pc, f"wrote {v}", log) if verbose else None))
-        elif op == RMW and (m != ARM or self._rmw_may_start(buf, resv, ins[1])):
-            loc = ins[1]
-            old = mem[loc]
-            expected = ins[4](env) if ins[4] is not None else None
-            new, writes = ins[2](old, ins[3](env), expected)
-            dst = ins[5]
-            e2 = env
-            if dst >= 0:
-                e2 = list(env)
-                e2[dst] = old
-                e2 = tuple(e2)
-            owed2 = owed
-            claim = ins[6]
-            if claim >= 0 and old != 0:
-                owed2 = owed[:claim] + (owed[claim] - 1,) + owed[claim + 1:]
-            mem2 = mem
-            buf2 = buf
-            if writes:
-                if m == ARM:
-                    if buf2 and buf2[-1] is not None:
-                        buf2 = buf2 + (None,)
-                    buf2 = buf2 + ((loc, new, True), None)
-                else:
-                    mem2 = mem[:loc] + (new,) + mem[loc + 1:]
-                    owed2 = self._owed_write(owed2, loc, old, new)
-            sh2 = sh_id if (mem2 is mem and owed2 is owed) else self.ish((mem2, ev, owed2))
-            pid = self.after(i, pc + 1, e2, buf2, stale, True, log)
-            bad = None
-            if claim >= 0 and owed2[claim] < 0:
-                bad = f"bh{claim} dispatched twice for one 0->1 schedule"
-            info = None
-            if verbose:
-                what = f"read {old}" + (f", wrote {new}" if writes else ", no write")
-                if writes and m == ARM:
-                    what += " (the store waits in its store buffer)"
-                info = self._info(i, pc, what, log)
-            out.append((sh2, pid, None, bad, info))
+        elif op == RMW:
+            self._rmw(i, pc, ins, env, buf, mem, ev, owed, sh_id, resv, out, log)
         elif op == ESET:  # ev bit 0: readable (bit 1: a death, recovery)
             sh2 = sh_id if ev & 1 else self.ish((mem, ev | 1, owed))
-            pid = self.after(i, pc + 1, env, buf, stale, True, log)
+            pid = self.after(i, pc + 1, env, buf, (), True, log)
             out.append((sh2, pid, None, None,
                         self._info(i, pc, "the notifier is now readable", log) if verbose else None))
         elif op == ETAC:
@@ -416,7 +275,7 @@ class Explorer:
                 e2[ins[1]] = ev & 1
                 e2 = tuple(e2)
             sh2 = self.ish((mem, ev & ~1, owed)) if ev & 1 else sh_id
-            pid = self.after(i, pc + 1, e2, buf, stale, True, log)
+            pid = self.after(i, pc + 1, e2, buf, (), True, log)
             out.append((sh2, pid, None, None, self._info(
                 i, pc, f"it was {'readable' if ev & 1 else 'not readable'}; now not readable", log)
                 if verbose else None))
@@ -429,7 +288,7 @@ class Explorer:
                     e2 = list(env)
                     e2[ins[2]] = ev & 1  # the notifier's revents (bit 1 wakes it too)
                     e2 = tuple(e2)
-                pid = self.after(i, pc + 1, e2, buf, stale, True, log)
+                pid = self.after(i, pc + 1, e2, buf, (), True, log)
                 info = None
                 if verbose:
                     if infinite:
@@ -439,34 +298,34 @@ class Explorer:
                     info = self._info(i, pc, what, log)
                 out.append((sh_id, pid, None, None, info))
         elif op == STOP:
-            pid = self.after(i, pc + 1, env, buf, stale, False, log)
+            pid = self.after(i, pc + 1, env, buf, (), False, log)
             out.append((sh_id, pid, None, None, self._info(i, pc, "stays", log) if verbose else None))
-            pid = self.ipr((ins[1], (0,) * len(env), buf, self.EMPTY))
+            pid = self.ipr((ins[1], (0,) * len(env), self._kept(buf), ()))
             out.append((sh_id, pid, None, None, self._info(i, pc, "leaves for good", []) if verbose else None))
         # --- skel: polling skeleton's choice, crash-stop faults, recovery -------
         elif op == CHOOSE:  # a nondeterministic branch: one move per target
             for t, text in zip(ins[1], ins[2]):
-                pid = self.after(i, t, env, buf, stale, False, log)
+                pid = self.after(i, t, env, buf, (), False, log)
                 out.append((sh_id, pid, None, None, self._info(i, pc, text, log) if verbose else None))
                 log = [] if verbose else None
         elif op == DEATH:  # the kernel makes the owner's pidfd of this process readable
-            pid = self.after(i, pc + 1, env, buf, stale, False, log)
+            pid = self.after(i, pc + 1, env, buf, (), False, log)
             out.append((self.ish((mem, ev | 2, owed)), pid, None, None,
                         self._info(i, pc, "the owner's pidfd of it is readable", log) if verbose else None))
         elif op == DTAC:  # the owner reads and clears "a process died"
             e2 = list(env)
             e2[ins[1]] = (ev >> 1) & 1
             sh2 = self.ish((mem, ev & ~2, owed)) if ev & 2 else sh_id
-            pid = self.after(i, pc + 1, tuple(e2), buf, stale, False, log)
+            pid = self.after(i, pc + 1, tuple(e2), buf, (), False, log)
             out.append((sh2, pid, None, None, self._info(
                 i, pc, "a death was seen" if ev & 2 else "no death", log) if verbose else None))
         # --- end skel ---
         elif op == CBREAD:  # BH k's callback starts (or re-reads): it reads the payload
-            _contract.cbread_moves(self, i, p, ins, mem, ev, owed, log, out)
+            self._cbread(i, p, ins, buf, mem, ev, owed, log, out)
         if pc in P.exits:
             done, ghosts = P.exits[pc]
-            kept = buf0[:len(buf0) - ghosts] if ghosts else buf0
-            pid = self.ipr((done, (0,) * len(env), kept, self.EMPTY))
+            kept = buf0[:len(buf0) - ghosts] if ghosts else self._kept(buf0)
+            pid = self.ipr((done, (0,) * len(env), kept, ()))
             info = None
             if verbose:
                 info = {"process": P.name, "where": P.labels[done][0],
@@ -475,7 +334,7 @@ class Explorer:
         # skel: crash-stop fault
         if pc < P.crash and op != DONE:  # faults="crash": it may stop for good here
             clog = [] if verbose else None
-            pid = self.after(i, P.crash, (0,) * len(env), buf, self.EMPTY, False, clog)
+            pid = self.after(i, P.crash, (0,) * len(env), self._kept(buf), (), False, clog)
             sh_c = sh_id
             if op == CBREAD:  # a poller that dies with a BH claimed takes its work along
                 sh_c = self.ish((mem, ev, _contract.seen_by_crash(self.prog, ins, mem, owed)))
@@ -493,59 +352,91 @@ class Explorer:
             _contract.lumped_payloads(self, P, p, sh_id, lumped, out, verbose)
         return out
 
-    def _rmw_may_start(self, buf, resv, loc):
-        """arm: an RMW on loc waits until its own earlier stores to loc are
-        visible and no other RMW on loc is in flight (the exclusive monitor)."""
-        if loc in resv:
-            return False
-        for e in buf:
-            if e is not None and e[0] == loc:
-                return False
-        return True
+    # The parts of _moves a model with another kind of buffer replaces (_window.py).
+
+    def _stalled(self, i, pc, buf):
+        """Can the instruction at pc not run before its buffer moves?"""
+        return False
+
+    @staticmethod
+    def _kept(buf):
+        """What stays of a buffer when its process stops or crashes: all of it."""
+        return buf
+
+    def _read(self, i, pc, ins, env, buf, mem, sh_id, out, log):
+        """A load: its own latest buffered store to the location (tso), else memory."""
+        loc = ins[1]
+        fwd = _forwarded(buf, loc) if buf else None
+        v = mem[loc] if fwd is None else fwd
+        e2 = list(env)
+        e2[ins[3]] = v
+        pid = self.after(i, pc + 1, tuple(e2), buf, (), ins[2], log)
+        info = None
+        if log is not None:
+            info = self._info(i, pc, f"read {v}" + (" (forwarded from its own store buffer)"
+                                                    if fwd is not None else ""), log)
+        out.append((sh_id, pid, None, None, info))
+
+    def _rmw(self, i, pc, ins, env, buf, mem, ev, owed, sh_id, resv, out, log):
+        """A seq_cst RMW, one atomic step on memory (tso: after its buffer drained)."""
+        loc = ins[1]
+        old = mem[loc]
+        expected = ins[4](env) if ins[4] is not None else None
+        new, writes = ins[2](old, ins[3](env), expected)
+        self._rmw_move(i, pc, ins, env, mem, ev, owed, sh_id, old, new, writes, buf, out, log)
+
+    def _rmw_move(self, i, pc, ins, env, mem, ev, owed, sh_id, old, new, writes, buf, out, log,
+                  deferred=False):
+        """The move of an RMW that read `old`: the claim it makes (a BH claim
+        consumes one schedule), and its write to memory -- unless
+        ``deferred``: the write is in `buf` already (arm-llsc's STLXR)."""
+        loc, dst, claim = ins[1], ins[5], ins[6]
+        e2 = env
+        if dst >= 0:
+            e2 = list(env)
+            e2[dst] = old
+            e2 = tuple(e2)
+        owed2 = owed
+        if claim >= 0 and old != 0:
+            owed2 = owed[:claim] + (owed[claim] - 1,) + owed[claim + 1:]
+        mem2 = mem
+        if writes and not deferred:
+            mem2 = mem[:loc] + (new,) + mem[loc + 1:]
+            owed2 = self._owed_write(owed2, loc, old, new)
+        sh2 = sh_id if (mem2 is mem and owed2 is owed) else self.ish((mem2, ev, owed2))
+        pid = self.after(i, pc + 1, e2, buf, (), True, log)
+        bad = None
+        if claim >= 0 and owed2[claim] < 0:
+            bad = f"bh{claim} dispatched twice for one 0->1 schedule"
+        info = None
+        if log is not None:
+            what = f"read {old}" + (f", wrote {new}" if writes else ", no write")
+            if writes and deferred:
+                what += " (the LDAXR is performed; the STLXR's store is not visible yet)"
+            info = self._info(i, pc, what, log)
+        out.append((sh2, pid, None, bad, info))
+
+    def _cbread(self, i, p, ins, buf, mem, ev, owed, log, out):
+        _contract.cbread_moves(self, i, p, ins, mem, ev, owed, log, out)
 
     def _commits(self, i, p, mem, ev, owed, resv, out, verbose):
-        pc, env, buf, stale = p
-        m = self.m
-        if m == TSO and len(buf[0]) > 2:  # payload stores at the head (see above)
+        """tso: the oldest buffered store becomes visible."""
+        pc, env, buf, _ = p
+        if len(buf[0]) > 2:  # payload stores at the head (see above)
             _contract.commit_payloads(self, i, p, mem, ev, owed, out, verbose)
             return
-        if m == TSO:
-            cands = (0,)
-        else:
-            cands = []
-            seen = set()
-            for j, e in enumerate(buf):
-                if e is None:
-                    break
-                loc = e[0]
-                if loc in seen:
-                    continue
-                seen.add(loc)
-                if not e[2] and loc in resv:
-                    continue
-                cands.append(j)
         names = self.prog.loc_names
-        for j in cands:
-            e = buf[j]
-            loc, v = e[0], e[1]
-            old = mem[loc]
-            sh2 = self.ish((mem[:loc] + (v,) + mem[loc + 1:], ev, self._owed_write(owed, loc, old, v)))
-            buf2 = buf[:j] + buf[j + 1:]
-            st = stale
-            commit = None
-            if m == ARM:
-                buf2 = _norm(buf2)
-                commit = (loc, old, v)
-                if st[loc]:
-                    st = self._set_stale(st, loc, ())  # it cannot read older than its own store
-            log = [] if verbose else None
-            pid = self.after(i, pc, env, buf2, st, False, log)
-            info = None
-            if verbose:
-                info = {"process": self.prog.procs[i].name, "where": "store buffer",
-                        "op": f"{names[loc]} = {v} becomes visible",
-                        "result": f"{names[loc]}: {old} -> {v}", "local": self._log_items(i, log)}
-            out.append((sh2, pid, commit, None, info))
+        loc, v = buf[0][0], buf[0][1]
+        old = mem[loc]
+        sh2 = self.ish((mem[:loc] + (v,) + mem[loc + 1:], ev, self._owed_write(owed, loc, old, v)))
+        log = [] if verbose else None
+        pid = self.after(i, pc, env, buf[1:], (), False, log)
+        info = None
+        if verbose:
+            info = {"process": self.prog.procs[i].name, "where": "store buffer",
+                    "op": f"{names[loc]} = {v} becomes visible",
+                    "result": f"{names[loc]}: {old} -> {v}", "local": self._log_items(i, log)}
+        out.append((sh2, pid, None, None, info))
 
     # --- descriptions (traces) -------------------------------------------------
 
@@ -557,12 +448,7 @@ class Explorer:
         for i, x in enumerate(state[1:]):
             items = []
             for e in self.PR[x][2]:
-                if e is None:
-                    items.append("|")
-                elif self.m != ARM and len(e) > 2:
-                    items.append(f"{names[e[0]]}={e[1]}")
-                else:
-                    items.append(f"{names[e[0]]}={e[1]}" + ("(rmw)" if len(e) > 2 and e[2] else ""))
+                items.append(f"{names[e[0]]}={e[1]}")
             if items:
                 out[self.prog.procs[i].name] = items
         return out

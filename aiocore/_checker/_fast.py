@@ -17,7 +17,6 @@ import sys
 import time
 
 from . import _core_c
-from ._program import ARM
 
 (R_LAYER, R_MISS_MOVES, R_MISS_COMMIT, R_MISS_PINFO, R_TERMINAL, R_VIOLATION, R_CHECK, R_NOMEM,
  R_WIDE) = range(9)
@@ -160,7 +159,7 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     from ._search import MEMORY_CHECK_EVERY, ExploreResult, find_cycle, rss_bytes
 
     ffi, lib = _load()
-    n, arm = ex.n, ex.m == ARM
+    n, arm = ex.n, bool(getattr(ex, "window", False)) and not ex.lse
     h = _Handle(ffi, lib, n, arm)
     c = h.c
     if narrow is not None and lib.chk_narrow(c, narrow) != 0:
@@ -183,11 +182,7 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
         nonlocal pushed
         for pid in range(pushed, len(PR)):
             pc, _env, buf, _st = PR[pid]
-            resv = 0
-            if arm:
-                for e in buf:
-                    if e is not None and e[2]:
-                        resv |= 1 << e[0]
+            resv = ex.resv_mask(buf) if arm else 0
             quiet = 0
             if not buf:
                 for q in range(1, n):

@@ -23,13 +23,13 @@ import attrs
 
 from .._compiler._skeleton import DEFAULT_SKELETON, SKELETONS
 from . import (
-    _WORST_ORDER, CONFIGS, DEFAULT_BOUNDS, MODELS, Bounds, CheckResult, check_ir, supported_configs,
+    _WORST_ORDER, CONFIGS, DEFAULT_BOUNDS, DEFAULT_MODELS, MODELS, Bounds, CheckResult, check_ir, supported_configs,
     worst,
 )
 
 VERDICT_RANK = {v: i for i, v in enumerate(_WORST_ORDER)}
 
-_MODEL_COST = {"sc": 1.0, "tso": 1.2, "arm": 8.0}
+_MODEL_COST = {"sc": 1.0, "tso": 1.2, "arm-llsc": 8.0, "arm-lse": 4.0, "arm": 12.0}
 _CONFIG_COST = {"home": 1.0, "gsource": 1.0, "foreign": 2.0}
 
 
@@ -108,7 +108,7 @@ def declared_verdicts(info, skeleton: str) -> dict:
     return dict(esk.get(skeleton) or {})
 
 
-def plan(infos, models=MODELS, configs=CONFIGS, opts: Options = DEFAULT_OPTIONS) -> list[Row]:
+def plan(infos, models=DEFAULT_MODELS, configs=CONFIGS, opts: Options = DEFAULT_OPTIONS) -> list[Row]:
     """Rows for every strategy x skeleton (opts.skeleton, or each one it is
     judged on) x model x config it supports."""
     rows = []

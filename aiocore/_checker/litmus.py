@@ -1,34 +1,40 @@
-"""Litmus tests: small straight-line programs run through the checker's
-memory models, to show that each model allows exactly the classic outcomes.
+"""Litmus tests through the protocol checker's own memory models.
 
-A program is a list of threads, each a list of operations:
+A program in the op language of aiocore._checker._litmus_ops (a list of
+threads, each a list of ops such as ``("st", "x", 1)``, ``("ld_acq", "f",
+"r0")``, ``("xchg", "x", 1, "r1")``, ``("mb",)``, ``("br", "r0")``) is
+compiled into the checker's instruction set (one straight-line process per
+thread, fences lowered per model exactly as the protocol's are) and explored
+by the same Explorer the protocol checker runs: ``sc``, ``tso``, and the
+ARMv8 windows of _window.py for ``arm-llsc`` and ``arm-lse``; ``arm`` is
+their union.
 
-    ("st", loc, value)            atomic_set (relaxed store)
-    ("st_rel", loc, value)        atomic_store_release
-    ("ld", loc, reg)              atomic_read (relaxed load) into reg
-    ("ld_acq", loc, reg)          atomic_load_acquire
-    ("xchg", loc, value[, reg])   atomic_xchg (seq_cst RMW)
-    ("add", loc, value)           atomic_add (seq_cst RMW, result discarded)
-    ("mb",) ("wmb",) ("rmb",)     smp_mb / smp_wmb / smp_rmb
+An outcome is a tuple: the registers in program order, then the final value
+of every location in order of first use (``_litmus_ops.Program.keys``), as
+the axiomatic checker (_axiomatic.py) and herd7's recorded verdicts
+(tests/litmus/corpus.json) give them: tests/test_checker_litmus.py holds the
+three against each other.
 
-All locations start at 0.  ``outcomes(model, threads)`` returns the set of
-final register valuations, each a tuple ordered as ``registers(threads)``;
-``allowed(model, threads, **regs)`` says whether one valuation is reachable.
-
-The table of DESIGN.md, as the tests check it:
+DESIGN.md's table, as the tests check it:
 
     litmus                                   sc         tso        arm
     SB      (W x; R y || W y; R x -> 0,0)    forbidden  allowed    allowed
     SB+mb                                    forbidden  forbidden  forbidden
-    SB with seq_cst RMW stores, no fence     forbidden  forbidden  allowed
+    SB with seq_cst RMW stores, no fence     forbidden  forbidden  allowed (LL/SC only)
     MP      (W d; W f || R f; R d -> 1,0)    forbidden  forbidden  allowed
     MP+wmb/rmb                               forbidden  forbidden  forbidden
 """
 from __future__ import annotations
 
-from .._compiler import _ir
-from ._explore import Explorer
-from ._program import DONE, MODEL_CODES, Proc, Program, _Builder, analyse
+from ._litmus_ops import LitmusError, Program as LitmusProgram, matches, outcome_filter, parse
+from ._program import (
+    ARM, CTRL, DONE, DRAIN, MODEL_CODES, READ, RESET, RMW, TSO, WRITE, Proc, Program, _rmw_fn,
+    analyse,
+)
+from ._window import explorer
+
+MODELS = ("sc", "tso", "arm-llsc", "arm-lse", "arm")
+PROFILES = ("arm-llsc", "arm-lse")
 
 SB = [[("st", "x", 1), ("ld", "y", "r0")], [("st", "y", 1), ("ld", "x", "r1")]]
 SB_MB = [[("st", "x", 1), ("mb",), ("ld", "y", "r0")], [("st", "y", 1), ("mb",), ("ld", "x", "r1")]]
@@ -45,70 +51,74 @@ TABLE = {
     "MP+wmb+rmb": (MP_WMB_RMB, {"r0": 1, "r1": 0}, {"sc": False, "tso": False, "arm": False}),
 }
 
+_RMW_NAMES = {
+    "xchg": "atomic_xchg", "cmpxchg": "atomic_cmpxchg", "add": "atomic_add", "sub": "atomic_sub",
+    "or": "atomic_or", "and": "atomic_and", "fetch_add": "atomic_fetch_add",
+    "fetch_sub": "atomic_fetch_sub", "fetch_or": "atomic_fetch_or", "fetch_and": "atomic_fetch_and",
+}
+
 
 def registers(threads) -> list[str]:
-    regs = []
-    for t in threads:
-        for op in t:
-            if op[0] in ("ld", "ld_acq") or (op[0] == "xchg" and len(op) > 3 and op[3]):
-                r = op[3] if op[0] == "xchg" else op[2]
-                if r not in regs:
-                    regs.append(r)
-    return regs
+    """The registers an outcome starts with, in program order."""
+    return list(parse(threads).registers)
 
 
-def _stmts(ops):
-    out = []
-    for op in ops:
-        k = op[0]
-        if k == "st":
-            out.append(_ir.Write("atomic_set", op[1], _ir.Const(op[2])))
-        elif k == "st_rel":
-            out.append(_ir.Write("atomic_store_release", op[1], _ir.Const(op[2])))
-        elif k == "ld":
-            out.append(_ir.Read("atomic_read", op[1], op[2]))
-        elif k == "ld_acq":
-            out.append(_ir.Read("atomic_load_acquire", op[1], op[2]))
-        elif k == "xchg":
-            dst = op[3] if len(op) > 3 else None
-            out.append(_ir.Rmw("atomic_xchg", op[1], _ir.Const(op[2]), dst))
-        elif k == "add":
-            out.append(_ir.Rmw("atomic_add", op[1], _ir.Const(op[2])))
-        elif k in ("mb", "wmb", "rmb"):
-            out.append(_ir.Fence(f"smp_{k}", "litmus"))
-        else:
-            raise ValueError(f"unknown litmus operation {op!r}")
-    return out
+def _const(v):
+    return lambda e: v
 
 
-def build(model: str, threads) -> tuple[Program, dict]:
+def build(model: str, threads) -> tuple[Program, list, LitmusProgram]:
+    """(checker Program, per thread {register: slot}, the parsed litmus program)."""
+    if model not in MODEL_CODES:
+        raise LitmusError(f"unknown model {model!r}; models: {', '.join(MODELS)}")
     m = MODEL_CODES[model]
-    locs = {}
-    for t in threads:
-        for op in t:
-            if len(op) > 1 and op[1] not in locs:
-                locs[op[1]] = len(locs)
-    names = list(locs)
-    ir = _ir.StrategyIR(name="litmus", hooks={}, fields=tuple(names))
+    prog = parse(threads)
+    locs = {x: k for k, x in enumerate(prog.locations)}
     procs, regslots = [], []
-    for k, ops in enumerate(threads):
-        p = Proc(f"T{k}", "litmus")
-        b = _Builder(p, ir, m, locs, ())
-        b._names = names
-        tmap = {}
-        b._body(_stmts(ops), "litmus", None, tmap, None, [], 0)
-        b.emit((DONE,), "litmus", "done", set(tmap.values()))
+    for t, ops in enumerate(prog.threads):
+        p = Proc(f"T{t}", "litmus")
+        slots = {}
+
+        def emit(ins, text, uses=()):
+            p.code.append(ins)
+            p.labels.append(("litmus", text))
+            p.uses.append(frozenset(uses))
+
+        def slot(reg):
+            if reg is None:
+                return -1
+            p.slot_names.append(reg)
+            slots[reg] = len(p.slot_names) - 1
+            return slots[reg]
+
+        for op in ops:
+            k = op.kind
+            if k in ("st", "st_rel"):
+                emit((WRITE, locs[op.loc], k == "st_rel", _const(op.value)), f"{k} {op.loc} {op.value}")
+            elif k in ("ld", "ld_acq"):
+                emit((READ, locs[op.loc], k == "ld_acq", slot(op.reg)), f"{op.reg} = {k} {op.loc}")
+            elif k in _RMW_NAMES:
+                if m == TSO:  # lock prefix: the store buffer drains first
+                    emit((DRAIN,), "lock prefix")
+                exp = None if op.expected is None else _const(op.expected)
+                emit((RMW, locs[op.loc], _rmw_fn(_RMW_NAMES[k]), _const(op.value), exp, slot(op.reg), -1),
+                     f"{op.reg or ''} {k} {op.loc}")
+            elif k == "mb" and m != 0 or k == "wmb" and m >= ARM:  # dmb ish / mfence
+                emit((DRAIN,), k)
+            elif k == "rmb" and m >= ARM:  # dmb ishld
+                emit((RESET,), k)
+            elif k == "br" and m >= ARM:  # a control dependency for the later stores
+                emit((CTRL, slots[op.reg]), f"br {op.reg}")
+        emit((DONE,), "done", set(slots.values()))
         analyse(p, m)
         procs.append(p)
-        regslots.append(tmap)
-    return Program(m, names, (), procs, "litmus", "litmus"), regslots
+        regslots.append(slots)
+    return Program(m, list(prog.locations), (), procs, "litmus", "litmus"), regslots, prog
 
 
-def outcomes(model: str, threads) -> set[tuple]:
-    """Every final valuation of the registers (in registers() order)."""
-    prog, regslots = build(model, threads)
-    ex = Explorer(prog)
-    regs = registers(threads)
+def _outcomes(model: str, threads) -> set:
+    cprog, regslots, prog = build(model, threads)
+    ex = explorer(cprog)
     init = ex.initial()
     seen = {init}
     stack = [init]
@@ -117,13 +127,13 @@ def outcomes(model: str, threads) -> set[tuple]:
         s = stack.pop()
         succ = ex.successors(s)
         if not succ:
-            mem, ev, owed, procs = ex.decode(s)
-            if all(prog.procs[i].code[p[0]][0] == DONE and not p[2] for i, p in enumerate(procs)):
+            mem, _ev, _owed, procs = ex.decode(s)
+            if all(cprog.procs[i].code[p[0]][0] == DONE and not p[2] for i, p in enumerate(procs)):
                 vals = {}
                 for i, p in enumerate(procs):
                     for r, slot in regslots[i].items():
                         vals[r] = p[1][slot]
-                out.add(tuple(vals[r] for r in regs))
+                out.add(tuple(vals[r] for r in prog.registers) + tuple(mem))
         for _, t in succ:
             if t not in seen:
                 seen.add(t)
@@ -131,10 +141,20 @@ def outcomes(model: str, threads) -> set[tuple]:
     return out
 
 
-def allowed(model: str, threads, **regs) -> bool:
-    """Is this final valuation of (some of) the registers reachable?"""
-    names = registers(threads)
-    for o in outcomes(model, threads):
-        if all(o[names.index(r)] == v for r, v in regs.items()):
-            return True
-    return False
+def outcomes(model: str, threads) -> set[tuple]:
+    """Every outcome the model allows: register values, then final memory."""
+    if model == "arm":
+        return _outcomes("arm-llsc", threads) | _outcomes("arm-lse", threads)
+    return _outcomes(model, threads)
+
+
+def allowed(model: str, threads, final=None, **regs) -> bool:
+    """Does the model allow an outcome with these register values (and final memory)?"""
+    prog = parse(threads)
+    want = outcome_filter(prog, final, regs)
+    return any(matches(o, want) for o in outcomes(model, prog))
+
+
+def profiles(threads, final=None, **regs) -> tuple:
+    """The ARM profiles that allow the outcome."""
+    return tuple(m for m in PROFILES if allowed(m, threads, final, **regs))

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .._checker import CONFIGS, MODELS
+from .._checker import CONFIGS, DEFAULT_MODELS, MODELS
 from .._compiler._skeleton import SKELETONS
 
 
@@ -119,8 +119,9 @@ def register(sub):
         "expectation.",
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="strategies to check (default: all installed)")
-    p.add_argument("--model", type=_csv(MODELS, "model"), default=MODELS,
-                   help=f"comma-separated memory models (default: {','.join(MODELS)})")
+    p.add_argument("--model", type=_csv(MODELS, "model"), default=DEFAULT_MODELS,
+                   help=f"comma-separated memory models: {', '.join(MODELS)}; arm is the union of "
+                        f"the two ARMv8 profiles arm-llsc and arm-lse (default: {','.join(DEFAULT_MODELS)})")
     p.add_argument("--config", type=_csv(CONFIGS, "config"), default=None,
                    help="comma-separated configs (default: every config the strategy supports)")
     p.add_argument("--json", action="store_true",

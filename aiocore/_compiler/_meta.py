@@ -13,7 +13,8 @@ from ._skeleton import SKELETONS
 from .._errors import StrategyError
 
 VERDICTS = ("pass", "lost-wakeup", "busy-loop", "lost-work")
-MODELS = ("sc", "tso", "arm")
+#: arm-llsc / arm-lse: the ARMv8 code-generation profiles; arm: their union
+MODELS = ("sc", "tso", "arm-llsc", "arm-lse", "arm")
 CONFIGS = ("home", "foreign", "gsource")
 
 

@@ -1,0 +1,358 @@
+# The ARMv8 models of the checker, one per code-generation profile:
+# ``arm-llsc`` (ARMv8.0 code: every seq_cst RMW an LDAXR/STLXR loop) and
+# ``arm-lse`` (ARMv8.1: SWPAL, LDADDAL, CASAL, LDSETAL, LDCLRAL).
+#
+# The model is operational and exact for the instructions GCC 12 emits for
+# the primitives (aiocore._checker._isa states the mapping and
+# tests/test_compiled_isa.py checks it on the cross-compiled code), in the
+# style of the Flat model (Pulte et al., POPL 2018) reduced to what ARMv8's
+# other-multi-copy atomicity allows: there is one memory, and every memory
+# event of a process is *performed* at one point of the interleaving -- a
+# load by reading memory (or its own latest store not yet visible: the
+# forwarding that rfi allows), a store by writing it.  What a process keeps
+# between its program order and the order its events are performed in is
+# its *window*: the instructions it has executed but not yet performed, in
+# program order, each an entry (loc, x, kind):
+#
+#   ST   (loc, value)   a plain store (STR) not yet visible
+#   REL  (loc, value)   a release store (STLR): visible only after every
+#                       earlier entry (po; [L])
+#   RMWW (loc, value)   the store half of an LDAXR/STLXR pair whose load has
+#                       been performed: a release, and while no earlier store
+#                       to loc is before it, loc is *reserved* -- no other
+#                       process may make a store to loc visible or start an
+#                       RMW on it (the exclusive monitor: nothing may come
+#                       between the pair in coherence order)
+#   LD   (loc, slot)    a load whose value is not needed yet: performed
+#                       later, in a move of its own (loads may be satisfied
+#                       after later loads and stores: R->R and LB)
+#   CTRL (-1, slot)     a branch on a pending load (the litmus ``br``): no
+#                       later store may become visible until it is resolved
+#                       (dob: ctrl; [W])
+#
+# What waits for what, rule by rule of aarch64.cat's ``ob`` (see
+# aiocore._checker._axiomatic for the axioms, held against this module on
+# the litmus corpus of tests/litmus):
+#
+#   lws        a store waits for every earlier entry to its location
+#              (coWW, coRW); a load for the earlier loads of its location
+#              (CoRR: loads of one location resolve in program order)
+#   dmb.full   (smp_mb, smp_wmb, and the system calls) the process executes
+#              nothing past it until its window is empty
+#   dmb.ld     (smp_rmb) nothing past it until no load is pending
+#   [A]; po    an acquire load (LDAR, and the load of an RMW) is performed
+#              when it is executed: everything after it follows it
+#   [L]; po; [A]
+#              an acquire load waits until no release (REL, RMWW) is pending
+#   po; [L]    a release store waits for every earlier entry
+#   amo (LSE)  an AL atomic is performed at once, after every earlier entry
+#              and before any later one (its store is [L] and ordered before
+#              all later accesses: [range([A]; amo; [L])]; po)
+#   dob        a value or a branch needs its loads performed first: an
+#              instruction that reads a pending load's register waits for it
+#
+# A failed cmpxchg is its acquire load alone (CASAL; LDAXR + B.NE).
+#
+# Not modelled: speculation of loads past a branch on a pending load (the
+# protocol's branches wait for their loads; the litmus ``br`` does not,
+# its branch goes to the next instruction either way).  That makes the
+# protocol checker stronger than ARM for a load placed after such a branch.
+from __future__ import annotations
+
+from ._explore import Explorer
+from ._program import (
+    ARM_LLSC, ARM_LSE, BR, CTRL, DONE, DRAIN, JMP, MARK, RESET, SET, WRITE, ModelError, _defs,
+)
+
+ST, REL, RMWW, LD, CTRLK = range(5)
+_STORES = (ST, REL, RMWW)
+
+
+def _pending(buf):
+    return {e[1] for e in buf if e[2] == LD and e[1] >= 0}
+
+
+def _kill(buf, slots):
+    """Pending loads whose register is overwritten: their value is dropped."""
+    if not slots or not buf:
+        return buf
+    return tuple((e[0], -1, LD) if e[2] == LD and e[1] in slots else e for e in buf)
+
+
+def resv_locs(buf) -> set:
+    """Locations a window holds reserved: an RMW store with no earlier store to its location."""
+    out = set()
+    seen = set()
+    for e in buf:
+        k = e[2]
+        if k in _STORES:
+            if k == RMWW and e[0] not in seen:
+                out.add(e[0])
+            seen.add(e[0])
+    return out
+
+
+def _latest(buf, loc):
+    """The latest entry of buf to loc: None, ("st", value) or ("ld",)."""
+    for e in reversed(buf):
+        if e[0] == loc:
+            return ("ld",) if e[2] == LD else ("st", e[1])
+    return None
+
+
+class WindowExplorer(Explorer):
+    """The Explorer with ARMv8's windows (see the module comment)."""
+
+    window = True
+    payload_entries = False  # a payload store is an ordinary ST entry
+
+    def __init__(self, prog, max_states=5_000_000):
+        super().__init__(prog, max_states)
+        self.lse = prog.model == ARM_LSE
+        self.EMPTY = ()
+        self.defs = [[frozenset(_defs(ins)) for ins in p.code] for p in prog.procs]
+
+    # --- local steps ---------------------------------------------------------
+
+    def _local(self, i, pc, env, buf, log):
+        P = self.prog.procs[i]
+        code, uses, defs = P.code, P.uses, self.defs[i]
+        env = list(env)
+        guard = 0
+        while True:
+            guard += 1
+            if guard > 100000:
+                raise ModelError(f"{P.name}: a loop without any visible operation")
+            ins = code[pc]
+            op = ins[0]
+            if buf:
+                pend = _pending(buf)
+                if pend and uses[pc] & pend:
+                    break  # its value or branch needs a load not yet performed
+                if pend and defs[pc] & pend:
+                    buf = _kill(buf, defs[pc] & pend)
+            if op == BR:
+                pc = pc + 1 if ins[1](env) else ins[2]
+            elif op == JMP:
+                pc = ins[1]
+            elif op == SET:
+                env[ins[1]] = ins[2](env)
+                pc += 1
+            elif op == RESET:  # dmb ishld: later accesses wait for the earlier loads
+                if any(e[2] == LD for e in buf):
+                    break
+                pc += 1
+            elif op in (DRAIN, MARK):  # dmb ish: everything earlier first
+                if buf:
+                    break
+                pc += 1
+            elif op == CTRL:
+                if ins[1] in _pending(buf):
+                    buf = buf + ((-1, ins[1], CTRLK),)
+                pc += 1
+            elif op == WRITE:
+                v = ins[3](env)
+                buf = buf + ((ins[1], v, REL if ins[2] else ST),)
+                if log is not None:
+                    log.append((pc, f"wrote {v} (into its window, not yet visible)"))
+                pc += 1
+            else:
+                break
+        out = [0] * len(env)
+        for k in P.live_env[pc]:
+            out[k] = env[k]
+        if buf:
+            live = P.live_env[pc]
+            dead = {s for s in _pending(buf) if s not in live}
+            buf = _kill(buf, dead)
+        return pc, tuple(out), buf, False
+
+    def after(self, i, pc, env, buf, stale, reset, log=None):
+        key = (pc, env, buf)
+        if log is None:
+            memo = self.amemo[i]
+            r = memo.get(key)
+            if r is not None:
+                return r
+        pc2, env2, buf2, _ = self._local(i, pc, env, buf, log)
+        pid = self.ipr((pc2, env2, buf2, ()))
+        if log is None:
+            memo[key] = pid
+        return pid
+
+    # --- successors ------------------------------------------------------------
+
+    def _others_resv(self, state):
+        if self.lse:
+            return None
+        rs = [resv_locs(self.PR[x][2]) for x in state[1:]]
+        if not any(rs):
+            return None
+        return [tuple(sorted(set().union(*(rs[q] for q in range(self.n) if q != i))))
+                for i in range(self.n)]
+
+    def _reservations(self, state):
+        out = []
+        for q in range(self.n):
+            for loc in resv_locs(self.PR[state[q + 1]][2]):
+                out.append((q, loc))
+        return tuple(out)
+
+    def resv_mask(self, buf) -> int:
+        m = 0
+        if not self.lse:
+            for loc in resv_locs(buf):
+                m |= 1 << loc
+        return m
+
+    def _stalled(self, i, pc, buf):
+        if not buf:
+            return False
+        P = self.prog.procs[i]
+        if P.code[pc][0] in (DRAIN, MARK, RESET, CTRL, WRITE, BR, SET, JMP):
+            return True  # _local stopped there: it waits for its window
+        pend = _pending(buf)
+        return bool(pend) and bool(P.uses[pc] & pend)
+
+    @staticmethod
+    def _kept(buf):
+        """What stays of a window when its process stops: the executed stores."""
+        return tuple(e for e in buf if e[2] in _STORES)
+
+    def _read(self, i, pc, ins, env, buf, mem, sh_id, out, log):
+        loc, acq, dst = ins[1], ins[2], ins[3]
+        lat = _latest(buf, loc)
+        buf = _kill(buf, {dst})
+        verbose = log is not None
+        if lat != ("ld",) and not (acq and any(e[2] in (REL, RMWW) for e in buf)):
+            v = lat[1] if lat else mem[loc]
+            e2 = list(env)
+            e2[dst] = v
+            pid = self.after(i, pc + 1, tuple(e2), buf, (), False, log)
+            info = None
+            if verbose:
+                info = self._info(i, pc, f"read {v}" + (" (its own store, not yet visible)" if lat else ""), log)
+                log = []
+            out.append((sh_id, pid, None, None, info))
+        if acq:
+            return  # everything after an acquire load follows it: never pending
+        buf2 = buf + ((loc, dst, LD),)
+        P = self.prog.procs[i]
+        env = env[:dst] + (0,) + env[dst + 1:]
+        pc2, _env2, buf3, _ = self._local(i, pc + 1, env, buf2, None)
+        nxt = P.code[pc2][0]
+        if buf3 == buf2 and (dst in P.uses[pc2] or nxt in (DRAIN, MARK, RESET, DONE)):
+            return  # nothing could happen before it is performed: no new behaviour
+        pid = self.after(i, pc + 1, env, buf2, (), False, log)
+        info = None
+        if verbose:
+            info = self._info(i, pc, "issued; performed later (its value is not needed yet)", log)
+        out.append((sh_id, pid, None, None, info))
+
+    def _rmw(self, i, pc, ins, env, buf, mem, ev, owed, sh_id, resv, out, log):
+        loc = ins[1]
+        if loc in resv:
+            return  # another process's exclusive pair holds it
+        lat = _latest(buf, loc)
+        if lat == ("ld",):
+            return  # an earlier load of loc first (CoRR)
+        if any(e[2] in (REL, RMWW) for e in buf):
+            return  # its load is acquire: earlier releases first ([L]; po; [A])
+        old = lat[1] if lat else mem[loc]
+        expected = ins[4](env) if ins[4] is not None else None
+        new, writes = ins[2](old, ins[3](env), expected)
+        if writes and self.lse and buf:
+            return  # an AL atomic waits for every earlier access (po; [L])
+        if ins[5] >= 0:
+            buf = _kill(buf, {ins[5]})
+        if writes and not self.lse:
+            buf = buf + ((loc, new, RMWW),)  # the STLXR: visible later
+        self._rmw_move(i, pc, ins, env, mem, ev, owed, sh_id, old, new, writes, buf, out, log,
+                       deferred=writes and not self.lse)
+
+    def _commits(self, i, p, mem, ev, owed, resv, out, verbose):
+        """Perform one entry of the window: resolve a pending load, or make a store visible."""
+        pc, env, buf, _ = p
+        names = self.prog.loc_names
+        earlier_locs = set()
+        earlier_load = False
+        ctrl_before = False
+        for j, e in enumerate(buf):
+            loc, x, k = e
+            if k == CTRLK:
+                ctrl_before = True
+                continue
+            if loc in earlier_locs and k != LD:
+                earlier_locs.add(loc)
+                earlier_load = earlier_load or k == LD
+                continue
+            if k == LD:
+                if not any(f[0] == loc and f[2] == LD for f in buf[:j]):
+                    v = None
+                    for f in reversed(buf[:j]):
+                        if f[0] == loc and f[2] in _STORES:
+                            v = f[1]
+                            break
+                    fwd = v is not None
+                    if v is None:
+                        v = mem[loc]
+                    e2 = env
+                    if x >= 0:
+                        e2 = list(env)
+                        e2[x] = v
+                        e2 = tuple(e2)
+                    buf2 = tuple(f for q, f in enumerate(buf)
+                                 if q != j and not (f[2] == CTRLK and x >= 0 and f[1] == x))
+                    log = [] if verbose else None
+                    pid = self.after(i, pc, e2, buf2, (), False, log)
+                    info = None
+                    if verbose:
+                        info = {"process": self.prog.procs[i].name, "where": "window",
+                                "op": f"the load of {names[loc]} is performed",
+                                "result": f"read {v}" + (" (its own store, not yet visible)" if fwd else ""),
+                                "local": self._log_items(i, log)}
+                    out.append((self.ish((mem, ev, owed)), pid, None, None, info))
+                earlier_locs.add(loc)
+                earlier_load = True
+                continue
+            # a store
+            ok = (loc not in earlier_locs and not ctrl_before and loc not in resv
+                  and (k == ST or j == 0))
+            earlier_locs.add(loc)
+            if not ok:
+                continue
+            old = mem[loc]
+            sh2 = self.ish((mem[:loc] + (x,) + mem[loc + 1:], ev, self._owed_write(owed, loc, old, x)))
+            buf2 = buf[:j] + buf[j + 1:]
+            log = [] if verbose else None
+            pid = self.after(i, pc, env, buf2, (), False, log)
+            info = None
+            if verbose:
+                info = {"process": self.prog.procs[i].name, "where": "window",
+                        "op": f"{names[loc]} = {x} becomes visible",
+                        "result": f"{names[loc]}: {old} -> {x}", "local": self._log_items(i, log)}
+            out.append((sh2, pid, None, None, info))
+
+    def _buffers(self, state):
+        out = {}
+        names = self.prog.loc_names
+        for i, x in enumerate(state[1:]):
+            items = []
+            slots = self.prog.procs[i].slot_names
+            for loc, v, k in self.PR[x][2]:
+                if k == LD:
+                    items.append(f"ld {names[loc]}" + (f" -> {slots[v]}" if v >= 0 else ""))
+                elif k == CTRLK:
+                    items.append(f"ctrl({slots[v]})")
+                else:
+                    items.append(f"{names[loc]}={v}" + {ST: "", REL: "(rel)", RMWW: "(rmw)"}[k])
+            if items:
+                out[self.prog.procs[i].name] = items
+        return out
+
+
+def explorer(prog, max_states: int = 5_000_000) -> Explorer:
+    """The Explorer of a program: the windows of this module for the ARM profiles."""
+    if prog.model >= ARM_LLSC:
+        return WindowExplorer(prog, max_states)
+    return Explorer(prog, max_states)
