@@ -1,9 +1,21 @@
 """The checker's memory models against the classic litmus tests (DESIGN.md's table and more)."""
 import pytest
 
+import json
+import os
+
+from aiocore._checker import _axiomatic as A
 from aiocore._checker import litmus as L
 
-MODELS = ("sc", "tso", "arm")
+MODELS = ("sc", "tso", "arm-llsc", "arm-lse", "arm")
+CORPUS = json.load(open(os.path.join(os.path.dirname(__file__), "litmus", "corpus.json")))["programs"]
+HERD_TARGET = {"sc": "sc", "tso": "x86", "arm-llsc": "aarch64-llsc", "arm-lse": "aarch64-lse"}
+
+
+def regs(model, prog):
+    """The register parts of a program's outcomes (an outcome ends with final memory)."""
+    n = len(L.registers(prog))
+    return {o[:n] for o in L.outcomes(model, prog)}
 
 # DESIGN.md, "Memory models must reproduce the classic litmus verdicts".
 SB = [[("st", "x", 1), ("ld", "y", "r0")], [("st", "y", 1), ("ld", "x", "r1")]]
@@ -22,7 +34,7 @@ DESIGN_TABLE = [
 ]
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", ("sc", "tso", "arm"))
 @pytest.mark.parametrize("name,prog,outcome,allowed", DESIGN_TABLE, ids=[t[0] for t in DESIGN_TABLE])
 def test_design_litmus_table(name, prog, outcome, allowed, model):
     """Each litmus test of DESIGN.md is allowed or forbidden exactly as its table says."""
@@ -32,13 +44,14 @@ def test_design_litmus_table(name, prog, outcome, allowed, model):
 @pytest.mark.parametrize("model", MODELS)
 def test_sb_sc_outcomes_are_the_interleavings(model):
     """Under every model SB can end with (0,1), (1,0) and (1,1): the SC interleavings are never lost."""
-    assert {(0, 1), (1, 0), (1, 1)} <= L.outcomes(model, SB)
+    assert {(0, 1), (1, 0), (1, 1)} <= regs(model, SB)
 
 
 def test_sc_outcomes_exact():
     """Under SC, SB and MP have exactly their interleaving outcomes."""
-    assert L.outcomes("sc", SB) == {(0, 1), (1, 0), (1, 1)}
-    assert L.outcomes("sc", MP) == {(0, 0), (0, 1), (1, 1)}
+    assert regs("sc", SB) == {(0, 1), (1, 0), (1, 1)}
+    assert regs("sc", MP) == {(0, 0), (0, 1), (1, 1)}
+    assert L.outcomes("sc", SB) == {(0, 1, 1, 1), (1, 0, 1, 1), (1, 1, 1, 1)}  # then [x], [y]
 
 
 MP_WMB = [[("st", "d", 1), ("wmb",), ("st", "f", 1)], [("ld", "f", "r0"), ("ld", "d", "r1")]]
@@ -64,7 +77,7 @@ EXTRA = [
 ]
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", ("sc", "tso", "arm"))
 @pytest.mark.parametrize("name,prog,outcome,allowed", EXTRA, ids=[t[0] for t in EXTRA])
 def test_more_litmus(name, prog, outcome, allowed, model):
     """Further shapes the strategies rely on get the verdict of their architecture."""
@@ -83,7 +96,7 @@ def test_exchange_returns_previous_value():
     """atomic_xchg returns the old value and the loser of two exchanges sees the winner's value."""
     prog = [[("xchg", "x", 1, "r0")], [("xchg", "x", 2, "r1")]]
     for model in MODELS:
-        assert L.outcomes(model, prog) == {(0, 1), (2, 0)}, model
+        assert regs(model, prog) == {(0, 1), (2, 0)}, model
 
 
 def test_litmus_table_in_module_matches_design():
@@ -91,3 +104,50 @@ def test_litmus_table_in_module_matches_design():
     mine = {name: (outcome, allowed) for name, _, outcome, allowed in DESIGN_TABLE}
     theirs = {name: (outcome, allowed) for name, (_, outcome, allowed) in L.TABLE.items()}
     assert mine == theirs
+
+
+PROFILE_SPLIT = {"SB+rmw": {"arm-llsc": True, "arm-lse": False},
+                 "atomic_add then load": {"arm-llsc": True, "arm-lse": False}}
+
+
+@pytest.mark.parametrize("model", ("arm-llsc", "arm-lse"))
+@pytest.mark.parametrize("name,prog,outcome,allowed", DESIGN_TABLE + EXTRA,
+                         ids=[t[0] for t in DESIGN_TABLE + EXTRA])
+def test_profiles_on_the_tables(name, prog, outcome, allowed, model):
+    """Each profile gives arm's verdict, but for a seq_cst RMW then a load: LL/SC reorders them, LSE does not."""
+    want = PROFILE_SPLIT.get(name, {}).get(model, allowed["arm"])
+    assert L.allowed(model, prog, **outcome) is want, (name, model)
+
+
+@pytest.mark.parametrize("model", ("sc", "tso", "arm-llsc", "arm-lse"))
+def test_operational_models_equal_herd7_on_the_corpus(model):
+    """On every corpus program the protocol checker's own model allows exactly herd7 7.57's outcomes."""
+    differ = []
+    for e in CORPUS:
+        got = L.outcomes(model, e["threads"])
+        want = {tuple(o) for o in e["herd"][HERD_TARGET[model]]["outcomes"]}
+        if got != want:
+            differ.append((e["name"], sorted(got - want)[:3], sorted(want - got)[:3]))
+    assert not differ, f"{len(differ)} of {len(CORPUS)} differ from herd7: {differ[:5]}"
+
+
+@pytest.mark.parametrize("model", ("sc", "tso", "arm-llsc", "arm-lse", "arm"))
+def test_operational_equals_axiomatic(model):
+    """The operational model (_window.py, _explore.py) and the axiomatic checker agree program by program."""
+    for e in CORPUS[::2]:
+        assert L.outcomes(model, e["threads"]) == A.outcomes(model, e["threads"]), e["name"]
+
+
+def test_arm_is_the_union_operationally():
+    """arm's outcomes are arm-llsc's and arm-lse's together, on every corpus program."""
+    for e in CORPUS[1::2]:
+        assert L.outcomes("arm", e["threads"]) == (L.outcomes("arm-llsc", e["threads"])
+                                                    | L.outcomes("arm-lse", e["threads"])), e["name"]
+
+
+def test_profiles_name_the_profile_a_outcome_needs():
+    """profiles() says which code-generation profile allows the 2020 hang's shape."""
+    assert L.profiles(RMW_THEN_LOAD, r0=0, r1=0) == ("arm-llsc",)
+    assert L.profiles(MP, r0=1, r1=0) == ("arm-llsc", "arm-lse")
+    assert L.profiles(SB_MB, r0=0, r1=0) == ()
+
