@@ -352,9 +352,13 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     if config not in CONFIGS:
         raise ModelError(f"unknown config {config!r} (configs: {', '.join(CONFIGS)})")
     if model == "arm":
-        parts = [check_ir(ir, m, config, bounds, want_trace=want_trace, skeleton=skeleton,
-                          faults=faults, recovery=recovery, engine=engine, progress=progress,
-                          bh_mode=bh_mode, callback=callback) for m in PROFILES]
+        parts = []
+        for m in PROFILES:
+            done = sum(r.states for r in parts)  # progress counts both runs' states, in turn
+            prog_m = (lambda s, done=done: progress(done + s)) if progress is not None else None
+            parts.append(check_ir(ir, m, config, bounds, want_trace=want_trace, skeleton=skeleton,
+                                  faults=faults, recovery=recovery, engine=engine, progress=prog_m,
+                                  bh_mode=bh_mode, callback=callback))
         return _union(parts)
     n, k = bounds.for_config(config)
     t0 = time.monotonic()

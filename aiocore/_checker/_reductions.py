@@ -57,7 +57,7 @@
 
 from __future__ import annotations
 
-from ._program import ARM
+from ._window import CTRLK, LD
 
 
 def _swap_loc(loc, a, b):
@@ -77,15 +77,10 @@ def _swap_proc(ex, x, pairs, slot_map):
         env = tuple(env[slot_map.get(k, k)] for k in range(len(env)))
     buf2 = []
     for e in buf:
-        if e is None:
-            buf2.append(None)
-        else:
-            buf2.append((_swap_locs(e[0], pairs),) + tuple(e[1:]))
-    if ex.m == ARM and stale is not ex.EMPTY:
-        st = list(stale)
-        for la, lb in pairs:
-            st[la], st[lb] = stale[lb], stale[la]
-        stale = tuple(st)
+        e = (_swap_locs(e[0], pairs),) + tuple(e[1:])
+        if getattr(ex, "window", False) and e[2] in (LD, CTRLK) and e[1] >= 0:
+            e = (e[0], slot_map.get(e[1], e[1]), e[2])  # a pending load's register moves too
+        buf2.append(e)
     return (pc, env, tuple(buf2), stale)
 
 
