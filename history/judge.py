@@ -57,7 +57,7 @@ def declared(env: dict) -> dict:
 
 def models() -> tuple:
     """The checker's memory models, in its order."""
-    from aiocore._checker import MODELS
+    from aiocore._checker import DEFAULT_MODELS as MODELS  # arm: the union of the two profiles
 
     return tuple(MODELS)
 
