@@ -181,7 +181,7 @@ from ._explore import VERDICT_ORDER
 from ._window import explorer
 from ._assemble import build
 from ._program import ModelError, supported_configs
-from ._trace import crash_of, format_trace, trace_json
+from ._trace import crash_of, format_trace, path_of, trace_json
 
 #: Every model a check may name; ``arm`` is the union of the two ARMv8
 #: code-generation profiles (_window.py): what GCC's default aarch64 build
@@ -290,6 +290,10 @@ class CheckResult:
     # found the counterexample shown (those that need the failure)
     by_profile: dict = attrs.field(factory=dict)
     profiles: tuple = ()
+    # check_ir(export=True) on an ARM model: {profile: _export.LitmusExport
+    # of the counterexample, or why it has none (str)} (model "arm": each
+    # profile in `profiles`)
+    litmus: dict = attrs.field(factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -337,7 +341,7 @@ class CheckResult:
 def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAULT_BOUNDS,
              *, want_trace: bool = True, skeleton: str = "2015", faults: str = "none",
              recovery: bool = False, engine: str = "auto", progress=None, bh_mode: str = "reuse",
-             callback: str = "read") -> CheckResult:
+             callback: str = "read", export: bool = False) -> CheckResult:
     """Explore one strategy under one memory model and configuration.
 
     ``engine`` picks the search loop: "c" (aiocore/_checker/_fast.py),
@@ -346,7 +350,9 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     ``progress(states)``, if given, is called after each breadth-first layer.
     ``bh_mode`` ("reuse", "oneshot") and ``callback`` ("read",
     "cancel-reread") say how notifiers schedule bottom halves and what the
-    callbacks do (aiocore._checker._program.BH_MODES, CALLBACKS)."""
+    callbacks do (aiocore._checker._program.BH_MODES, CALLBACKS).  ``export``
+    (ARM models): keep the counterexample as a litmus program for herd7
+    (CheckResult.litmus; aiocore._checker._export)."""
     if model not in MODELS:
         raise ModelError(f"unknown model {model!r} (models: {', '.join(MODELS)})")
     if config not in CONFIGS:
@@ -358,7 +364,7 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
             prog_m = (lambda s, done=done: progress(done + s)) if progress is not None else None
             parts.append(check_ir(ir, m, config, bounds, want_trace=want_trace, skeleton=skeleton,
                                   faults=faults, recovery=recovery, engine=engine, progress=prog_m,
-                                  bh_mode=bh_mode, callback=callback))
+                                  bh_mode=bh_mode, callback=callback, export=export))
         return _union(parts)
     n, k = bounds.for_config(config)
     t0 = time.monotonic()
@@ -371,10 +377,20 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     verdict = r.verdict  # "unknown" if cut short before any failure was found
     trace = None
     explanation = ""
+    litmus = {}
     if verdict not in ("pass", "unknown"):
         state, explanation = r.found[verdict]
+        path = path_of(r, verdict, state) if want_trace or export else None
+        descs = r.steps(path[0]) if path else None
+        if export and model in PROFILES:
+            from ._export import ExportError, export as export_path
+
+            try:
+                litmus[model] = export_path(ex, path[0], descs, loop_from=path[1])
+            except ExportError as e:  # the verdict stands; say why there is no test
+                litmus[model] = str(e)
         if want_trace:
-            trace = trace_json(r, verdict, state, explanation)
+            trace = trace_json(r, verdict, state, explanation, path, descs)
             c = crash_of(trace)  # faults="crash": name the crash the failure follows
             if c:
                 explanation += f" (after a crash: {c['process']} {c['op']}, step {c['step']})"
@@ -383,7 +399,7 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     return CheckResult(
         ir.name, model, config, verdict, r.states, r.transitions, seconds, trace,
         explanation, r.stopped_by, n, k, other, skeleton, faults, recovery, r.peak_rss,
-        getattr(r, "engine", "python"),
+        getattr(r, "engine", "python"), litmus=litmus,
     )
 
 
@@ -408,7 +424,8 @@ def _union(parts: list) -> CheckResult:
         states=sum(r.states for r in parts), transitions=sum(r.transitions for r in parts),
         seconds=sum(r.seconds for r in parts), stopped_by=stopped if v == "unknown" or
         shown.stopped_by else None, other=other, peak_rss=max(r.peak_rss for r in parts),
-        by_profile={r.model: r.verdict for r in parts}, profiles=needs)
+        by_profile={r.model: r.verdict for r in parts}, profiles=needs,
+        litmus={m: x for r in parts if r.model in needs for m, x in r.litmus.items()})
 
 
 #: unknown ranks above pass (nothing is proven) and below every failure (a

@@ -365,12 +365,17 @@ def _consistent(evs, model, present, rf, co_pos, co_lists):
     return _acyclic(ob, mem)
 
 
-def _model_outcomes(prog: Program, model: str) -> set:
+def _model_outcomes(prog: Program, model: str, want=()) -> set:
+    """The outcomes the model allows; with ``want`` (an outcome_filter) only
+    those it asks for, found without the candidates that cannot give them."""
     evs = _Events(prog, model)
     regs_at = {evs.reg[e]: e for e in evs.reads if evs.reg[e] is not None}
     nloc = len(prog.locations)
     found = set()
     choices = [_rf_choices(evs, r) for r in evs.reads]
+    wanted = {k: v for k, v in want}
+    if wanted:
+        choices = [_wanted_sources(evs, r, c, wanted, prog) for r, c in zip(evs.reads, choices)]
     for pick in itertools.product(*choices):
         rf = dict(zip(evs.reads, pick))
         got = _values(evs, rf)
@@ -380,8 +385,13 @@ def _model_outcomes(prog: Program, model: str) -> set:
         if any(w != INIT and not present >> w & 1 for w in pick):
             continue
         regvals = tuple(val[regs_at[r]] for r in prog.registers)
+        if any(regvals[k] & MASK != v for k, v in wanted.items() if k < len(regvals)):
+            continue  # an RMW's source gave another value than the one asked for
         per_loc = [[w for w in evs.writes if present >> w & 1 and evs.loc[w] == x] for x in range(nloc)]
-        for cos in itertools.product(*(list(_co_orders(evs, ws)) for ws in per_loc)):
+        orders = [[c for c in _co_orders(evs, ws)
+                   if wanted.get(len(prog.registers) + x, (val[c[-1]] if c else 0) & MASK)
+                   == (val[c[-1]] if c else 0) & MASK] for x, ws in enumerate(per_loc)]
+        for cos in itertools.product(*orders):
             final = tuple(val[c[-1]] & MASK if c else 0 for c in cos)
             outcome = regvals + final
             if outcome in found:
@@ -390,6 +400,18 @@ def _model_outcomes(prog: Program, model: str) -> set:
             if _consistent(evs, model, present, rf, co_pos, list(cos)):
                 found.add(outcome)
     return found
+
+
+def _wanted_sources(evs, r, sources, wanted, prog):
+    """The sources read r may have if its register must end with a wanted
+    value: the initial 0, a store of that value, or an RMW (its value is
+    known only once its own read is chosen)."""
+    reg = evs.reg[r]
+    k = prog.registers.index(reg) if reg is not None else None
+    if k not in wanted:
+        return sources
+    v = wanted[k]
+    return [w for w in sources if (v == 0 if w == INIT else w in evs.rmw_of_write or evs.val[w] & MASK == v)]
 
 
 def outcomes(model: str, threads) -> set:
@@ -406,7 +428,12 @@ def allowed(model: str, threads, final=None, **regs) -> bool:
     """Does the model allow an outcome with these register values and final memory?"""
     prog = parse(threads)
     want = outcome_filter(prog, final, regs)
-    return any(matches(o, want) for o in outcomes(model, prog))
+    if model not in MODELS:
+        raise LitmusError(f"unknown model {model!r}; models: {', '.join(MODELS)}")
+    for m in (("arm-llsc", "arm-lse") if model == "arm" else (model,)):
+        if any(matches(o, want) for o in _model_outcomes(prog, m, want)):
+            return True
+    return False
 
 
 def profiles(threads, final=None, **regs) -> tuple:

@@ -172,7 +172,7 @@ def cbread_moves(ex, i, p, ins, mem, ev, book, log, out):
         b2[k] = 0
         bad = f"bh{k}'s callback started twice for one 0->1 schedule"
     pid = ex.after(i, pc + 1, tuple(e2), buf, (), False, log)
-    info = ex._info(i, pc, f"read {v}", log) if log is not None else None
+    info = ex._info(i, pc, f"read {v}", log, read=v) if log is not None else None
     out.append((ex.ish((mem, ev, tuple(b2))), pid, None, bad, info))
 
 

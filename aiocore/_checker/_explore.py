@@ -230,11 +230,14 @@ class Explorer:
                 out.append((info, ns))
         return out
 
-    def _info(self, i, pc, result, log):
+    def _info(self, i, pc, result, log, **facts):
+        """A move's description; ``facts`` are what aiocore._checker._export
+        reads back (``read``: the value a load or RMW read; ``pending``: a
+        load issued, performed later), ``log`` the local steps as logged."""
         P = self.prog.procs[i]
         where, text = P.labels[pc]
         return {"process": P.name, "where": where, "op": text, "result": result,
-                "local": self._log_items(i, log)}
+                "local": self._log_items(i, log), "log": list(log or ()), **facts}
 
     def _moves(self, i, x, sh_id, resv, verbose):
         """[(shared id, proc id, None, violation, info)] of process i."""
@@ -277,8 +280,8 @@ class Explorer:
             sh2 = self.ish((mem, ev & ~1, owed)) if ev & 1 else sh_id
             pid = self.after(i, pc + 1, e2, buf, (), True, log)
             out.append((sh2, pid, None, None, self._info(
-                i, pc, f"it was {'readable' if ev & 1 else 'not readable'}; now not readable", log)
-                if verbose else None))
+                i, pc, f"it was {'readable' if ev & 1 else 'not readable'}; now not readable", log,
+                read=ev & 1) if verbose else None))
         elif op == WAIT:
             tslot = ins[1]
             infinite = tslot >= 0 and env[tslot] == INFINITE
@@ -295,13 +298,14 @@ class Explorer:
                         what = "timeout infinite: returns, the notifier is readable"
                     else:
                         what = f"timeout 0: the notifier is {'readable' if ev & 1 else 'not readable'}"
-                    info = self._info(i, pc, what, log)
+                    info = self._info(i, pc, what, log, read=ev & 1)
                 out.append((sh_id, pid, None, None, info))
         elif op == STOP:
             pid = self.after(i, pc + 1, env, buf, (), False, log)
             out.append((sh_id, pid, None, None, self._info(i, pc, "stays", log) if verbose else None))
             pid = self.ipr((ins[1], (0,) * len(env), self._kept(buf), ()))
-            out.append((sh_id, pid, None, None, self._info(i, pc, "leaves for good", []) if verbose else None))
+            out.append((sh_id, pid, None, None,
+                        self._info(i, pc, "leaves for good", [], leaves=True) if verbose else None))
         # --- skel: polling skeleton's choice, crash-stop faults, recovery -------
         elif op == CHOOSE:  # a nondeterministic branch: one move per target
             for t, text in zip(ins[1], ins[2]):
@@ -318,7 +322,8 @@ class Explorer:
             sh2 = self.ish((mem, ev & ~2, owed)) if ev & 2 else sh_id
             pid = self.after(i, pc + 1, tuple(e2), buf, (), False, log)
             out.append((sh2, pid, None, None, self._info(
-                i, pc, "a death was seen" if ev & 2 else "no death", log) if verbose else None))
+                i, pc, "a death was seen" if ev & 2 else "no death", log, read=(ev >> 1) & 1)
+                if verbose else None))
         # --- end skel ---
         elif op == CBREAD:  # BH k's callback starts (or re-reads): it reads the payload
             self._cbread(i, p, ins, buf, mem, ev, owed, log, out)
@@ -329,7 +334,8 @@ class Explorer:
             info = None
             if verbose:
                 info = {"process": P.name, "where": P.labels[done][0],
-                        "op": "leaves", "result": "leaves for good", "local": []}
+                        "op": "leaves", "result": "leaves for good", "local": [], "log": [],
+                        "leaves": True}
             out.append((sh0, pid, None, None, info))
         # skel: crash-stop fault
         if pc < P.crash and op != DONE:  # faults="crash": it may stop for good here
@@ -343,7 +349,7 @@ class Explorer:
                 where, text = P.labels[pc]
                 info = {"process": P.name, "where": where, "op": f"crashes before {text}",
                         "result": "crashed (stops for good; its store buffer still drains)",
-                        "local": self._log_items(i, clog), "crash": True}
+                        "local": self._log_items(i, clog), "log": clog, "crash": True}
             out.append((sh_c, pid, None, None, info))
         # a DRAIN with a non-empty buffer, DONE: nothing but the buffer's stores
         if buf:
@@ -374,7 +380,7 @@ class Explorer:
         info = None
         if log is not None:
             info = self._info(i, pc, f"read {v}" + (" (forwarded from its own store buffer)"
-                                                    if fwd is not None else ""), log)
+                                                    if fwd is not None else ""), log, read=v)
         out.append((sh_id, pid, None, None, info))
 
     def _rmw(self, i, pc, ins, env, buf, mem, ev, owed, sh_id, resv, out, log):
@@ -413,7 +419,7 @@ class Explorer:
             what = f"read {old}" + (f", wrote {new}" if writes else ", no write")
             if writes and deferred:
                 what += " (the LDAXR is performed; the STLXR's store is not visible yet)"
-            info = self._info(i, pc, what, log)
+            info = self._info(i, pc, what, log, read=old)
         out.append((sh2, pid, None, bad, info))
 
     def _cbread(self, i, p, ins, buf, mem, ev, owed, log, out):
@@ -454,8 +460,10 @@ class Explorer:
         return out
 
     def _log_items(self, i, log):
+        """The logged local steps a trace shows: (pc, text) entries; those
+        with text None (ARM's, for _export) are not shown."""
         labels = self.prog.procs[i].labels
-        return [(labels[q][0], labels[q][1], what) for q, what in (log or ())]
+        return [(labels[e[0]][0], labels[e[0]][1], e[1]) for e in (log or ()) if e[1] is not None]
 
     # --- exploration -------------------------------------------------------------
 

@@ -42,6 +42,9 @@ class Options:
     faults: str = "none"
     recovery: bool = False
     engine: str = "auto"  # the search loop: "c", "python" or "auto" (same results)
+    # keep each ARM counterexample as a litmus program (CheckResult.litmus), made in the
+    # worker that ran it: the explorer it needs stays there
+    export: bool = False
 
     def describe(self) -> str:
         out = f"skeleton {self.skeleton}" if self.skeleton else "every declared skeleton"
@@ -134,7 +137,8 @@ def _work(k: int, states_progress=None):
     o = _OPTS
     try:
         return k, check_ir(ir, model, config, _BOUNDS, skeleton=skeleton, faults=o.faults,
-                           recovery=o.recovery, engine=o.engine, progress=states_progress), ""
+                           recovery=o.recovery, engine=o.engine, progress=states_progress,
+                           export=o.export), ""
     except Exception as e:  # a strategy the checker cannot handle: report it, go on
         return k, None, f"{type(e).__name__}: {e}"
 

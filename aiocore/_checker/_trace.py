@@ -36,23 +36,29 @@ def _state_summary(ex, state) -> dict:
     return out
 
 
-def trace_json(r, verdict, state, explanation) -> list:
-    """The counterexample of a run as a list of steps; the last one is the
-    bad state."""
-    ex = r.ex
-    loop_from = None
+def path_of(r, verdict, state):
+    """(states, loop_from, end state) of a counterexample: the path the BFS
+    found to the bad state; for a busy loop the path to the loop, then the
+    loop (loop_from: the index of its first move)."""
     if verdict == "busy-loop" and r.cycle is not None:
         start, lasso, k = r.cycle
         states = r.path_to(start)
         states = states[:-1] + lasso + [lasso[k]]
-        loop_from = len(r.path_to(start)) - 1 + k
-        end_state = lasso[k]
-    else:
-        states = r.path_to(state)
-        end_state = state
+        return states, len(r.path_to(start)) - 1 + k, lasso[k]
+    return r.path_to(state), None, state
+
+
+def trace_json(r, verdict, state, explanation, path=None, descs=None) -> list:
+    """The counterexample of a run as a list of steps; the last one is the
+    bad state.  ``path`` (path_of's) and ``descs`` (r.steps of its states)
+    if the caller has them already."""
+    ex = r.ex
+    states, loop_from, end_state = path or path_of(r, verdict, state)
+    if descs is None:
+        descs = r.steps(states)
     steps = []
     crash = None
-    for n, d in enumerate(r.steps(states)):
+    for n, d in enumerate(descs):
         step = {
             "step": n + 1,
             "process": d["process"],

@@ -131,6 +131,8 @@ class WindowExplorer(Explorer):
                     break  # its value or branch needs a load not yet performed
                 if pend and defs[pc] & pend:
                     buf = _kill(buf, defs[pc] & pend)
+            if log is not None and op in (BR, SET):
+                log.append((pc, None))  # for _export (its branches, values passed on): not shown
             if op == BR:
                 pc = pc + 1 if ins[1](env) else ins[2]
             elif op == JMP:
@@ -141,12 +143,18 @@ class WindowExplorer(Explorer):
             elif op == RESET:  # dmb ishld: later accesses wait for the earlier loads
                 if any(e[2] == LD for e in buf):
                     break
+                if log is not None:
+                    log.append((pc, None))  # for _export: a fence passed
                 pc += 1
             elif op in (DRAIN, MARK):  # dmb ish: everything earlier first
                 if buf:
                     break
+                if log is not None:
+                    log.append((pc, None))
                 pc += 1
             elif op == CTRL:
+                if log is not None:
+                    log.append((pc, None))
                 if ins[1] in _pending(buf):
                     buf = buf + ((-1, ins[1], CTRLK),)
                 pc += 1
@@ -154,7 +162,7 @@ class WindowExplorer(Explorer):
                 v = ins[3](env)
                 buf = buf + ((ins[1], v, REL if ins[2] else ST),)
                 if log is not None:
-                    log.append((pc, f"wrote {v} (into its window, not yet visible)"))
+                    log.append((pc, f"wrote {v} (into its window, not yet visible)", v))
                 pc += 1
             else:
                 break
@@ -231,7 +239,8 @@ class WindowExplorer(Explorer):
             pid = self.after(i, pc + 1, tuple(e2), buf, (), False, log)
             info = None
             if verbose:
-                info = self._info(i, pc, f"read {v}" + (" (its own store, not yet visible)" if lat else ""), log)
+                info = self._info(i, pc, f"read {v}" + (" (its own store, not yet visible)" if lat else ""),
+                                  log, read=v)
                 log = []
             out.append((sh_id, pid, None, None, info))
         if acq:
@@ -246,7 +255,8 @@ class WindowExplorer(Explorer):
         pid = self.after(i, pc + 1, env, buf2, (), False, log)
         info = None
         if verbose:
-            info = self._info(i, pc, "issued; performed later (its value is not needed yet)", log)
+            info = self._info(i, pc, "issued; performed later (its value is not needed yet)", log,
+                              pending=True)
         out.append((sh_id, pid, None, None, info))
 
     def _rmw(self, i, pc, ins, env, buf, mem, ev, owed, sh_id, resv, out, log):
@@ -310,7 +320,7 @@ class WindowExplorer(Explorer):
                         info = {"process": self.prog.procs[i].name, "where": "window",
                                 "op": f"the load of {names[loc]} is performed",
                                 "result": f"read {v}" + (" (its own store, not yet visible)" if fwd else ""),
-                                "local": self._log_items(i, log)}
+                                "local": self._log_items(i, log), "log": log, "entry": j, "read": v}
                     out.append((self.ish((mem, ev, owed)), pid, None, None, info))
                 earlier_locs.add(loc)
                 earlier_load = True
@@ -330,7 +340,8 @@ class WindowExplorer(Explorer):
             if verbose:
                 info = {"process": self.prog.procs[i].name, "where": "window",
                         "op": f"{names[loc]} = {x} becomes visible",
-                        "result": f"{names[loc]}: {old} -> {x}", "local": self._log_items(i, log)}
+                        "result": f"{names[loc]}: {old} -> {x}", "local": self._log_items(i, log),
+                        "log": log, "entry": j}
             out.append((sh2, pid, None, None, info))
 
     def _buffers(self, state):

@@ -2,7 +2,7 @@
 #
 #   aiocore check [NAME ...] [--model sc,tso,arm] [--config home,foreign,gsource]
 #                 [--skeleton 2015,polling] [--faults none|crash] [--recovery]
-#                 [--json] [--jobs N] [--trace] [bounds and limits]
+#                 [--json] [--jobs N] [--trace] [--herd DIR] [bounds and limits]
 #
 # Default: every installed strategy (that has a Python description), every
 # skeleton it declares verdicts for (_matrix.judged_skeletons), every model,
@@ -14,6 +14,13 @@
 # What a named strategy does not declare is an error (exit 2) that says what
 # it does: a --skeleton it declares no verdict for, a --config it cannot run
 # (foreign without foreign pollers, or on the polling skeleton).
+#
+# --herd DIR writes every counterexample found under an ARM model as a herd7
+# AArch64 litmus test (aiocore._checker._export: its memory accesses, the
+# values its loads read as the `exists` clause), one file per run and
+# profile: DIR/<strategy>-<skeleton>-<config>-<profile>.litmus (model arm:
+# each profile whose run has the failure).  Without an ARM model it is an
+# error (exit 2).
 #
 # A run cut short by a limit (--max-states, --max-seconds, --max-memory) proves
 # nothing unless it found a failure first: its verdict is "unknown", said once
@@ -30,6 +37,7 @@ import sys
 
 from .._checker import CONFIGS, DEFAULT_MODELS, MODELS
 from .._compiler._skeleton import SKELETONS
+from . import _check_herd
 
 
 def _csv(allowed, what):
@@ -156,6 +164,10 @@ def register(sub):
     p.add_argument("--max-memory", type=_memory, default=None,
                    help="stop a run whose resident memory exceeds this (e.g. 300M, 2G): verdict "
                         "unknown (default: no limit)")
+    p.add_argument("--herd", metavar="DIR", default=None,
+                   help="write each ARM counterexample as a herd7 AArch64 litmus test in DIR "
+                        "(<strategy>-<skeleton>-<config>-<profile>.litmus; check it with "
+                        "herd7 -model aarch64.cat FILE); needs an ARM model (arm, arm-llsc, arm-lse)")
     p.add_argument("--engine", choices=("auto", "c", "python"), default="auto",
                    help="the search loop: c (compiled once through cffi), python, or auto (c when it "
                         "can be built); both explore the same states and give the same results")
@@ -255,13 +267,15 @@ def cmd_check(args) -> int:
     if args.recovery and args.faults == "none":
         err("aiocore check: --recovery needs --faults crash (recovery undoes what a crash left)")
         return 2
+    if args.herd is not None and _check_herd.herd_dir(args, err) is None:
+        return 2
     infos = _select(args.names, err)
     if infos is None:
         return 2
     bounds = Bounds(args.notifiers, args.schedules, args.foreign_notifiers, args.foreign_schedules,
                     args.max_states, args.max_seconds, args.max_memory)
     one = args.skeleton[0] if args.skeleton and len(args.skeleton) == 1 else None
-    opts = _matrix.Options(one, args.faults, args.recovery, args.engine)
+    opts = _matrix.Options(one, args.faults, args.recovery, args.engine, export=args.herd is not None)
     rows = _plan(infos, args, opts, err)
     if rows is None:
         return 2
@@ -286,6 +300,12 @@ def cmd_check(args) -> int:
             o["bounds"] = bounds.to_json()
             o["reductions"] = reductions_json()
             out.append(o)
+        if args.herd is not None:
+            written = _check_herd.write_herd(rows, args.herd)
+            for o, r in zip(out, rows):
+                o["herd"] = {p: f for row, p, f in written if row is r}
+            for line in _check_herd.herd_lines(written, args.herd):
+                err(line)
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
         for r in rows:
@@ -298,5 +318,6 @@ def cmd_check(args) -> int:
     from ._check_report import report
 
     return report(rows, bounds, opts, args)
+
 
 

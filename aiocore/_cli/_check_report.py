@@ -159,6 +159,13 @@ def report(rows, bounds, opts, args) -> int:
             con.print(f"[red]{escape(x.name)} {x.skeleton} {x.model}: expected {x.expected}, but no "
                       f"interleaving within the bounds fails[/red]")
 
+    if args.herd is not None:
+        from ._check_herd import herd_lines, write_herd
+
+        con.print()
+        for line in herd_lines(write_herd(rows, args.herd), args.herd):
+            con.print(escape(line))
+
     states = sum(r.result.states for r in rows if r.result is not None)
     cpu = sum(r.result.seconds for r in rows if r.result is not None)
     nbad = sum(1 for x in summaries if x.status == "MISMATCH")
