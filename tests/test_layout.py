@@ -50,6 +50,9 @@ PLACED = {
     # `python -m aiocore.toxenv`, the public tox entry (docs/plugins.md): the
     # same launcher under a public name.
     "aiocore.toxenv": "aiocore._cli",
+    # the public litmus API (re-exports of aiocore._checker's litmus functions),
+    # a public name at the level of aiocore/__init__.py.
+    "aiocore.litmus": "aiocore",
 }
 
 #: Compiled modules (built by cffi, or aiocore._pycall by setuptools; no
