@@ -49,10 +49,12 @@ class AlwaysNotified(Strategy):
     skeletons = ("2015", "polling")
     # The checker's verdict on the polling skeleton (aiocore check --skeleton polling),
     # worst over home and gsource.
-    expected_skeletons = {"polling": {"sc": "pass", "tso": "pass", "arm": "pass"}}
+    expected_skeletons = {"polling": {"sc": "pass", "tso": "pass", "arm": "pass",
+                                     "arm-llsc": "pass", "arm-lse": "pass"}}
     foreign_pollers = False
     accept_nonblocking = True  # aio_notify_accept after every wait
-    expected = {"sc": "pass", "tso": "pass", "arm": "pass"}
+    expected = {"sc": "pass", "tso": "pass", "arm": "pass",
+                "arm-llsc": "pass", "arm-lse": "pass"}
 
     # --- util/async.c: aio_notify, aio_notify_accept, the notifier ---------
 

@@ -33,10 +33,12 @@ class Bug1(Strategy):
     skeletons = ("2015",)
     # The checker's verdict on the polling skeleton (aiocore check --skeleton polling),
     # worst over home and gsource; see the comment above on why.
-    expected_skeletons = {"polling": {"sc": "busy-loop", "tso": "busy-loop", "arm": "busy-loop"}}
+    expected_skeletons = {"polling": {"sc": "busy-loop", "tso": "busy-loop", "arm": "busy-loop",
+                                     "arm-llsc": "busy-loop", "arm-lse": "busy-loop"}}
     foreign_pollers = False
     accept_nonblocking = False
-    expected = {"sc": "busy-loop", "tso": "busy-loop", "arm": "busy-loop"}
+    expected = {"sc": "busy-loop", "tso": "busy-loop", "arm": "busy-loop",
+                "arm-llsc": "busy-loop", "arm-lse": "busy-loop"}
 
     def notify(s):
         s.smp_mb(pairs="smp_mb in aio_ctx_prepare or aio_poll (poll_begin, prepare)")

@@ -31,10 +31,12 @@ class Bug2(Strategy):
     skeletons = ("2015",)
     # The checker's verdict on the polling skeleton (aiocore check --skeleton polling),
     # worst over home and gsource; see the comment above on why.
-    expected_skeletons = {"polling": {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup"}}
+    expected_skeletons = {"polling": {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup",
+                                     "arm-llsc": "lost-wakeup", "arm-lse": "lost-wakeup"}}
     foreign_pollers = False
     accept_nonblocking = False
-    expected = {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup"}
+    expected = {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup",
+                "arm-llsc": "lost-wakeup", "arm-lse": "lost-wakeup"}
 
     def notify(s):
         s.smp_mb(pairs="smp_mb in aio_ctx_prepare or aio_poll (poll_begin, prepare)")

@@ -27,10 +27,12 @@ class ExplicitMb(Strategy):
     skeletons = ("2015",)
     # The checker's verdict on the polling skeleton (aiocore check --skeleton polling),
     # worst over home and gsource; see the comment above on why.
-    expected_skeletons = {"polling": {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup"}}
+    expected_skeletons = {"polling": {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup",
+                                     "arm-llsc": "lost-wakeup", "arm-lse": "lost-wakeup"}}
     foreign_pollers = False
     accept_nonblocking = False
-    expected = {"sc": "pass", "tso": "pass", "arm": "pass"}
+    expected = {"sc": "pass", "tso": "pass", "arm": "pass",
+                "arm-llsc": "pass", "arm-lse": "pass"}
 
     def notify(s):
         # Write e.g. bh->scheduled before reading ctx->notify_me.

@@ -26,10 +26,12 @@ class NoMb(Strategy):
     skeletons = ("2015",)
     # The checker's verdict on the polling skeleton (aiocore check --skeleton polling),
     # worst over home and gsource; see the comment above on why.
-    expected_skeletons = {"polling": {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup"}}
+    expected_skeletons = {"polling": {"sc": "lost-wakeup", "tso": "lost-wakeup", "arm": "lost-wakeup",
+                                     "arm-llsc": "lost-wakeup", "arm-lse": "lost-wakeup"}}
     foreign_pollers = False
     accept_nonblocking = False
-    expected = {"sc": "pass", "tso": "lost-wakeup", "arm": "lost-wakeup"}
+    expected = {"sc": "pass", "tso": "lost-wakeup", "arm": "lost-wakeup",
+                "arm-llsc": "lost-wakeup", "arm-lse": "lost-wakeup"}
 
     def notify(s):
         s.smp_mb(pairs="nothing on the poller's side: the smp_mb after writing notify_me is missing")

@@ -22,10 +22,12 @@ class SelfPipe(Strategy):
     skeletons = ("2015", "polling")
     # The checker's verdict on the polling skeleton (aiocore check --skeleton polling),
     # worst over home and gsource; see the comment above on why.
-    expected_skeletons = {"polling": {"sc": "pass", "tso": "pass", "arm": "pass"}}
+    expected_skeletons = {"polling": {"sc": "pass", "tso": "pass", "arm": "pass",
+                                     "arm-llsc": "pass", "arm-lse": "pass"}}
     foreign_pollers = False
     accept_nonblocking = True
-    expected = {"sc": "pass", "tso": "pass", "arm": "pass"}
+    expected = {"sc": "pass", "tso": "pass", "arm": "pass",
+                "arm-llsc": "pass", "arm-lse": "pass"}
 
     def schedule(s):
         # The RMW keeps 0->1 schedules countable; the wake-up is unconditional.

@@ -151,6 +151,85 @@ def test_assess_failure_where_pass_expected_always_mismatch():
     assert rows[0].status == "MISMATCH" and _matrix.failed(rows, s)
 
 
+CONFIGS = ("home", "foreign", "gsource")
+
+
+def _arm_rows(name, by_profile, expected, expected_configs=None):
+    """One arm run per config, with the given verdict per (config, profile)."""
+    from aiocore._checker import CheckResult, _union
+
+    info = _fake(name, expected, expected_configs)
+    rows = []
+    for c, per in by_profile.items():
+        parts = [CheckResult(name, p, c, v, 1, 1, 0.01, None) for p, v in per.items()]
+        rows.append(_matrix.Row(info, "arm", c, _union(parts)))
+    return rows
+
+
+def test_arm_runs_are_judged_per_profile():
+    """An arm run yields its profiles' rows; each is compared with what the strategy declares for it."""
+    runs = _arm_rows("notified", {c: {"arm-llsc": "lost-wakeup", "arm-lse": "pass"} for c in CONFIGS},
+                     {"arm": "lost-wakeup", "arm-llsc": "lost-wakeup", "arm-lse": "pass"})
+    rows = _matrix.with_profiles(runs)
+    assert [(r.model, r.config, r.derived) for r in rows[3:]] == [
+        (p, c, True) for c in CONFIGS for p in ("arm-llsc", "arm-lse")]
+    s = _matrix.assess(rows)
+    assert {x.model: x.status for x in s} == {"arm": "ok", "arm-llsc": "ok", "arm-lse": "ok"}
+    assert not _matrix.failed(rows, s)
+
+
+def test_a_profile_verdict_other_than_declared_is_a_mismatch():
+    """arm's own verdict can match while a profile's does not: the strategy fails."""
+    runs = _arm_rows("notified", {c: {"arm-llsc": "pass", "arm-lse": "lost-wakeup"} for c in CONFIGS},
+                     {"arm": "lost-wakeup", "arm-llsc": "lost-wakeup", "arm-lse": "pass"})
+    rows = _matrix.with_profiles(runs)
+    s = _matrix.assess(rows)
+    assert {x.model: x.status for x in s} == {"arm": "ok", "arm-llsc": "MISMATCH", "arm-lse": "MISMATCH"}
+    assert _matrix.failed(rows, s)
+    assert [r.status for r in rows if r.model == "arm-lse"] == ["MISMATCH"] * 3  # a failure where pass is declared
+
+
+def test_an_arm_pass_implies_a_pass_on_each_profile():
+    """A strategy that declares only arm: pass is judged to pass on both profiles."""
+    runs = _arm_rows("explicit-mb", {"home": {"arm-llsc": "lost-wakeup", "arm-lse": "pass"}}, {"arm": "pass"})
+    rows = _matrix.with_profiles(runs)
+    _matrix.assess(rows)
+    assert {r.model: r.status for r in rows} == {"arm": "MISMATCH", "arm-llsc": "MISMATCH", "arm-lse": "ok"}
+
+
+def test_a_profile_run_by_itself_is_not_repeated():
+    """with_profiles adds no profile row the plan already runs, and adds nothing twice."""
+    runs = _arm_rows("notified", {"home": {"arm-llsc": "lost-wakeup", "arm-lse": "pass"}}, {})
+    from aiocore._checker import CheckResult
+    runs.append(_matrix.Row(runs[0].info, "arm-lse", "home",
+                            CheckResult("notified", "arm-lse", "home", "pass", 1, 1, 0.01, None)))
+    rows = _matrix.with_profiles(runs)
+    assert [(r.model, r.derived) for r in rows] == [("arm", False), ("arm-lse", False), ("arm-llsc", True)]
+    assert _matrix.with_profiles(rows) is rows
+
+
+def test_check_shows_the_profiles_of_an_arm_run():
+    """`aiocore check S --model arm` lists arm-llsc and arm-lse verdicts and judges them."""
+    code, out, err = run_cli("check", "notified", "--model", "arm", "--config", "home", "--skeleton", "2015",
+                             "-j", "1", "--json")
+    assert code == 0, err
+    got = {(o["model"], o.get("part_of")): (o["verdict"], o["expected"]) for o in json.loads(out)}
+    assert got == {("arm", None): ("lost-wakeup", None),  # a failure is compared over every config
+                   ("arm-llsc", "arm"): ("lost-wakeup", None),
+                   ("arm-lse", "arm"): ("pass", "pass")}
+
+
+def test_check_fails_on_a_profile_declared_wrong(monkeypatch, capsys):
+    """A strategy whose arm verdict is right but whose profile split is not fails `aiocore check`."""
+    fake = _fake("notified", {"arm": "lost-wakeup", "arm-llsc": "pass", "arm-lse": "lost-wakeup"})
+    monkeypatch.setattr(_plugins, "get", lambda n: fake)
+    code = main(["check", "notified", "--model", "arm", "--skeleton", "2015", "-j", "1"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 1
+    assert "arm > arm-llsc" in out and "MISMATCH" in out
+    assert "differ from the expectation" in out
+
+
 def test_parallel_and_serial_runs_agree():
     """Forked workers give the same verdicts and state counts as a serial run."""
     infos = [_plugins.get("no-mb"), _plugins.get("selfpipe")]
@@ -165,6 +244,8 @@ def test_toxenv_split():
     """tox environment names split into strategy, model and skeleton, dashes in names included."""
     assert split("late-clear-arm") == ("late-clear", "arm", "2015")
     assert split("notified-blocking-sc-polling") == ("notified-blocking", "sc", "polling")
+    assert split("notified-arm-lse") == ("notified", "arm-lse", "2015")
+    assert split("notified-blocking-arm-llsc-polling") == ("notified-blocking", "arm-llsc", "polling")
     with pytest.raises(ValueError):
         split("late-clear-x86")
 
@@ -192,9 +273,18 @@ def _expand(pattern):
 
 
 def test_tox_has_an_env_per_strategy_and_model():
-    """tox.ini lists {strategy}-{sc,tso,arm}[-polling] for every built-in, running the checker for those factors."""
+    """tox.ini lists {strategy}-{sc,tso,arm,arm-llsc,arm-lse}[-polling] for every built-in, in env_list
+    and in the `check` label, running the checker for those factors."""
     cp, envs = _tox_envs()
-    assert {f"{n}-{m}{sk}" for n in BUILTINS for m in ("sc", "tso", "arm") for sk in ("", "-polling")} <= envs
+    cells = {f"{n}-{m}{sk}" for n in BUILTINS for m in ("sc", "tso", "arm", "arm-llsc", "arm-lse")
+             for sk in ("", "-polling")}
+    assert cells <= envs
+    check = next(ln for ln in cp["tox"]["labels"].splitlines() if ln.strip().startswith("check"))
+    label = set()
+    for part in check.split("=", 1)[1].split():
+        label |= _expand(part)
+    assert cells <= label
+    assert all(split(e)[1] in ("sc", "tso", "arm", "arm-llsc", "arm-lse") for e in cells)
     cmds = cp["testenv"]["commands"]
     assert "!native: python -m aiocore.toxenv {env_name}" in cmds
     assert "test" in cp["testenv"].get("extras", "")
@@ -224,7 +314,7 @@ def test_truncated_run_is_unknown_in_json():
     code, out, err = run_cli("check", "--skeleton", "2015", "explicit-mb", "--model", "arm", "--config", "home",
                              "--max-states", "200", "-j", "1", "--json")
     assert code == 1
-    (r,) = json.loads(out)
+    (r,) = [o for o in json.loads(out) if "part_of" not in o]  # the arm run; its profiles follow
     assert r["verdict"] == "unknown" and r["complete"] is False
     assert r["stopped_by"] == "max-states" and r["states"] > 200
     assert r["matches"] is False and r["expected"] == "pass"
@@ -254,7 +344,7 @@ def test_max_seconds_and_max_memory_give_unknown():
     for extra, by in ((["--max-seconds", "0.001"], "max-seconds"), (["--max-memory", "1M"], "max-memory")):
         code, out, err = run_cli("check", "--skeleton", "2015", "explicit-mb", "--model", "arm", "--config", "home",
                                  "--notifiers", "3", "-j", "1", "--json", *extra)
-        (r,) = json.loads(out)
+        (r,) = [o for o in json.loads(out) if "part_of" not in o]
         assert code == 1 and r["verdict"] == "unknown" and r["stopped_by"] == by, (extra, r["verdict"])
 
 

@@ -20,7 +20,7 @@ def test_builtin_describes_with_origin_and_verdicts(name):
     ir = describe(cls)
     assert ir.name == name == cls.name
     assert cls.origin
-    assert set(cls.expected) == {"sc", "tso", "arm"}
+    assert set(cls.expected) == {"sc", "tso", "arm", "arm-llsc", "arm-lse"}
     assert ir.hooks["notify"]
 
 
@@ -36,20 +36,22 @@ def test_builtin_json_round_trips(name):
 
 def test_expected_table_matches_design():
     """The built-ins declare DESIGN.md's reference verdicts (worst over configs)."""
+    # sc, tso, arm (DESIGN.md), then arm-llsc and arm-lse (issue 21: the LL/SC profile lets a
+    # seq_cst RMW's store pass later loads, the LSE atomics do not)
     table = {
-        "late-clear": ("lost-wakeup", "lost-wakeup", "lost-wakeup"),
-        "unconditional": ("pass", "pass", "lost-wakeup"),
-        "notified": ("pass", "pass", "lost-wakeup"),
-        "notified-blocking": ("pass", "pass", "lost-wakeup"),
-        "explicit-mb": ("pass", "pass", "pass"),
-        "always-notified": ("pass", "pass", "pass"),
-        "bug1": ("busy-loop", "busy-loop", "busy-loop"),
-        "bug2": ("lost-wakeup", "lost-wakeup", "lost-wakeup"),
-        "no-mb": ("pass", "lost-wakeup", "lost-wakeup"),
-        "selfpipe": ("pass", "pass", "pass"),
+        "late-clear": ("lost-wakeup", "lost-wakeup", "lost-wakeup", "lost-wakeup", "lost-wakeup"),
+        "unconditional": ("pass", "pass", "lost-wakeup", "lost-wakeup", "pass"),
+        "notified": ("pass", "pass", "lost-wakeup", "lost-wakeup", "pass"),
+        "notified-blocking": ("pass", "pass", "lost-wakeup", "lost-wakeup", "pass"),
+        "explicit-mb": ("pass", "pass", "pass", "pass", "pass"),
+        "always-notified": ("pass", "pass", "pass", "pass", "pass"),
+        "bug1": ("busy-loop", "busy-loop", "busy-loop", "busy-loop", "busy-loop"),
+        "bug2": ("lost-wakeup", "lost-wakeup", "lost-wakeup", "lost-wakeup", "lost-wakeup"),
+        "no-mb": ("pass", "lost-wakeup", "lost-wakeup", "lost-wakeup", "lost-wakeup"),
+        "selfpipe": ("pass", "pass", "pass", "pass", "pass"),
     }
-    for name, (sc, tso, arm) in table.items():
-        assert builtin_class(name).expected == {"sc": sc, "tso": tso, "arm": arm}, name
+    for name, verdicts in table.items():
+        assert builtin_class(name).expected == dict(zip(("sc", "tso", "arm", "arm-llsc", "arm-lse"), verdicts)), name
     lc = builtin_class("late-clear")
     assert lc.foreign_pollers and lc.expected_configs["home"]["sc"] == "pass"
 
@@ -145,6 +147,32 @@ def test_bad_expected_is_rejected():
         describe(_one({"notify": lambda s: s.event_set()}, expected={"sc": "fine"}))
     with pytest.raises(StrategyError, match="unknown model"):
         describe(_one({"notify": lambda s: s.event_set()}, expected={"power": "pass"}))
+
+
+@pytest.mark.parametrize("field, decl, message", [
+    ("expected", {"arm": "pass", "arm-llsc": "lost-wakeup", "arm-lse": "pass"},
+     "declares arm 'pass' but arm-llsc 'lost-wakeup'"),
+    ("expected", {"arm": "lost-wakeup", "arm-llsc": "pass", "arm-lse": "pass"},
+     "arm is their union"),
+    ("expected", {"arm": "lost-wakeup", "arm-lse": "busy-loop"}, "worse than arm"),
+    ("expected_configs", {"home": {"arm": "pass", "arm-llsc": "lost-wakeup"}}, r"expected_configs\['home'\]"),
+    ("expected_skeletons", {"polling": {"arm": "pass", "arm-lse": "lost-wakeup"}},
+     r"expected_skeletons\['polling'\]"),
+])
+def test_arm_declared_against_its_profiles_is_rejected(field, decl, message):
+    """arm's declared verdict must be the worse of the profiles' (arm is their union)."""
+    with pytest.raises(StrategyError, match=message):
+        describe(_one({"notify": lambda s: s.event_set()}, **{field: decl}))
+
+
+def test_profiles_alone_imply_arm():
+    """Declaring both profiles and not arm is accepted; arm is judged as the worse of the two."""
+    from aiocore._compiler._meta import with_profiles
+
+    describe(_one({"notify": lambda s: s.event_set()}, expected={"arm-llsc": "lost-wakeup", "arm-lse": "pass"}))
+    assert with_profiles({"arm-llsc": "lost-wakeup", "arm-lse": "pass"})["arm"] == "lost-wakeup"
+    assert with_profiles({"arm": "pass"}) == {"arm": "pass", "arm-llsc": "pass", "arm-lse": "pass"}
+    assert with_profiles({"arm": "lost-wakeup"}) == {"arm": "lost-wakeup"}
 
 
 def test_branches_on_read_values_are_enumerated():

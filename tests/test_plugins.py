@@ -90,7 +90,7 @@ def test_registry_lists_every_builtin_ok():
     for name in BUILTINS:
         assert infos[name].status == "ok", infos[name]
         assert infos[name].source == f"aiocore[{name}]"
-        assert set(infos[name].expected) == {"sc", "tso", "arm"}
+        assert set(infos[name].expected) == {"sc", "tso", "arm", "arm-llsc", "arm-lse"}
     assert infos["unconditional-c"].status == "ok"
 
 
@@ -232,7 +232,8 @@ def test_cli_strategies_json():
     assert set(BUILTINS) | {"unconditional-c"} <= set(rows)
     for r in rows.values():
         assert {"name", "origin", "source", "status", "expected"} <= set(r)
-    assert rows["no-mb"]["expected"] == {"sc": "pass", "tso": "lost-wakeup", "arm": "lost-wakeup"}
+    assert rows["no-mb"]["expected"] == {"sc": "pass", "tso": "lost-wakeup", "arm": "lost-wakeup",
+                                         "arm-llsc": "lost-wakeup", "arm-lse": "lost-wakeup"}
     assert rows["late-clear"]["status"] == "ok"
 
 

@@ -294,6 +294,9 @@ class CheckResult:
     # of the counterexample, or why it has none (str)} (model "arm": each
     # profile in `profiles`)
     litmus: dict = attrs.field(factory=dict)
+    # model "arm": the profiles' own results, each with its counterexample
+    # (_matrix.with_profiles judges each against its declaration)
+    parts: tuple = attrs.field(default=(), repr=False)
 
     @property
     def complete(self) -> bool:
@@ -424,7 +427,7 @@ def _union(parts: list) -> CheckResult:
         states=sum(r.states for r in parts), transitions=sum(r.transitions for r in parts),
         seconds=sum(r.seconds for r in parts), stopped_by=stopped if v == "unknown" or
         shown.stopped_by else None, other=other, peak_rss=max(r.peak_rss for r in parts),
-        by_profile={r.model: r.verdict for r in parts}, profiles=needs,
+        by_profile={r.model: r.verdict for r in parts}, profiles=needs, parts=tuple(parts),
         litmus={m: x for r in parts if r.model in needs for m, x in r.litmus.items()})
 
 

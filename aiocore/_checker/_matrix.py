@@ -11,7 +11,10 @@
 #   * otherwise, for each (strategy, model), the worst verdict over the configs
 #     run is compared with `expected[model]` -- but only when every config the
 #     strategy supports ran (the worst over fewer configs may be milder);
-#   * a failing verdict where `pass` is expected is a mismatch in any case.
+#   * a failing verdict where `pass` is expected is a mismatch in any case;
+#   * an arm run is also judged per profile (with_profiles): arm-llsc and
+#     arm-lse as declared, or implied (an arm pass is a pass on each; arm is
+#     the worse of the two: _meta.with_profiles).
 from __future__ import annotations
 
 import multiprocessing
@@ -21,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import attrs
 
+from .._compiler import _meta
 from .._compiler._skeleton import DEFAULT_SKELETON, SKELETONS
 from . import (
     _WORST_ORDER, CONFIGS, DEFAULT_BOUNDS, DEFAULT_MODELS, MODELS, Bounds, CheckResult, check_ir, supported_configs,
@@ -66,6 +70,7 @@ class Row:
     expected: str | None = None  # what this row is compared with, if anything
     status: str = "-"  # "ok", "MISMATCH", "UNKNOWN", "-" (nothing to compare with), "error"
     error: str = ""
+    derived: bool = False  # one profile's run inside an arm run (with_profiles), not a run of its own
 
     def unknown_text(self) -> str:
         """The one line that says a run proved nothing, and what to do."""
@@ -107,8 +112,8 @@ def declared_verdicts(info, skeleton: str) -> dict:
     """{model: verdict} a strategy declares on a skeleton (worst over its configs)."""
     esk = getattr(info, "expected_skeletons", None) or {}
     if skeleton == DEFAULT_SKELETON:
-        return dict(getattr(info, "expected", None) or esk.get(skeleton) or {})
-    return dict(esk.get(skeleton) or {})
+        return _meta.with_profiles(getattr(info, "expected", None) or esk.get(skeleton) or {})
+    return _meta.with_profiles(esk.get(skeleton) or {})
 
 
 def plan(infos, models=DEFAULT_MODELS, configs=CONFIGS, opts: Options = DEFAULT_OPTIONS) -> list[Row]:
@@ -200,8 +205,26 @@ def expected_for(info, model, config, opts: Options = DEFAULT_OPTIONS, skeleton:
     wide = declared_verdicts(info, skeleton).get(model)
     if skeleton != DEFAULT_SKELETON:
         return None, wide
-    per = (getattr(info, "expected_configs", None) or {}).get(config, {}).get(model)
+    per = _meta.with_profiles((getattr(info, "expected_configs", None) or {}).get(config, {})).get(model)
     return per, wide
+
+
+def with_profiles(rows: list[Row]) -> list[Row]:
+    """The rows, and after them each arm run's profile runs as rows of their
+    own (``derived``), so that what a strategy declares for arm-llsc and
+    arm-lse is judged, and shown, like any model's verdict.  A profile the
+    plan runs by itself is not repeated."""
+    if any(r.derived for r in rows):
+        return rows
+    planned = {(r.info.name, r.skeleton, r.model, r.config) for r in rows}
+    out = list(rows)
+    for r in rows:
+        if r.model != "arm" or r.result is None:
+            continue
+        for part in r.result.parts:
+            if (r.info.name, r.skeleton, part.model, r.config) not in planned:
+                out.append(Row(r.info, part.model, r.config, part, r.skeleton, derived=True))
+    return out
 
 
 def assess(rows: list[Row], opts: Options = DEFAULT_OPTIONS) -> list[Summary]:

@@ -285,6 +285,8 @@ def cmd_check(args) -> int:
 
     if args.json:
         _matrix.timed_run(rows, bounds, args.jobs, opts=opts)
+        runs = rows
+        rows = _matrix.with_profiles(rows)  # each arm run's profiles, judged as declared
         summaries = _matrix.assess(rows, opts)
         out = []
         for r in rows:
@@ -294,6 +296,8 @@ def cmd_check(args) -> int:
                 o = {"strategy": r.info.name, "model": r.model, "config": r.config, "skeleton": r.skeleton,
                      "verdict": "error", "complete": False, "stopped_by": "error", "states": 0,
                      "seconds": 0.0, "trace": None, "error": r.error}
+            if r.derived:
+                o["part_of"] = "arm"  # one profile of the arm run listed before it
             o["expected"] = r.expected
             o["matches"] = {"ok": True, "MISMATCH": False, "UNKNOWN": False,
                             "error": False}.get(r.status)
@@ -301,14 +305,14 @@ def cmd_check(args) -> int:
             o["reductions"] = reductions_json()
             out.append(o)
         if args.herd is not None:
-            written = _check_herd.write_herd(rows, args.herd)
+            written = _check_herd.write_herd(runs, args.herd)
             for o, r in zip(out, rows):
                 o["herd"] = {p: f for row, p, f in written if row is r}
             for line in _check_herd.herd_lines(written, args.herd):
                 err(line)
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
-        for r in rows:
+        for r in runs:
             if r.status == "error":
                 err(f"aiocore check: {r.info.name} {r.skeleton} {r.model} {r.config}: {r.error}")
             elif r.status == "UNKNOWN":

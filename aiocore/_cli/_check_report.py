@@ -105,6 +105,8 @@ def report(rows, bounds, opts, args) -> int:
               f"here, README: checker at scale)")
 
     seconds = _run_with_progress(rows, bounds, opts, args.jobs)
+    runs = rows
+    rows = _matrix.with_profiles(rows)  # each arm run's profiles, judged as declared
     summaries = _matrix.assess(rows, opts)
 
     t = (Table("verdicts per run").column("strategy", key=True, style="bold")
@@ -119,7 +121,8 @@ def report(rows, bounds, opts, args) -> int:
                   _status("error"), "", "", "")
             continue
         v = _v(res.verdict) + ("" if res.complete or res.verdict == "unknown" else "[yellow]*[/yellow]")
-        t.row(escape(r.info.name), r.skeleton, r.model, r.config, v, _v(r.expected), _status(r.status),
+        model = f"[dim]arm >[/dim] {r.model}" if r.derived else r.model  # a part of the arm run above
+        t.row(escape(r.info.name), r.skeleton, model, r.config, v, _v(r.expected), _status(r.status),
               f"{res.states:,}", f"{res.rate:,.0f}", f"{res.seconds:.2f}")
     t.print(con)
     if any(r.result is not None and not r.result.complete and r.result.verdict != "unknown"
@@ -138,7 +141,7 @@ def report(rows, bounds, opts, args) -> int:
     s.print(con)
 
     bad = {(x.name, x.skeleton, x.model) for x in summaries if x.status == "MISMATCH"}
-    for r in rows:
+    for r in runs:  # a profile of a cut arm run is cut with it: said once
         if r.status == "error":
             con.print(f"[red]{escape(r.info.name)} {r.skeleton} {r.model} {r.config}: {escape(r.error)}[/red]")
         elif r.status == "UNKNOWN":
@@ -163,13 +166,13 @@ def report(rows, bounds, opts, args) -> int:
         from ._check_herd import herd_lines, write_herd
 
         con.print()
-        for line in herd_lines(write_herd(rows, args.herd), args.herd):
+        for line in herd_lines(write_herd(runs, args.herd), args.herd):
             con.print(escape(line))
 
-    states = sum(r.result.states for r in rows if r.result is not None)
-    cpu = sum(r.result.seconds for r in rows if r.result is not None)
+    states = sum(r.result.states for r in runs if r.result is not None)
+    cpu = sum(r.result.seconds for r in runs if r.result is not None)
     nbad = sum(1 for x in summaries if x.status == "MISMATCH")
-    nunk = sum(1 for r in rows if r.status == "UNKNOWN")
+    nunk = sum(1 for r in runs if r.status == "UNKNOWN")
     failed = _matrix.failed(rows, summaries)
     if not failed:
         end = "[green]every verdict matches its expectation[/green]"
@@ -186,7 +189,7 @@ def report(rows, bounds, opts, args) -> int:
     con.print(
         f"\n[bold]{states:,} states explored[/bold] in {seconds:.1f} s "
         f"({states / seconds if seconds > 0 else 0:,.0f} states/s; {cpu:.1f} s of checking in "
-        f"{len(rows)} runs); " + end
+        f"{len(runs)} runs); " + end
     )
     return 1 if failed else 0
 

@@ -44,7 +44,7 @@ def _core_info():
         origin="qemu 21a03d17 (2015), hand-written C reference",
         source="aiocore[builtin C]",
         status="ok",
-        expected={"sc": "pass", "tso": "pass", "arm": "lost-wakeup"},
+        expected={"sc": "pass", "tso": "pass", "arm": "lost-wakeup", "arm-llsc": "lost-wakeup", "arm-lse": "pass"},
         # Home poller only (AIO_STRATEGY_FOREIGN_POLLERS 0 in the header):
         # it is the reference for the generated code's fast paths.
         foreign_pollers=False,

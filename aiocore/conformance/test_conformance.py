@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from aiocore._checker import MODELS
+from aiocore._checker import DEFAULT_MODELS
 
 SAFETY_S = 10.0
 SCHEDULES = 20_000
@@ -248,7 +248,7 @@ def _counterexample(row) -> str:
             + res.format_trace())
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", DEFAULT_MODELS)  # arm: judged per profile too
 def test_checker_confirms_the_declared_verdict(aio_strategy_info, aio_judged_skeleton, model):
     """The model checker, at its default bounds, finds exactly the verdict the strategy declares
     for each skeleton, model and config (worst over its configs); a search cut short is never
@@ -263,19 +263,22 @@ def test_checker_confirms_the_declared_verdict(aio_strategy_info, aio_judged_ske
     rows = _matrix.plan([info], (model,), opts=opts)
     assert rows, f"{info.name}: no config to check on the {sk} skeleton"
     _matrix.run(rows, jobs=1, opts=opts)
+    rows = _matrix.with_profiles(rows)  # an arm run is judged per profile too
     summaries = _matrix.assess(rows, opts)
     for r in rows:
         assert r.status != "error", f"{info.name} {sk} {model} {r.config}: {r.error}"
         assert r.status != "UNKNOWN", r.unknown_text()
         assert r.status != "MISMATCH", (
-            f"{info.name} on the {sk} skeleton, {model}, config {r.config}: the checker finds "
+            f"{info.name} on the {sk} skeleton, {r.model}, config {r.config}: the checker finds "
             f"{r.result.verdict}, expected {r.expected}" + _counterexample(r))
-    (s,) = summaries
-    if s.status == "MISMATCH":
-        worst = next((r for r in rows if r.result is not None and r.result.verdict == s.verdict), None)
+    for s in summaries:
+        if s.status != "MISMATCH":
+            continue
+        mine = [r for r in rows if r.model == s.model]
+        worst = next((r for r in mine if r.result is not None and r.result.verdict == s.verdict), None)
         why = (_counterexample(worst) if worst is not None and s.verdict != "pass" else
                f"\nno interleaving within the bounds fails ({', '.join(s.configs)})")
-        pytest.fail(f"{info.name} on the {sk} skeleton, {model}: the checker finds {s.verdict} (worst "
+        pytest.fail(f"{info.name} on the {sk} skeleton, {s.model}: the checker finds {s.verdict} (worst "
                     f"over {','.join(s.configs)}), the strategy declares {s.expected}" + why,
                     pytrace=False)
 
