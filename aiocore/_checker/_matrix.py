@@ -210,15 +210,16 @@ def expected_for(info, model, config, opts: Options = DEFAULT_OPTIONS, skeleton:
 
 
 def with_profiles(rows: list[Row]) -> list[Row]:
-    """The rows, and after them each arm run's profile runs as rows of their
+    """The rows, each arm run followed by its profiles' runs as rows of their
     own (``derived``), so that what a strategy declares for arm-llsc and
     arm-lse is judged, and shown, like any model's verdict.  A profile the
     plan runs by itself is not repeated."""
     if any(r.derived for r in rows):
         return rows
     planned = {(r.info.name, r.skeleton, r.model, r.config) for r in rows}
-    out = list(rows)
+    out = []
     for r in rows:
+        out.append(r)
         if r.model != "arm" or r.result is None:
             continue
         for part in r.result.parts:
