@@ -85,7 +85,8 @@ MODEL_NOTES = {
     "sc": "sequential consistency: no reordering, the protocol's logic alone",
     "tso": "x86-TSO: a store may pass later loads (x86-64, this machine)",
     "arm": "ARMv8 as a default gcc build may run: each seq_cst RMW either an ldaxr/stlxr loop or an "
-           "LSE instruction, whichever allows more (the union of the two code generations)",
+           "LSE instruction, whichever allows more (the union of the two code generations); a failure "
+           "only one of them shows names it (*[arm-llsc only]*)",
     "arm-llsc": "ARMv8.0 code: seq_cst RMWs as ldaxr/stlxr loops, which do not order later plain loads",
     "arm-lse": "ARMv8.1 LSE code: seq_cst RMWs as swpal/casal/ldaddal..., which order later loads",
 }
@@ -181,9 +182,19 @@ def _cell(per: dict | None) -> str:
     return w if len(bad) == len(per["configs"]) else f"{w} ({', '.join(bad)})"
 
 
+def _one_profile(per: dict) -> str:
+    """" [arm-llsc only]" where arm fails and only that profile's runs show it."""
+    arm = per.get("arm")
+    if not arm or arm["worst"] == "pass":
+        return ""
+    need = [p for p in ("arm-llsc", "arm-lse") if per.get(p, {}).get("worst") == arm["worst"]]
+    return f" [{need[0]} only]" if len(need) == 1 else ""
+
+
 def _model_cell(e: dict, model: str) -> str:
     """One model's verdicts over the entry's runs; the run named when there are several."""
-    runs = [(lab, _cell(per.get(model))) for lab, per in e["checker"].items()]
+    runs = [(lab, _cell(per.get(model)) + (_one_profile(per) if model == "arm" else ""))
+            for lab, per in e["checker"].items()]
     if len(runs) == 1:
         return runs[0][1]
     return "; ".join(f"{lab}: {v}" for lab, v in runs)

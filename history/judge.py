@@ -129,6 +129,10 @@ _MODE_CHILD = textwrap.dedent("""
                 r = check_ir(ir, model, config, DEFAULT_BOUNDS, want_trace=False, skeleton=skeleton, **kw)
                 rows.append({"strategy": name, "model": model, "config": config, "verdict": r.verdict,
                              "states": r.states, "mode": mode, "skeleton": skeleton})
+                for part in r.parts:  # arm: its profiles, as `aiocore check --json` lists them
+                    rows.append({"strategy": name, "model": part.model, "config": config,
+                                 "verdict": part.verdict, "states": part.states, "mode": mode,
+                                 "skeleton": skeleton, "part_of": "arm"})
     print(json.dumps(rows))
 """)
 
