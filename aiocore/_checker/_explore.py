@@ -392,7 +392,7 @@ class Explorer:
         self._rmw_move(i, pc, ins, env, mem, ev, owed, sh_id, old, new, writes, buf, out, log)
 
     def _rmw_move(self, i, pc, ins, env, mem, ev, owed, sh_id, old, new, writes, buf, out, log,
-                  deferred=False):
+                  deferred=False, atomic=False, flushed=0):
         """The move of an RMW that read `old`: the claim it makes (a BH claim
         consumes one schedule), and its write to memory -- unless
         ``deferred``: the write is in `buf` already (arm-llsc's STLXR)."""
@@ -419,7 +419,14 @@ class Explorer:
             what = f"read {old}" + (f", wrote {new}" if writes else ", no write")
             if writes and deferred:
                 what += " (the LDAXR is performed; the STLXR's store is not visible yet)"
-            info = self._info(i, pc, what, log, read=old)
+            elif atomic:  # arm-llsc: _window._atomic_pair
+                what += " (the LDAXR and the STLXR, one after the other)"
+            if flushed:  # arm: payload stores made visible just before it (_window.PAY)
+                what += f" (after the {flushed} payload store(s) of its window became visible)"
+            facts = {"atomic": True} if atomic else {}
+            if flushed:
+                facts["flushed"] = flushed
+            info = self._info(i, pc, what, log, read=old, **facts)
         out.append((sh2, pid, None, bad, info))
 
     def _cbread(self, i, p, ins, buf, mem, ev, owed, log, out):
