@@ -329,13 +329,13 @@ class Explorer:
             self._cbread(i, p, ins, buf, mem, ev, owed, log, out)
         if pc in P.exits:
             done, ghosts = P.exits[pc]
-            kept = buf0[:len(buf0) - ghosts] if ghosts else self._kept(buf0)
+            kept = self._kept(buf0[:len(buf0) - ghosts] if ghosts else buf0)
             pid = self.ipr((done, (0,) * len(env), kept, ()))
             info = None
             if verbose:
                 info = {"process": P.name, "where": P.labels[done][0],
                         "op": "leaves", "result": "leaves for good", "local": [], "log": [],
-                        "leaves": True}
+                        "leaves": True, **({"ghosts": ghosts} if ghosts else {})}
             out.append((sh0, pid, None, None, info))
         # skel: crash-stop fault
         if pc < P.crash and op != DONE:  # faults="crash": it may stop for good here

@@ -238,6 +238,11 @@ class _Replay:
         pa, pb = self.ex.PR[before[i + 1]], self.ex.PR[after[i + 1]]
         if d.get("flushed") and d["where"] != "window":  # payload stores visible before it
             del t.win[:d["flushed"]]
+        if d.get("ghosts"):  # it left before the payload stores it made since: they never were
+            del t.win[len(t.win) - d["ghosts"]:]
+            stores = [o for o in t.ops if o.kind == "st" and not o.dropped]
+            for o in stores[len(stores) - d["ghosts"]:]:
+                o.dropped = True
         if d.get("crash") or d.get("leaves"):
             self._drop_pending(t)
         elif d["where"] == "window":

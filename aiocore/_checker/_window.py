@@ -29,6 +29,12 @@
 #   CTRL (-1, slot)     a branch on a pending load (the litmus ``br``): no
 #                       later store may become visible until it is resolved
 #                       (dob: ctrl; [W])
+#   PAY  (loc, value)   a BH payload store (aiocore._checker._contract): a
+#                       plain store made visible as late as the profile
+#                       allows -- with the release or atomic behind it, or
+#                       alone once its process stopped at a full barrier or
+#                       is done; never on its own before (a later payload can
+#                       only hide lost work, never invent it)
 #
 # What waits for what, rule by rule of aarch64.cat's ``ob`` (see
 # aiocore._checker._axiomatic for the axioms, held against this module on
