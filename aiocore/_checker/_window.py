@@ -33,8 +33,10 @@
 #                       plain store made visible as late as the profile
 #                       allows -- with the release or atomic behind it, or
 #                       alone once its process stopped at a full barrier or
-#                       is done; never on its own before (a later payload can
-#                       only hide lost work, never invent it)
+#                       is done; never on its own before (each such point
+#                       is one the profile allows, and a callback that sees
+#                       an older payload can only find more lost work: the
+#                       argument of _contract)
 #
 # What waits for what, rule by rule of aarch64.cat's ``ob`` (see
 # aiocore._checker._axiomatic for the axioms, held against this module on
