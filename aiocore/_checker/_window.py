@@ -69,7 +69,8 @@ from __future__ import annotations
 
 from ._explore import Explorer
 from ._program import (
-    ARM_LLSC, ARM_LSE, BR, CBREAD, CTRL, DONE, DRAIN, JMP, MARK, READ, RESET, SET, WRITE, ModelError,
+    ARM_LLSC, ARM_LSE, BR, CBREAD, CTRL, DONE, DRAIN, JMP, MARK, READ, RESET, RMW, SET, WRITE,
+    ModelError,
     _defs,
 )
 
@@ -336,10 +337,13 @@ class WindowExplorer(Explorer):
           * its window is empty and no other process has a plain load of loc,
             or the STLXR writes the value the LDAXR read: the STLXR can
             follow at once (nothing can tell);
-          * after it the process stops at a full barrier with nothing but the
-            pair in its window: it does nothing visible until the STLXR, so
-            the LDAXR can wait until then -- until the window before it has
-            emptied -- and be performed with it."""
+          * after it the process stops with nothing after the pair in its
+            window but payload stores (which wait for it): at a full barrier,
+            at an RMW (whose acquire waits for the pair's release) or done.
+            It does nothing visible until the STLXR (leaving or crashing
+            there is its own affair, done as well after it), so the LDAXR
+            can wait until then -- until the window before it has emptied --
+            and be performed with it."""
         if not buf and (new == old or loc not in self.loaded_by_others[i]):
             return True
         e2 = env
@@ -349,7 +353,8 @@ class WindowExplorer(Explorer):
             e2 = tuple(e2)
         stall = buf + ((loc, 0, RMWW),)
         pc2, _env2, buf2, _ = self._local(i, pc + 1, e2, stall, None)
-        if self.prog.procs[i].code[pc2][0] in (DRAIN, MARK) and len(buf2) == len(stall):
+        if (self.prog.procs[i].code[pc2][0] in (DRAIN, MARK, RMW, DONE)
+                and len(buf2) >= len(stall) and _payloads_only(buf2[len(stall):])):
             return None if buf else True
         return False
 
