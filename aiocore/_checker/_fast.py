@@ -176,6 +176,8 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     miss = ffi.new("uint32_t[6]")
     viol = ffi.new("uint64_t[3]")  # target, explanation, the state it was made from
     done_pcs = ex.done_pcs
+    # done with an empty buffer, and no "leave" move there: no moves at all (idle, chk_pinfo)
+    exits = [P.exits for P in ex.prog.procs]
     PR = ex.PR
 
     def push_pinfo():
@@ -185,27 +187,23 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
             resv = ex.resv_mask(buf) if arm else 0
             quiet = 0
             if not buf:
-                for q in range(1, n):
+                for q in range(n):
                     if pc in done_pcs[q]:
-                        quiet |= 1 << q
+                        quiet |= (1 << q if q else 0) | (0 if pc in exits[q] else 1 << (32 + q))
             lib.chk_pinfo(c, pid, resv, quiet)
         pushed = len(PR)
 
     def fill_moves(i, x, sh, resv_mask):
-        resv = tuple(l for l in range(ex.L) if resv_mask >> l & 1)
+        resv = tuple(l for l in range(ex.L) if resv_mask >> l & 1) if resv_mask else ()
         flat = []
-        for sh2, pid2, commit, bad, _info in ex._moves(i, x, sh, resv, False):
-            if commit is not None and arm and commit[1] != commit[2]:
-                loc, old = commit[0], commit[1]
-            else:
-                loc, old = NO_LOC, 0
+        for sh2, pid2, _commit, bad, _info in ex.memo_moves(i, x, sh, resv):
             b = 0
             if bad:
                 b = bad_index.get(bad)
                 if b is None:
                     b = bad_index[bad] = len(bads)
                     bads.append(bad)
-            flat += (sh2, pid2, loc, old, b)
+            flat += (sh2, pid2, NO_LOC, 0, b)
         r = lib.chk_moves(c, i, x, sh, resv_mask, len(flat) // 5, ffi.new("uint32_t[]", flat or [0]))
         if r != 0:
             raise MemoryError("the checker's C core ran out of memory (moves)")

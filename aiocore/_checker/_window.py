@@ -307,7 +307,8 @@ class WindowExplorer(Explorer):
                 flush, atomic = len(buf), True
             deferred = not atomic
         if flush:
-            mem, owed, sh_id = self._flush(mem, ev, owed, buf)
+            mem, owed = self._flush(mem, owed, buf)
+            sh_id = self.ish((mem, ev, owed))
             buf = ()
         if deferred:
             buf = buf + ((loc, new, RMWW),)  # the STLXR: visible later
@@ -315,12 +316,12 @@ class WindowExplorer(Explorer):
                        deferred=deferred, atomic=writes and not deferred and not self.lse,
                        flushed=flush)
 
-    def _flush(self, mem, ev, owed, entries):
-        """Stores made visible in order: (memory, owed, shared id) after them."""
+    def _flush(self, mem, owed, entries):
+        """Stores made visible in order: (memory, owed) after them."""
         for e in entries:
             owed = self._owed_write(owed, e[0], mem[e[0]], e[1])
             mem = mem[:e[0]] + (e[1],) + mem[e[0] + 1:]
-        return mem, owed, self.ish((mem, ev, owed))
+        return mem, owed
 
     def _atomic_pair(self, i, pc, ins, env, buf, loc, old, new):
         """arm-llsc, an exclusive pair on loc (no earlier entry of its window
@@ -411,7 +412,7 @@ class WindowExplorer(Explorer):
             if not ok:
                 continue
             lump = j if k != ST else 0
-            mem2, owed2, _ = self._flush(mem, ev, owed, buf[:lump]) if lump else (mem, owed, None)
+            mem2, owed2 = self._flush(mem, owed, buf[:lump])
             old = mem2[loc]
             sh2 = self.ish((mem2[:loc] + (x,) + mem2[loc + 1:], ev, self._owed_write(owed2, loc, old, x)))
             buf2 = buf[lump:j] + buf[j + 1:]
@@ -419,7 +420,8 @@ class WindowExplorer(Explorer):
                               f"{names[loc]}: {old} -> {x}", j, lump, out, verbose)
         if buf and _payloads_only(buf) and self.prog.procs[i].code[pc][0] in (DRAIN, MARK, DONE):
             # stopped (a full barrier, or done) with nothing but payload stores: they become visible
-            _mem2, _owed2, sh2 = self._flush(mem, ev, owed, buf)
+            mem2, owed2 = self._flush(mem, owed, buf)
+            sh2 = self.ish((mem2, ev, owed2))
             what = ", ".join(f"{names[e[0]]} = {e[1]}" for e in buf)
             self._commit_move(i, pc, env, (), sh2, f"{what} become(s) visible", "visible", None,
                               len(buf), out, verbose)

@@ -48,8 +48,11 @@ int chk_run(chk *c) {
         uint32_t ri[MAXP];
         uint64_t resvs[MAXP];
         /* the n memo slots are fetched together (prefetch), then probed */
+        static const mslot idle = {0, 0, 0, 0, 0};
         for (int i = 0; i < n; i++) {
             uint64_t resv = 0;
+            ms[i] = NULL;
+            if ((c->pquiet[s[i + 1]] >> (32 + i)) & 1) { ms[i] = &idle; continue; }  /* see chk_pinfo */
             if (c->arm) for (int q = 0; q < n; q++) if (q != i) resv |= rm[q];
             int32_t r = resv ? resv_id(c, resv) : 0;
             if (r < 0) return R_WIDE;
@@ -59,6 +62,7 @@ int chk_run(chk *c) {
         }
         for (int i = 0; i < n; i++) {
             uint64_t resv = resvs[i];
+            if (ms[i] == &idle) continue;
             ms[i] = mfind(c, ri[i], s[i + 1], sh);
             if (!ms[i]) {  /* (misses in the order the Python loop meets them: ids alike) */
                 c->miss[0] = i; c->miss[1] = s[i + 1]; c->miss[2] = sh;

@@ -234,6 +234,9 @@ int chk_add_initial(chk *c, const uint32_t *state) {
 
 void chk_next_layer(chk *c) { c->layer_start = c->layer_end; c->layer_end = c->count; }
 
+/* per process tuple: the locations it holds reserved; `quiet` bit q (q < 16):
+   finished for process q (the quiescence of _explore.quiescent); bit 32 + q:
+   idle as process q -- no move whatever the shared part (no memo lookup) */
 void chk_pinfo(chk *c, uint32_t pid, uint64_t resv, uint64_t quiet) {
     if (pid >= c->pcap) {
         uint64_t nc = c->pcap;
