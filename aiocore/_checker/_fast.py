@@ -174,6 +174,7 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     bad_index = {}
     pushed = 0
     miss = ffi.new("uint32_t[6]")
+    batch = ffi.new("uint32_t[]", 5 * 256)
     viol = ffi.new("uint64_t[3]")  # target, explanation, the state it was made from
     done_pcs = ex.done_pcs
     # done with an empty buffer, and no "leave" move there: no moves at all (idle, chk_pinfo)
@@ -237,10 +238,11 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
             if progress is not None:
                 progress(count)
             layer_starts.append(lib.chk_layer_start(c))
-        elif code == R_MISS_MOVES:
-            lib.chk_miss(c, miss)
-            fill_moves(miss[0], miss[1], miss[2], miss[3] | (miss[4] << 32))
-            push_pinfo()
+        elif code == R_MISS_MOVES:  # the misses gathered ahead, in order (chk_search.c, gather)
+            for k in range(lib.chk_batch(c, batch)):
+                b = batch[5 * k:5 * k + 5]
+                fill_moves(b[0], b[1], b[2], b[3] | (b[4] << 32))
+                push_pinfo()
         elif code == R_MISS_COMMIT:
             lib.chk_miss(c, miss)
             q, x, loc, old = miss[0], miss[1], miss[2], miss[3]

@@ -31,6 +31,45 @@ static int flush(chk *c) {
     return 0;
 }
 
+/* On a memo miss at (state cur, process i0): the misses of this and the next
+   states of the layer, in the order the Python loop meets them, each once --
+   up to a full batch, a state with an id not yet described, or LOOKAHEAD
+   states on.  Python fills them in that order (the same ids as one by one). */
+#define LOOKAHEAD 4096
+static void gather(chk *c, int i0) {
+    const int n = c->n;
+    uint32_t s[MAXP + 1];
+    uint64_t rm[MAXP];
+    c->nbatch = 0;
+    for (uint64_t j = c->cur; j < c->layer_end && j < c->cur + LOOKAHEAD; j++) {
+        decode(c, c->key[j], s);
+        for (int q = 0; q < n; q++) {
+            if (s[q + 1] >= c->pcount) return;
+            rm[q] = c->arm ? c->presv[s[q + 1]] : 0;
+        }
+        for (int i = (j == c->cur ? i0 : 0); i < n; i++) {
+            if ((c->pquiet[s[i + 1]] >> (32 + i)) & 1) continue;
+            uint64_t resv = 0;
+            if (c->arm) for (int q = 0; q < n; q++) if (q != i) resv |= rm[q];
+            int32_t r = resv ? resv_id(c, resv) : 0;
+            if (r < 0) return;
+            if (mfind(c, ((uint32_t)r + 1) << 4 | i, s[i + 1], s[0])) continue;
+            uint32_t e[5] = {i, s[i + 1], s[0], (uint32_t)resv, (uint32_t)(resv >> 32)};
+            uint32_t k;
+            for (k = 0; k < c->nbatch; k++) if (!memcmp(&c->batch[5 * k], e, sizeof e)) break;
+            if (k < c->nbatch) continue;
+            memcpy(&c->batch[5 * c->nbatch], e, sizeof e);
+            if (++c->nbatch == 256) return;
+        }
+    }
+}
+
+/* the misses gathered: 5 words each (process, its id, shared id, reservations low, high) */
+uint32_t chk_batch(chk *c, uint32_t *out) {
+    memcpy(out, c->batch, c->nbatch * 5 * sizeof(uint32_t));
+    return c->nbatch;
+}
+
 int chk_run(chk *c) {
     const int n = c->n, W = c->W;
     const mslot *ms[MAXP];
@@ -67,6 +106,7 @@ int chk_run(chk *c) {
             if (!ms[i]) {  /* (misses in the order the Python loop meets them: ids alike) */
                 c->miss[0] = i; c->miss[1] = s[i + 1]; c->miss[2] = sh;
                 c->miss[3] = (uint32_t)resv; c->miss[4] = (uint32_t)(resv >> 32);
+                gather(c, i);
                 return R_MISS_MOVES;
             }
             total += ms[i]->cnt;

@@ -44,6 +44,7 @@ struct chk {
     uint32_t *esrc; uint64_t *edst; uint64_t ecap, ecount;   /* quiescent edges: (index, key) */
     int term_ack; uint64_t term_at;
     uint32_t miss[6];
+    uint32_t batch[5 * 256]; uint32_t nbatch;  /* the misses gathered ahead (chk_search.c) */
     uint64_t viol_key, viol_idx, viol_bad, viol_from;
     uint32_t cur_words[MAXP + 1];
     uint64_t *kbuf; uint32_t *wbuf; uint64_t kcap;   /* one state's successors */
