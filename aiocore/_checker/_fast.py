@@ -3,7 +3,8 @@
 # and the same shortest counterexamples; only the bookkeeping per state
 # (building each successor, hashing it, the visited set, the parent links)
 # is done in C.  Every move is still computed by the Explorer in Python, once
-# per memo key, when C asks for it (see _core_c.py).
+# per memo key (Explorer.memo_moves: keyed on what the moves touch), when C
+# asks for it (see _core_c.py).
 #
 # The module is compiled once with cffi into the cache directory of
 # aiocore._compiler._build (keyed by the source's digest).  Without a C compiler, or

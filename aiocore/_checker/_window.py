@@ -61,6 +61,11 @@
 #
 # A failed cmpxchg is its acquire load alone (CASAL; LDAXR + B.NE).
 #
+# Reductions that keep every execution's outcome (issue 21 item 7; the
+# litmus corpus holds them exact): an exclusive pair is performed as one
+# step where nothing can tell it from two (_atomic_pair says when), and a
+# BH payload store waits in the window as late as the profile allows (PAY).
+#
 # Not modelled: speculation of loads past a branch on a pending load (the
 # protocol's branches wait for their loads; the litmus ``br`` does not,
 # its branch goes to the next instruction either way).  That makes the
