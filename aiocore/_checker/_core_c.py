@@ -59,6 +59,8 @@ const uint64_t *chk_edges_dst(chk *c);
 int chk_resolve(chk *c);
 void chk_miss(chk *c, uint32_t *out);
 uint32_t chk_batch(chk *c, uint32_t *out);
+int64_t chk_cycle_start(chk *c);
+uint32_t chk_cycle_next(chk *c, uint32_t s);
 void chk_violation(chk *c, uint64_t *out);
 """
 

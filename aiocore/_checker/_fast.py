@@ -12,7 +12,6 @@
 # the Python loop runs instead: available() says which.
 from __future__ import annotations
 
-import bisect
 import hashlib
 import sys
 import time
@@ -157,7 +156,7 @@ class CParents:
 def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     """_search.search, with the loop in C (same result).  ``narrow`` (tests):
     start every id position that many bits wide, to exercise re-packing."""
-    from ._search import MEMORY_CHECK_EVERY, ExploreResult, find_cycle, rss_bytes
+    from ._search import MEMORY_CHECK_EVERY, ExploreResult, rss_bytes
 
     ffi, lib = _load()
     n, arm = ex.n, bool(getattr(ex, "window", False)) and not ex.lse
@@ -223,7 +222,6 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     if check_every:
         lib.chk_set_check_at(c, check_every)
     peak = 0
-    layer_starts = [0]
     while True:
         code = lib.chk_run(c)
         if code == R_LAYER:
@@ -238,7 +236,6 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
             lib.chk_next_layer(c)
             if progress is not None:
                 progress(count)
-            layer_starts.append(lib.chk_layer_start(c))
         elif code == R_MISS_MOVES:  # the misses gathered ahead, in order (chk_search.c, gather)
             for k in range(lib.chk_batch(c, batch)):
                 b = batch[5 * k:5 * k + 5]
@@ -287,25 +284,21 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     parents._index.update(index)
     cycle = None
     if stopped_by is None and "lost-work" not in found:
-        qgraph = {}
-        ne = lib.chk_nedges(c)
-        if ne:
-            import array
-
+        cyc = None
+        if lib.chk_nedges(c):  # the lasso of _search.find_cycle, found in C (the same one)
             if lib.chk_resolve(c) != 0:
                 raise MemoryError("the checker's C core ran out of memory (resolve)")
-            src = array.array("I")
-            src.frombytes(bytes(ffi.buffer(lib.chk_edges_src(c), ne * 4)))
-            dst = array.array("Q")
-            dst.frombytes(bytes(ffi.buffer(lib.chk_edges_dst(c), ne * 8)))
-            for a, b in zip(src, dst):
-                lst = qgraph.get(a)
-                if lst is None:
-                    lst = qgraph[a] = []
-                if b != 0xFFFFFFFF:
-                    lst.append(b)
-        qdepth = {s: bisect.bisect_right(layer_starts, s) - 1 for s in qgraph}
-        cyc = find_cycle(qgraph, qdepth)
+            start = lib.chk_cycle_start(c)
+            if start == -2:
+                raise MemoryError("the checker's C core ran out of memory (cycle)")
+            if start >= 0:
+                path, at = [], {}
+                cur = start
+                while cur not in at:
+                    at[cur] = len(path)
+                    path.append(cur)
+                    cur = lib.chk_cycle_next(c, cur)
+                cyc = (start, path, at[cur])
         if cyc is not None:
             start, path, k = cyc
             cycle = (parents.state(start), [parents.state(x) for x in path], k)

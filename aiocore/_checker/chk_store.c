@@ -45,6 +45,7 @@ struct chk {
     int term_ack; uint64_t term_at;
     uint32_t miss[6];
     uint32_t batch[5 * 256]; uint32_t nbatch;  /* the misses gathered ahead (chk_search.c) */
+    uint32_t *cy_src; uint64_t *cy_group; uint8_t *cy_removed; uint64_t cy_n;  /* chk_cycle_start */
     uint64_t viol_key, viol_idx, viol_bad, viol_from;
     uint32_t cur_words[MAXP + 1];
     uint64_t *kbuf; uint32_t *wbuf; uint64_t kcap;   /* one state's successors */
@@ -181,6 +182,7 @@ chk *chk_new(int n, int arm) {
 void chk_free(chk *c) {
     if (!c) return;
     free(c->key); free(c->parent); tab_free(c->tab, c->tmask + 1); free(c->mt); free(c->mv); free(c->ct);
+    free(c->cy_src); free(c->cy_group); free(c->cy_removed);
     free(c->presv); free(c->pquiet); free(c->esrc); free(c->edst); free(c->kbuf); free(c->wbuf); free(c);
 }
 
