@@ -248,7 +248,9 @@ class Explorer:
 
     def memo_moves(self, i, x, sh_id, resv):
         """_moves(i, x, sh_id, resv, False), memoised on what they touch."""
-        d = self._deps.get((i, x)) or self._touched(i, x)
+        d = self._deps.get((i, x))
+        if d is None:
+            d = self._touched(i, x)
         SH = self.SH
         mem, ev, owed = SH[sh_id]
         vals = tuple([mem[loc] for loc in d])

@@ -175,6 +175,7 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     pushed = 0
     miss = ffi.new("uint32_t[6]")
     batch = ffi.new("uint32_t[]", 5 * 256)
+    mbuf = ffi.new("uint32_t[]", 5 * 64)  # one fill's moves, handed to chk_moves
     viol = ffi.new("uint64_t[3]")  # target, explanation, the state it was made from
     done_pcs = ex.done_pcs
     # done with an empty buffer, and no "leave" move there: no moves at all (idle, chk_pinfo)
@@ -195,6 +196,7 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
         pushed = len(PR)
 
     def fill_moves(i, x, sh, resv_mask):
+        nonlocal mbuf
         resv = tuple(l for l in range(ex.L) if resv_mask >> l & 1) if resv_mask else ()
         flat = []
         for sh2, pid2, _commit, bad, _info in ex.memo_moves(i, x, sh, resv):
@@ -205,7 +207,10 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
                     b = bad_index[bad] = len(bads)
                     bads.append(bad)
             flat += (sh2, pid2, NO_LOC, 0, b)
-        r = lib.chk_moves(c, i, x, sh, resv_mask, len(flat) // 5, ffi.new("uint32_t[]", flat or [0]))
+        if len(flat) > len(mbuf):
+            mbuf = ffi.new("uint32_t[]", 2 * len(flat))
+        mbuf[0:len(flat)] = flat
+        r = lib.chk_moves(c, i, x, sh, resv_mask, len(flat) // 5, mbuf)
         if r != 0:
             raise MemoryError("the checker's C core ran out of memory (moves)")
 
@@ -240,7 +245,8 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
             for k in range(lib.chk_batch(c, batch)):
                 b = batch[5 * k:5 * k + 5]
                 fill_moves(b[0], b[1], b[2], b[3] | (b[4] << 32))
-                push_pinfo()
+                if pushed < len(PR):
+                    push_pinfo()
         elif code == R_MISS_COMMIT:
             lib.chk_miss(c, miss)
             q, x, loc, old = miss[0], miss[1], miss[2], miss[3]

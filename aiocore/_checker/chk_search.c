@@ -35,7 +35,7 @@ static int flush(chk *c) {
    states of the layer, in the order the Python loop meets them, each once --
    up to a full batch, a state with an id not yet described, or LOOKAHEAD
    states on.  Python fills them in that order (the same ids as one by one). */
-#define LOOKAHEAD 4096
+#define LOOKAHEAD 256
 static void gather(chk *c, int i0) {
     const int n = c->n;
     uint32_t s[MAXP + 1];
