@@ -23,8 +23,10 @@
 #        with the commit of the next store behind it (FIFO), or with the
 #        process's next move once a fence or locked instruction (a DRAIN)
 #        forced it (it is then (loc, v, 2)), or alone when the process is done;
-#   arm  it is an ordinary store (a cheaper rule that stays exact needs the
-#        barriers' bookkeeping; the search pays for its commits).
+#   arm  it is a PAY entry of the window (aiocore._checker._window): visible
+#        with the release, exclusive pair or AL atomic behind it (the first
+#        point at which the profile forces it), or alone once its process is
+#        stopped at a full barrier or done.
 # A notifier's choice to leave, folded into its next move, drops the payload
 # stores it made since (_program._fold_stops: they never were).
 #

@@ -14,8 +14,9 @@
 #   pinfo   per interned process id: its reserved locations (arm) and, per
 #           process index, whether it is finished with an empty buffer
 #
-# When a lookup misses, run() returns to Python with the key, Python fills
-# the entry and calls run() again, which restarts the same state (nothing is
+# When a lookup misses, run() returns to Python with the key (and those of
+# the misses of the states just after it, in order: chk_batch), Python fills
+# the entries and calls run() again, which restarts the same state (nothing is
 # written before every lookup of a state succeeded).  So the states, their
 # order, the parent of each state -- and therefore every verdict and every
 # counterexample -- are those of the Python loop in _search.py, which stays
@@ -57,6 +58,9 @@ const uint32_t *chk_edges_src(chk *c);
 const uint64_t *chk_edges_dst(chk *c);
 int chk_resolve(chk *c);
 void chk_miss(chk *c, uint32_t *out);
+uint32_t chk_batch(chk *c, uint32_t *out);
+int64_t chk_cycle_start(chk *c);
+uint32_t chk_cycle_next(chk *c, uint32_t s);
 void chk_violation(chk *c, uint64_t *out);
 """
 

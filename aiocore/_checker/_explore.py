@@ -65,6 +65,7 @@ class Explorer:
         self.PR, self.pr_ids = [], {}
         self.amemo = [dict() for _ in prog.procs]  # after(): -> proc id
         self.mmemo = [dict() for _ in prog.procs]  # _moves()
+        self._deps, self.pmemo = {}, {}  # memo_moves()
         # locations another process may store to: a load of one of them
         # reads its own buffered store only as a move of its own (a later
         # read, after the store is visible, may see another's value)
@@ -219,7 +220,7 @@ class Explorer:
                 memo = self.mmemo[i]
                 moves = memo.get(key)
                 if moves is None:
-                    moves = memo[key] = self._moves(i, x, sh_id, resv, False)
+                    moves = memo[key] = self.memo_moves(i, x, sh_id, resv)
             for sh2, pid2, _commit, bad, info in moves:
                 ns = (sh2,) + state[1:i + 1] + (pid2,) + state[i + 2:]
                 if bad and self.violation is None:
@@ -228,6 +229,47 @@ class Explorer:
                     info = dict(info)
                     info["buffers"] = self._buffers(ns)
                 out.append((info, ns))
+        return out
+
+    # Process i's moves from its tuple x read and write the shared part only
+    # at the locations of its instruction and of its buffer's entries (and the
+    # event bits and the book): memo_moves keeps them on those, each move as
+    # what it leaves there, so that states differing elsewhere share one call
+    # of _moves.  Both search loops ask it in the same order: the same ids.
+
+    def _touched(self, i, x):
+        pc, _env, buf, _st = self.PR[x]
+        ins = self.prog.procs[i].code[pc]
+        locs = {e[0] for e in buf if e[0] >= 0}
+        if ins[0] in (READ, WRITE, RMW, CBREAD):
+            locs.add(ins[1])
+        d = self._deps[(i, x)] = tuple(sorted(locs))
+        return d
+
+    def memo_moves(self, i, x, sh_id, resv):
+        """_moves(i, x, sh_id, resv, False), memoised on what they touch."""
+        d = self._deps.get((i, x))
+        if d is None:
+            d = self._touched(i, x)
+        SH = self.SH
+        mem, ev, owed = SH[sh_id]
+        vals = tuple([mem[loc] for loc in d])
+        key = (i, x, resv, vals, ev, owed)
+        got = self.pmemo.get(key)
+        if got is None:
+            got = self.pmemo[key] = [
+                (tuple([SH[sh2][0][loc] for loc in d]), SH[sh2][1], SH[sh2][2], pid2, bad)
+                for sh2, pid2, _commit, bad, _info in self._moves(i, x, sh_id, resv, False)]
+        out = []
+        for vals2, ev2, owed2, pid2, bad in got:
+            if vals2 == vals and ev2 == ev and owed2 == owed:
+                sh2 = sh_id
+            else:
+                m = list(mem)
+                for loc, v in zip(d, vals2):
+                    m[loc] = v
+                sh2 = self.ish((tuple(m), ev2, owed2))
+            out.append((sh2, pid2, None, bad, None))
         return out
 
     def _info(self, i, pc, result, log, **facts):
@@ -329,13 +371,13 @@ class Explorer:
             self._cbread(i, p, ins, buf, mem, ev, owed, log, out)
         if pc in P.exits:
             done, ghosts = P.exits[pc]
-            kept = buf0[:len(buf0) - ghosts] if ghosts else self._kept(buf0)
+            kept = self._kept(buf0[:len(buf0) - ghosts] if ghosts else buf0)
             pid = self.ipr((done, (0,) * len(env), kept, ()))
             info = None
             if verbose:
                 info = {"process": P.name, "where": P.labels[done][0],
                         "op": "leaves", "result": "leaves for good", "local": [], "log": [],
-                        "leaves": True}
+                        "leaves": True, **({"ghosts": ghosts} if ghosts else {})}
             out.append((sh0, pid, None, None, info))
         # skel: crash-stop fault
         if pc < P.crash and op != DONE:  # faults="crash": it may stop for good here
@@ -392,7 +434,7 @@ class Explorer:
         self._rmw_move(i, pc, ins, env, mem, ev, owed, sh_id, old, new, writes, buf, out, log)
 
     def _rmw_move(self, i, pc, ins, env, mem, ev, owed, sh_id, old, new, writes, buf, out, log,
-                  deferred=False):
+                  deferred=False, atomic=False, flushed=0):
         """The move of an RMW that read `old`: the claim it makes (a BH claim
         consumes one schedule), and its write to memory -- unless
         ``deferred``: the write is in `buf` already (arm-llsc's STLXR)."""
@@ -419,7 +461,14 @@ class Explorer:
             what = f"read {old}" + (f", wrote {new}" if writes else ", no write")
             if writes and deferred:
                 what += " (the LDAXR is performed; the STLXR's store is not visible yet)"
-            info = self._info(i, pc, what, log, read=old)
+            elif atomic:  # arm-llsc: _window._atomic_pair
+                what += " (the LDAXR and the STLXR, one after the other)"
+            if flushed:  # arm: payload stores made visible just before it (_window.PAY)
+                what += f" (after the {flushed} payload store(s) of its window became visible)"
+            facts = {"atomic": True} if atomic else {}
+            if flushed:
+                facts["flushed"] = flushed
+            info = self._info(i, pc, what, log, read=old, **facts)
         out.append((sh2, pid, None, bad, info))
 
     def _cbread(self, i, p, ins, buf, mem, ev, owed, log, out):

@@ -236,6 +236,13 @@ class _Replay:
         i = self.index[d["process"]]
         t = self.threads[i]
         pa, pb = self.ex.PR[before[i + 1]], self.ex.PR[after[i + 1]]
+        if d.get("flushed") and d["where"] != "window":  # payload stores visible before it
+            del t.win[:d["flushed"]]
+        if d.get("ghosts"):  # it left before the payload stores it made since: they never were
+            del t.win[len(t.win) - d["ghosts"]:]
+            stores = [o for o in t.ops if o.kind == "st" and not o.dropped]
+            for o in stores[len(stores) - d["ghosts"]:]:
+                o.dropped = True
         if d.get("crash") or d.get("leaves"):
             self._drop_pending(t)
         elif d["where"] == "window":
@@ -256,8 +263,12 @@ class _Replay:
         t.win = [(k, o) for k, o in t.win if k == _ST]  # what stays: the stores (_window._kept)
 
     def _perform(self, t, step, d, pa):
-        j = d["entry"]
+        j, n = d["entry"], d.get("flushed", 0)
+        if j is None:  # payload stores only (_window: a process stopped with nothing else)
+            del t.win[:n]
+            return
         kind, op = t.win.pop(j)
+        del t.win[:n]  # the payload stores before it, made visible with it
         if kind == _LD:
             if pa[2][j][2] != _WLD:
                 raise ExportError(f"step {step}: the window mirror is out of step ({d['op']})")
@@ -315,8 +326,8 @@ class _Replay:
             o = t.add(kind[len("atomic_"):], loc, _value(v, d["op"]))
             writes = True
         self._note(step, d, t.read(o, step, old))
-        if writes and not self.lse:
-            t.win.append((_ST, o))  # the STLXR's store, performed later
+        if writes and not self.lse and not d.get("atomic"):
+            t.win.append((_ST, o))  # the STLXR's store, performed later (else with its LDAXR)
         return o
 
     def _kernel(self, t, ins, step, d):

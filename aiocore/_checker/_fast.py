@@ -3,7 +3,8 @@
 # and the same shortest counterexamples; only the bookkeeping per state
 # (building each successor, hashing it, the visited set, the parent links)
 # is done in C.  Every move is still computed by the Explorer in Python, once
-# per memo key, when C asks for it (see _core_c.py).
+# per memo key (Explorer.memo_moves: keyed on what the moves touch), when C
+# asks for it (see _core_c.py).
 #
 # The module is compiled once with cffi into the cache directory of
 # aiocore._compiler._build (keyed by the source's digest).  Without a C compiler, or
@@ -11,7 +12,6 @@
 # the Python loop runs instead: available() says which.
 from __future__ import annotations
 
-import bisect
 import hashlib
 import sys
 import time
@@ -156,7 +156,7 @@ class CParents:
 def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     """_search.search, with the loop in C (same result).  ``narrow`` (tests):
     start every id position that many bits wide, to exercise re-packing."""
-    from ._search import MEMORY_CHECK_EVERY, ExploreResult, find_cycle, rss_bytes
+    from ._search import MEMORY_CHECK_EVERY, ExploreResult, rss_bytes
 
     ffi, lib = _load()
     n, arm = ex.n, bool(getattr(ex, "window", False)) and not ex.lse
@@ -174,8 +174,12 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     bad_index = {}
     pushed = 0
     miss = ffi.new("uint32_t[6]")
+    batch = ffi.new("uint32_t[]", 5 * 256)
+    mbuf = ffi.new("uint32_t[]", 5 * 64)  # one fill's moves, handed to chk_moves
     viol = ffi.new("uint64_t[3]")  # target, explanation, the state it was made from
     done_pcs = ex.done_pcs
+    # done with an empty buffer, and no "leave" move there: no moves at all (idle, chk_pinfo)
+    exits = [P.exits for P in ex.prog.procs]
     PR = ex.PR
 
     def push_pinfo():
@@ -185,28 +189,28 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
             resv = ex.resv_mask(buf) if arm else 0
             quiet = 0
             if not buf:
-                for q in range(1, n):
+                for q in range(n):
                     if pc in done_pcs[q]:
-                        quiet |= 1 << q
+                        quiet |= (1 << q if q else 0) | (0 if pc in exits[q] else 1 << (32 + q))
             lib.chk_pinfo(c, pid, resv, quiet)
         pushed = len(PR)
 
     def fill_moves(i, x, sh, resv_mask):
-        resv = tuple(l for l in range(ex.L) if resv_mask >> l & 1)
+        nonlocal mbuf
+        resv = tuple(l for l in range(ex.L) if resv_mask >> l & 1) if resv_mask else ()
         flat = []
-        for sh2, pid2, commit, bad, _info in ex._moves(i, x, sh, resv, False):
-            if commit is not None and arm and commit[1] != commit[2]:
-                loc, old = commit[0], commit[1]
-            else:
-                loc, old = NO_LOC, 0
+        for sh2, pid2, _commit, bad, _info in ex.memo_moves(i, x, sh, resv):
             b = 0
             if bad:
                 b = bad_index.get(bad)
                 if b is None:
                     b = bad_index[bad] = len(bads)
                     bads.append(bad)
-            flat += (sh2, pid2, loc, old, b)
-        r = lib.chk_moves(c, i, x, sh, resv_mask, len(flat) // 5, ffi.new("uint32_t[]", flat or [0]))
+            flat += (sh2, pid2, NO_LOC, 0, b)
+        if len(flat) > len(mbuf):
+            mbuf = ffi.new("uint32_t[]", 2 * len(flat))
+        mbuf[0:len(flat)] = flat
+        r = lib.chk_moves(c, i, x, sh, resv_mask, len(flat) // 5, mbuf)
         if r != 0:
             raise MemoryError("the checker's C core ran out of memory (moves)")
 
@@ -223,7 +227,6 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     if check_every:
         lib.chk_set_check_at(c, check_every)
     peak = 0
-    layer_starts = [0]
     while True:
         code = lib.chk_run(c)
         if code == R_LAYER:
@@ -238,11 +241,12 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
             lib.chk_next_layer(c)
             if progress is not None:
                 progress(count)
-            layer_starts.append(lib.chk_layer_start(c))
-        elif code == R_MISS_MOVES:
-            lib.chk_miss(c, miss)
-            fill_moves(miss[0], miss[1], miss[2], miss[3] | (miss[4] << 32))
-            push_pinfo()
+        elif code == R_MISS_MOVES:  # the misses gathered ahead, in order (chk_search.c, gather)
+            for k in range(lib.chk_batch(c, batch)):
+                b = batch[5 * k:5 * k + 5]
+                fill_moves(b[0], b[1], b[2], b[3] | (b[4] << 32))
+                if pushed < len(PR):
+                    push_pinfo()
         elif code == R_MISS_COMMIT:
             lib.chk_miss(c, miss)
             q, x, loc, old = miss[0], miss[1], miss[2], miss[3]
@@ -286,25 +290,21 @@ def search(ex, *, deadline=None, max_memory=None, narrow=None, progress=None):
     parents._index.update(index)
     cycle = None
     if stopped_by is None and "lost-work" not in found:
-        qgraph = {}
-        ne = lib.chk_nedges(c)
-        if ne:
-            import array
-
+        cyc = None
+        if lib.chk_nedges(c):  # the lasso of _search.find_cycle, found in C (the same one)
             if lib.chk_resolve(c) != 0:
                 raise MemoryError("the checker's C core ran out of memory (resolve)")
-            src = array.array("I")
-            src.frombytes(bytes(ffi.buffer(lib.chk_edges_src(c), ne * 4)))
-            dst = array.array("Q")
-            dst.frombytes(bytes(ffi.buffer(lib.chk_edges_dst(c), ne * 8)))
-            for a, b in zip(src, dst):
-                lst = qgraph.get(a)
-                if lst is None:
-                    lst = qgraph[a] = []
-                if b != 0xFFFFFFFF:
-                    lst.append(b)
-        qdepth = {s: bisect.bisect_right(layer_starts, s) - 1 for s in qgraph}
-        cyc = find_cycle(qgraph, qdepth)
+            start = lib.chk_cycle_start(c)
+            if start == -2:
+                raise MemoryError("the checker's C core ran out of memory (cycle)")
+            if start >= 0:
+                path, at = [], {}
+                cur = start
+                while cur not in at:
+                    at[cur] = len(path)
+                    path.append(cur)
+                    cur = lib.chk_cycle_next(c, cur)
+                cyc = (start, path, at[cur])
         if cyc is not None:
             start, path, k = cyc
             cycle = (parents.state(start), [parents.state(x) for x in path], k)

@@ -27,14 +27,16 @@ import attrs
 from .._compiler import _meta
 from .._compiler._skeleton import DEFAULT_SKELETON, SKELETONS
 from . import (
-    _WORST_ORDER, CONFIGS, DEFAULT_BOUNDS, DEFAULT_MODELS, MODELS, Bounds, CheckResult, check_ir, supported_configs,
-    worst,
+    _WORST_ORDER, CONFIGS, DEFAULT_BOUNDS, DEFAULT_MODELS, MODELS, PROFILES, Bounds, CheckResult, _union, check_ir,
+    supported_configs, worst,
 )
 
 VERDICT_RANK = {v: i for i, v in enumerate(_WORST_ORDER)}
 
-_MODEL_COST = {"sc": 1.0, "tso": 1.2, "arm-llsc": 8.0, "arm-lse": 4.0, "arm": 12.0}
-_CONFIG_COST = {"home": 1.0, "gsource": 1.0, "foreign": 2.0}
+# relative cost of a run, to start the longest first (measured on `aiocore check`'s
+# default matrix: an arm profile ~2x sc, foreign ~1/3 of home)
+_MODEL_COST = {"sc": 1.0, "tso": 1.0, "arm-llsc": 2.2, "arm-lse": 1.8, "arm": 4.0}
+_CONFIG_COST = {"home": 1.0, "gsource": 1.0, "foreign": 0.35}
 
 
 @attrs.frozen
@@ -132,7 +134,7 @@ def plan(infos, models=DEFAULT_MODELS, configs=CONFIGS, opts: Options = DEFAULT_
 
 # --- running ---------------------------------------------------------------------
 
-_JOBS: list = []  # (ir, model, config) of the current run, inherited by forked workers
+_JOBS: list = []  # (ir, model, config, skeleton) per task, inherited by forked workers
 _BOUNDS: Bounds = DEFAULT_BOUNDS
 _OPTS: Options = DEFAULT_OPTIONS
 
@@ -148,34 +150,57 @@ def _work(k: int, states_progress=None):
         return k, None, f"{type(e).__name__}: {e}"
 
 
+def _tasks(rows, split: bool) -> list:
+    """(row index, model) per run: with ``split``, an "arm" row is its two
+    profiles' runs, so that two workers share it (then _union'ed)."""
+    out = []
+    for k, r in enumerate(rows):
+        for m in (PROFILES if split and r.model == "arm" else (r.model,)):
+            out.append((k, m))
+    return out
+
+
 def run(rows: list[Row], bounds: Bounds = DEFAULT_BOUNDS, jobs: int | None = None, progress=None,
         opts: Options = DEFAULT_OPTIONS, states_progress=None):
-    """Check every row (in place).  jobs > 1 forks that many workers.
-    ``progress(row)`` after each run; ``states_progress(states)`` after each
+    """Check every row (in place).  jobs > 1 forks that many workers, each
+    "arm" row then being two runs (one per profile) joined when both end.
+    ``progress(row)`` after each row; ``states_progress(states)`` after each
     breadth-first layer of a run made in this process (one job)."""
     global _JOBS, _BOUNDS, _OPTS
-    _JOBS = [(r.info.ir, r.model, r.config, r.skeleton) for r in rows]
-    _BOUNDS = bounds
-    _OPTS = opts
-    order = sorted(range(len(rows)), key=lambda k: -_MODEL_COST[rows[k].model] * _CONFIG_COST[rows[k].config])
     if jobs is None:
         jobs = os.cpu_count() or 1
-    jobs = max(1, min(jobs, len(rows)))
-    if jobs == 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for k in order:
-            _store(rows, *_work(k, states_progress))
+    forked = jobs > 1 and "fork" in multiprocessing.get_all_start_methods()
+    tasks = _tasks(rows, forked)
+    _JOBS = [(rows[k].info.ir, m, rows[k].config, rows[k].skeleton) for k, m in tasks]
+    _BOUNDS = bounds
+    _OPTS = opts
+    order = sorted(range(len(tasks)), key=lambda t: -_MODEL_COST[tasks[t][1]] * _CONFIG_COST[rows[tasks[t][0]].config])
+    jobs = max(1, min(jobs, len(tasks)))
+    if jobs == 1 or not forked:
+        for t in order:  # no split: task t is row t
+            _store(rows, *_work(t, states_progress))
             if progress:
-                progress(rows[k])
+                progress(rows[t])
         return rows
+    parts = {}  # row index -> {profile: result} of an arm row's runs so far
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futs = [pool.submit(_work, k) for k in order]
-        index = {f: k for f, k in zip(futs, order)}
+        futs = [pool.submit(_work, t) for t in order]
+        index = {f: t for f, t in zip(futs, order)}
         for f in as_completed(futs):
             try:
-                k, res, err = f.result()
+                t, res, err = f.result()
             except Exception as e:  # a worker died (killed, out of memory): that run is an error
-                k, res, err = index[f], None, f"worker failed: {type(e).__name__}: {e}"
+                t, res, err = index[f], None, f"worker failed: {type(e).__name__}: {e}"
+            k, m = tasks[t]
+            if rows[k].model == "arm":
+                got = parts.setdefault(k, {})
+                got[m] = (res, err)
+                if len(got) < len(PROFILES):
+                    continue
+                errs = [e for _r, e in got.values() if e]
+                res = None if errs else _union([got[p][0] for p in PROFILES])
+                err = "; ".join(errs)
             _store(rows, k, res, err)
             if progress:
                 progress(rows[k])

@@ -12,7 +12,7 @@
 # it runs:
 #
 #   fence        sc     tso      arm
-#   smp_mb       -      DRAIN    DRAIN (+ reset of stale loads)
+#   smp_mb       -      DRAIN    DRAIN (the window empties first)
 #   smp_wmb      -      -        MARK  (later stores wait for earlier ones)
 #   smp_rmb      -      -        RESET (later loads are satisfied after it)
 #   smp_mb__before_rmw, smp_mb__after_rmw
@@ -101,7 +101,6 @@ class Proc:
     entry: int = 0
     # filled by analyse():
     live_env: list = attrs.field(factory=list)  # per pc: tuple of live slots
-    stale_live: list = attrs.field(factory=list)  # per pc: frozenset of locations
     # pc -> (the DONE it may jump to instead, how many payload stores made
     # since the folded STOP its buffer drops when it does: they never were)
     exits: dict = attrs.field(factory=dict)
@@ -496,20 +495,26 @@ def _fold_stops(p: Proc, model: int):
         ghosts = 0
         while True:
             op = code[pc][0]
-            if op == WRITE and len(code[pc]) > 4 and code[pc][4] and model < ARM:
+            if op == WRITE and len(code[pc]) > 4 and code[pc][4]:
                 # a payload store: visible no sooner than the process's next
-                # move (sc, tso; see the explorer), so dropped when it leaves
-                # there instead; on arm it may become visible on its own
+                # move (sc, tso; see the explorer; arm: a PAY entry of its
+                # window, aiocore._checker._window), so dropped when it leaves
+                # there instead
                 ghosts += 1
                 pc += 1
                 continue
             if op == JMP:
                 pc = code[pc][1]
                 continue
-            if op in (RESET, SET):
+            if op == SET or (op == RESET and model < ARM):
                 pc += 1
                 continue
-            if op == DRAIN or (op == READ and model != SC):
+            if model >= ARM and op in (DRAIN, MARK, RESET):
+                # arm: a barrier may make the payload stores visible alone, before
+                # the next move (_window), and a load there is always visible
+                ok = False
+                break
+            if op == DRAIN or (op == READ and model == TSO):
                 cands.append((pc, ghosts))  # it may stop here (a full buffer, a load not forwarded)
                 pc += 1
                 continue
@@ -525,8 +530,7 @@ def _fold_stops(p: Proc, model: int):
 
 
 def analyse(p: Proc, model: int):
-    """Liveness of the env slots, and which locations may be read (and so
-    need their stale values kept, ARM) before the next load barrier."""
+    """Liveness of the env slots."""
     code = p.code
     n = len(code)
     live = [frozenset()] * n
@@ -542,31 +546,6 @@ def analyse(p: Proc, model: int):
                 live[pc] = new
                 changed = True
     p.live_env = [tuple(sorted(x)) for x in live]
-    stale = [frozenset()] * n
-    if False:  # stale values belonged to the old ARM-like model; the windows need none
-        changed = True
-        while changed:
-            changed = False
-            for pc in range(n - 1, -1, -1):
-                ins = code[pc]
-                op = ins[0]
-                if op == READ:
-                    if ins[2]:  # acquire: nothing after it may be satisfied earlier
-                        new = frozenset({ins[1]})
-                    else:
-                        new = stale[pc + 1] | {ins[1]}
-                elif op == CBREAD:
-                    new = stale[pc + 1] | {ins[1]}
-                elif op in (RMW, DRAIN, RESET, ESET, ETAC, WAIT, DONE):
-                    new = frozenset()
-                else:
-                    new = frozenset()
-                    for s in _succs(code, pc):
-                        new |= stale[s]
-                if new != stale[pc]:
-                    stale[pc] = new
-                    changed = True
-    p.stale_live = stale
 
 
 # --- entry point --------------------------------------------------------------------

@@ -29,6 +29,14 @@
 #   CTRL (-1, slot)     a branch on a pending load (the litmus ``br``): no
 #                       later store may become visible until it is resolved
 #                       (dob: ctrl; [W])
+#   PAY  (loc, value)   a BH payload store (aiocore._checker._contract): a
+#                       plain store made visible as late as the profile
+#                       allows -- with the release or atomic behind it, or
+#                       alone once its process stopped at a full barrier or
+#                       is done; never on its own before (each such point
+#                       is one the profile allows, and a callback that sees
+#                       an older payload can only find more lost work: the
+#                       argument of _contract)
 #
 # What waits for what, rule by rule of aarch64.cat's ``ob`` (see
 # aiocore._checker._axiomatic for the axioms, held against this module on
@@ -53,6 +61,11 @@
 #
 # A failed cmpxchg is its acquire load alone (CASAL; LDAXR + B.NE).
 #
+# Reductions that keep every execution's outcome (issue 21 item 7; the
+# litmus corpus holds them exact): an exclusive pair is performed as one
+# step where nothing can tell it from two (_atomic_pair says when), and a
+# BH payload store waits in the window as late as the profile allows (PAY).
+#
 # Not modelled: speculation of loads past a branch on a pending load (the
 # protocol's branches wait for their loads; the litmus ``br`` does not,
 # its branch goes to the next instruction either way).  That makes the
@@ -61,11 +74,13 @@ from __future__ import annotations
 
 from ._explore import Explorer
 from ._program import (
-    ARM_LLSC, ARM_LSE, BR, CTRL, DONE, DRAIN, JMP, MARK, RESET, SET, WRITE, ModelError, _defs,
+    ARM_LLSC, ARM_LSE, BR, CBREAD, CTRL, DONE, DRAIN, JMP, MARK, READ, RESET, RMW, SET, WRITE,
+    ModelError,
+    _defs,
 )
 
-ST, REL, RMWW, LD, CTRLK = range(5)
-_STORES = (ST, REL, RMWW)
+ST, REL, RMWW, LD, CTRLK, PAY = range(6)
+_STORES = (ST, REL, RMWW, PAY)
 
 
 def _pending(buf):
@@ -77,6 +92,10 @@ def _kill(buf, slots):
     if not slots or not buf:
         return buf
     return tuple((e[0], -1, LD) if e[2] == LD and e[1] in slots else e for e in buf)
+
+
+def _payloads_only(buf) -> bool:
+    return all(e[2] == PAY for e in buf)
 
 
 def resv_locs(buf) -> set:
@@ -111,6 +130,11 @@ class WindowExplorer(Explorer):
         self.lse = prog.model == ARM_LSE
         self.EMPTY = ()
         self.defs = [[frozenset(_defs(ins)) for ins in p.code] for p in prog.procs]
+        # per process: the locations another process loads (READ, CBREAD) -- see _atomic_pair
+        self.loaded_by_others = [
+            frozenset(ins[1] for q, P in enumerate(prog.procs) if q != i
+                      for ins in P.code if ins[0] in (READ, CBREAD))
+            for i in range(len(prog.procs))]
 
     # --- local steps ---------------------------------------------------------
 
@@ -160,7 +184,8 @@ class WindowExplorer(Explorer):
                 pc += 1
             elif op == WRITE:
                 v = ins[3](env)
-                buf = buf + ((ins[1], v, REL if ins[2] else ST),)
+                kind = PAY if len(ins) > 4 and ins[4] else REL if ins[2] else ST
+                buf = buf + ((ins[1], v, kind),)
                 if log is not None:
                     log.append((pc, f"wrote {v} (into its window, not yet visible)", v))
                 pc += 1
@@ -271,14 +296,73 @@ class WindowExplorer(Explorer):
         old = lat[1] if lat else mem[loc]
         expected = ins[4](env) if ins[4] is not None else None
         new, writes = ins[2](old, ins[3](env), expected)
+        flush = 0
         if writes and self.lse and buf:
-            return  # an AL atomic waits for every earlier access (po; [L])
+            if not _payloads_only(buf):
+                return  # an AL atomic waits for every earlier access (po; [L])
+            flush = len(buf)  # the payload stores become visible with it (see PAY)
         if ins[5] >= 0:
             buf = _kill(buf, {ins[5]})
-        if writes and not self.lse:
+        deferred = writes and not self.lse
+        if deferred and lat is None:
+            atomic = self._atomic_pair(i, pc, ins, env, buf, loc, old, new)
+            if atomic is None:
+                if not _payloads_only(buf):
+                    return  # it waits for its window to empty (see _atomic_pair)
+                flush, atomic = len(buf), True
+            deferred = not atomic
+        if flush:
+            mem, owed = self._flush(mem, owed, buf)
+            sh_id = self.ish((mem, ev, owed))
+            buf = ()
+        if deferred:
             buf = buf + ((loc, new, RMWW),)  # the STLXR: visible later
         self._rmw_move(i, pc, ins, env, mem, ev, owed, sh_id, old, new, writes, buf, out, log,
-                       deferred=writes and not self.lse)
+                       deferred=deferred, atomic=writes and not deferred and not self.lse,
+                       flushed=flush)
+
+    def _flush(self, mem, owed, entries):
+        """Stores made visible in order: (memory, owed) after them."""
+        for e in entries:
+            owed = self._owed_write(owed, e[0], mem[e[0]], e[1])
+            mem = mem[:e[0]] + (e[1],) + mem[e[0] + 1:]
+        return mem, owed
+
+    def _atomic_pair(self, i, pc, ins, env, buf, loc, old, new):
+        """arm-llsc, an exclusive pair on loc (no earlier entry of its window
+        on loc): True if its STLXR may be performed with its LDAXR, as one
+        step; False if not; None if the pair waits for the window to empty.
+
+        Both reductions keep exactly the executions' outcomes: while the
+        pair's store is pending, loc is reserved (no other process may store
+        to it or start an RMW on it), so moving the LDAXR later to the STLXR,
+        or the STLXR earlier to the LDAXR, changes what a load reads only if
+        that load is of loc and made by another process in between, or made
+        by this process (which forwards the pending value, as memory holds it
+        after the STLXR):
+          * its window is empty and no other process has a plain load of loc,
+            or the STLXR writes the value the LDAXR read: the STLXR can
+            follow at once (nothing can tell);
+          * after it the process stops with nothing after the pair in its
+            window but payload stores (which wait for it): at a full barrier,
+            at an RMW (whose acquire waits for the pair's release) or done.
+            It does nothing visible until the STLXR (leaving or crashing
+            there is its own affair, done as well after it), so the LDAXR
+            can wait until then -- until the window before it has emptied --
+            and be performed with it."""
+        if not buf and (new == old or loc not in self.loaded_by_others[i]):
+            return True
+        e2 = env
+        if ins[5] >= 0:
+            e2 = list(env)
+            e2[ins[5]] = old
+            e2 = tuple(e2)
+        stall = buf + ((loc, 0, RMWW),)
+        pc2, _env2, buf2, _ = self._local(i, pc + 1, e2, stall, None)
+        if (self.prog.procs[i].code[pc2][0] in (DRAIN, MARK, RMW, DONE)
+                and len(buf2) >= len(stall) and _payloads_only(buf2[len(stall):])):
+            return None if buf else True
+        return False
 
     def _commits(self, i, p, mem, ev, owed, resv, out, verbose):
         """Perform one entry of the window: resolve a pending load, or make a store visible."""
@@ -325,24 +409,41 @@ class WindowExplorer(Explorer):
                 earlier_locs.add(loc)
                 earlier_load = True
                 continue
-            # a store
+            # a store; a release waits for every earlier entry, the payload
+            # stores among them made visible with it (see PAY)
             ok = (loc not in earlier_locs and not ctrl_before and loc not in resv
-                  and (k == ST or j == 0))
+                  and (k == ST or (k != PAY and _payloads_only(buf[:j]))))
             earlier_locs.add(loc)
             if not ok:
                 continue
-            old = mem[loc]
-            sh2 = self.ish((mem[:loc] + (x,) + mem[loc + 1:], ev, self._owed_write(owed, loc, old, x)))
-            buf2 = buf[:j] + buf[j + 1:]
-            log = [] if verbose else None
-            pid = self.after(i, pc, env, buf2, (), False, log)
-            info = None
-            if verbose:
-                info = {"process": self.prog.procs[i].name, "where": "window",
-                        "op": f"{names[loc]} = {x} becomes visible",
-                        "result": f"{names[loc]}: {old} -> {x}", "local": self._log_items(i, log),
-                        "log": log, "entry": j}
-            out.append((sh2, pid, None, None, info))
+            lump = j if k != ST else 0
+            mem2, owed2 = self._flush(mem, owed, buf[:lump])
+            old = mem2[loc]
+            sh2 = self.ish((mem2[:loc] + (x,) + mem2[loc + 1:], ev, self._owed_write(owed2, loc, old, x)))
+            buf2 = buf[lump:j] + buf[j + 1:]
+            self._commit_move(i, pc, env, buf2, sh2, f"{names[loc]} = {x} becomes visible",
+                              f"{names[loc]}: {old} -> {x}", j, lump, out, verbose)
+        if buf and _payloads_only(buf) and self.prog.procs[i].code[pc][0] in (DRAIN, MARK, DONE):
+            # stopped (a full barrier, or done) with nothing but payload stores: they become visible
+            mem2, owed2 = self._flush(mem, owed, buf)
+            sh2 = self.ish((mem2, ev, owed2))
+            what = ", ".join(f"{names[e[0]]} = {e[1]}" for e in buf)
+            self._commit_move(i, pc, env, (), sh2, f"{what} become(s) visible", "visible", None,
+                              len(buf), out, verbose)
+
+    def _commit_move(self, i, pc, env, buf2, sh2, op, result, j, lump, out, verbose):
+        """The move that performs window entry j (None: only payloads), the
+        first `lump` entries (payload stores) made visible before it."""
+        log = [] if verbose else None
+        pid = self.after(i, pc, env, buf2, (), False, log)
+        info = None
+        if verbose:
+            info = {"process": self.prog.procs[i].name, "where": "window", "op": op,
+                    "result": result, "local": self._log_items(i, log), "log": log, "entry": j,
+                    **({"flushed": lump} if lump else {})}
+            if lump and j is not None:
+                info["result"] += f" (after the {lump} payload store(s) before it)"
+        out.append((sh2, pid, None, None, info))
 
     def _buffers(self, state):
         out = {}
@@ -356,7 +457,7 @@ class WindowExplorer(Explorer):
                 elif k == CTRLK:
                     items.append(f"ctrl({slots[v]})")
                 else:
-                    items.append(f"{names[loc]}={v}" + {ST: "", REL: "(rel)", RMWW: "(rmw)"}[k])
+                    items.append(f"{names[loc]}={v}" + {ST: "", REL: "(rel)", RMWW: "(rmw)", PAY: "(payload)"}[k])
             if items:
                 out[self.prog.procs[i].name] = items
         return out

@@ -31,6 +31,45 @@ static int flush(chk *c) {
     return 0;
 }
 
+/* On a memo miss at (state cur, process i0): the misses of this and the next
+   states of the layer, in the order the Python loop meets them, each once --
+   up to a full batch, a state with an id not yet described, or LOOKAHEAD
+   states on.  Python fills them in that order (the same ids as one by one). */
+#define LOOKAHEAD 256
+static void gather(chk *c, int i0) {
+    const int n = c->n;
+    uint32_t s[MAXP + 1];
+    uint64_t rm[MAXP];
+    c->nbatch = 0;
+    for (uint64_t j = c->cur; j < c->layer_end && j < c->cur + LOOKAHEAD; j++) {
+        decode(c, c->key[j], s);
+        for (int q = 0; q < n; q++) {
+            if (s[q + 1] >= c->pcount) return;
+            rm[q] = c->arm ? c->presv[s[q + 1]] : 0;
+        }
+        for (int i = (j == c->cur ? i0 : 0); i < n; i++) {
+            if ((c->pquiet[s[i + 1]] >> (32 + i)) & 1) continue;
+            uint64_t resv = 0;
+            if (c->arm) for (int q = 0; q < n; q++) if (q != i) resv |= rm[q];
+            int32_t r = resv ? resv_id(c, resv) : 0;
+            if (r < 0) return;
+            if (mfind(c, ((uint32_t)r + 1) << 4 | i, s[i + 1], s[0])) continue;
+            uint32_t e[5] = {i, s[i + 1], s[0], (uint32_t)resv, (uint32_t)(resv >> 32)};
+            uint32_t k;
+            for (k = 0; k < c->nbatch; k++) if (!memcmp(&c->batch[5 * k], e, sizeof e)) break;
+            if (k < c->nbatch) continue;
+            memcpy(&c->batch[5 * c->nbatch], e, sizeof e);
+            if (++c->nbatch == 256) return;
+        }
+    }
+}
+
+/* the misses gathered: 5 words each (process, its id, shared id, reservations low, high) */
+uint32_t chk_batch(chk *c, uint32_t *out) {
+    memcpy(out, c->batch, c->nbatch * 5 * sizeof(uint32_t));
+    return c->nbatch;
+}
+
 int chk_run(chk *c) {
     const int n = c->n, W = c->W;
     const mslot *ms[MAXP];
@@ -48,8 +87,11 @@ int chk_run(chk *c) {
         uint32_t ri[MAXP];
         uint64_t resvs[MAXP];
         /* the n memo slots are fetched together (prefetch), then probed */
+        static const mslot idle = {0, 0, 0, 0, 0};
         for (int i = 0; i < n; i++) {
             uint64_t resv = 0;
+            ms[i] = NULL;
+            if ((c->pquiet[s[i + 1]] >> (32 + i)) & 1) { ms[i] = &idle; continue; }  /* see chk_pinfo */
             if (c->arm) for (int q = 0; q < n; q++) if (q != i) resv |= rm[q];
             int32_t r = resv ? resv_id(c, resv) : 0;
             if (r < 0) return R_WIDE;
@@ -59,10 +101,12 @@ int chk_run(chk *c) {
         }
         for (int i = 0; i < n; i++) {
             uint64_t resv = resvs[i];
+            if (ms[i] == &idle) continue;
             ms[i] = mfind(c, ri[i], s[i + 1], sh);
             if (!ms[i]) {  /* (misses in the order the Python loop meets them: ids alike) */
                 c->miss[0] = i; c->miss[1] = s[i + 1]; c->miss[2] = sh;
                 c->miss[3] = (uint32_t)resv; c->miss[4] = (uint32_t)(resv >> 32);
+                gather(c, i);
                 return R_MISS_MOVES;
             }
             total += ms[i]->cnt;
@@ -196,3 +240,75 @@ void chk_miss(chk *c, uint32_t *out) { memcpy(out, c->miss, sizeof c->miss); }
 /* The double dispatch: its target state, its explanation and the state it
    was made from (the target may have been reached before by a path without it). */
 void chk_violation(chk *c, uint64_t *out) { out[0] = c->viol_idx; out[1] = c->viol_bad; out[2] = c->viol_from; }
+
+/* The quiescent subgraph's lasso, as _search.find_cycle finds it (the same
+   answer): after chk_resolve, the edges' sources are the quiescent states in
+   increasing index, each one's edges together.  Peel off every state from
+   which every path ends (Kahn); the lasso starts at the first state left
+   (the shallowest, as indices follow the layers), and chk_cycle_next walks it. */
+static int64_t cy_dense(const chk *c, uint32_t t) {
+    uint64_t lo = 0, hi = c->cy_n;
+    while (lo < hi) { uint64_t m = (lo + hi) / 2; if (c->cy_src[m] < t) lo = m + 1; else hi = m; }
+    return lo < c->cy_n && c->cy_src[lo] == t ? (int64_t)lo : -1;
+}
+
+static int cy_seen(const chk *c, uint64_t from, uint64_t e) {  /* edge e's target earlier in its group */
+    for (uint64_t f = from; f < e; f++) if (c->edst[f] == c->edst[e]) return 1;
+    return 0;
+}
+
+int64_t chk_cycle_start(chk *c) {
+    uint64_t ne = c->ecount, S = 0;
+    free(c->cy_src); free(c->cy_group); free(c->cy_removed);
+    c->cy_src = malloc((ne + 1) * 4); c->cy_group = malloc((ne + 2) * 8);
+    if (!c->cy_src || !c->cy_group) return -2;
+    for (uint64_t e = 0; e < ne; e++)
+        if (e == 0 || c->esrc[e] != c->esrc[e - 1]) { c->cy_src[S] = c->esrc[e]; c->cy_group[S++] = e; }
+    c->cy_group[S] = ne; c->cy_n = S;
+    uint32_t *outdeg = calloc(S + 1, 4), *pstart = calloc(S + 2, 4), *preds = NULL, *stack = NULL;
+    c->cy_removed = calloc(S + 1, 1);
+    int64_t start = -2;
+    if (!outdeg || !pstart || !c->cy_removed) goto out;
+    for (int pass = 0; pass < 2; pass++) {   /* count, then fill the predecessors (unique edges) */
+        for (uint64_t d = 0; d < S; d++)
+            for (uint64_t e = c->cy_group[d]; e < c->cy_group[d + 1]; e++) {
+                if (c->edst[e] == 0xffffffffu || cy_seen(c, c->cy_group[d], e)) continue;
+                int64_t t = cy_dense(c, (uint32_t)c->edst[e]);
+                if (pass == 0) { outdeg[d]++; if (t >= 0) pstart[t + 1]++; }
+                else if (t >= 0) preds[pstart[t]++] = (uint32_t)d;
+            }
+        if (pass == 0) {
+            for (uint64_t d = 0; d < S; d++) pstart[d + 1] += pstart[d];
+            preds = malloc((pstart[S] + 1) * 4);
+            if (!preds) goto out;
+        }
+    }
+    for (uint64_t d = S; d > 0; d--) pstart[d] = pstart[d - 1];  /* back to the starts */
+    pstart[0] = 0;
+    stack = malloc((S + 1) * 4);
+    if (!stack) goto out;
+    uint64_t top = 0;
+    for (uint64_t d = 0; d < S; d++) if (!outdeg[d]) stack[top++] = (uint32_t)d;
+    while (top) {
+        uint32_t d = stack[--top];
+        c->cy_removed[d] = 1;
+        for (uint32_t k = pstart[d]; k < pstart[d + 1]; k++) if (--outdeg[preds[k]] == 0) stack[top++] = preds[k];
+    }
+    start = -1;
+    for (uint64_t d = 0; d < S; d++) if (!c->cy_removed[d]) { start = c->cy_src[d]; break; }
+out:
+    free(outdeg); free(pstart); free(preds); free(stack);
+    return start;
+}
+
+/* the first target of quiescent state s, in its edges' order, that chk_cycle_start left */
+uint32_t chk_cycle_next(chk *c, uint32_t s) {
+    int64_t d = cy_dense(c, s);
+    if (d < 0) return 0xffffffffu;
+    for (uint64_t e = c->cy_group[d]; e < c->cy_group[d + 1]; e++) {
+        if (c->edst[e] == 0xffffffffu) continue;
+        int64_t t = cy_dense(c, (uint32_t)c->edst[e]);
+        if (t >= 0 && !c->cy_removed[t]) return (uint32_t)c->edst[e];
+    }
+    return 0xffffffffu;
+}

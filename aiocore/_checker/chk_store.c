@@ -44,6 +44,8 @@ struct chk {
     uint32_t *esrc; uint64_t *edst; uint64_t ecap, ecount;   /* quiescent edges: (index, key) */
     int term_ack; uint64_t term_at;
     uint32_t miss[6];
+    uint32_t batch[5 * 256]; uint32_t nbatch;  /* the misses gathered ahead (chk_search.c) */
+    uint32_t *cy_src; uint64_t *cy_group; uint8_t *cy_removed; uint64_t cy_n;  /* chk_cycle_start */
     uint64_t viol_key, viol_idx, viol_bad, viol_from;
     uint32_t cur_words[MAXP + 1];
     uint64_t *kbuf; uint32_t *wbuf; uint64_t kcap;   /* one state's successors */
@@ -180,6 +182,7 @@ chk *chk_new(int n, int arm) {
 void chk_free(chk *c) {
     if (!c) return;
     free(c->key); free(c->parent); tab_free(c->tab, c->tmask + 1); free(c->mt); free(c->mv); free(c->ct);
+    free(c->cy_src); free(c->cy_group); free(c->cy_removed);
     free(c->presv); free(c->pquiet); free(c->esrc); free(c->edst); free(c->kbuf); free(c->wbuf); free(c);
 }
 
@@ -234,6 +237,9 @@ int chk_add_initial(chk *c, const uint32_t *state) {
 
 void chk_next_layer(chk *c) { c->layer_start = c->layer_end; c->layer_end = c->count; }
 
+/* per process tuple: the locations it holds reserved; `quiet` bit q (q < 16):
+   finished for process q (the quiescence of _explore.quiescent); bit 32 + q:
+   idle as process q -- no move whatever the shared part (no memo lookup) */
 void chk_pinfo(chk *c, uint32_t pid, uint64_t resv, uint64_t quiet) {
     if (pid >= c->pcap) {
         uint64_t nc = c->pcap;
