@@ -70,6 +70,18 @@
 # protocol's branches wait for their loads; the litmus ``br`` does not,
 # its branch goes to the next instruction either way).  That makes the
 # protocol checker stronger than ARM for a load placed after such a branch.
+#
+# The next model on this machinery: RISC-V's RVWMO is other-multi-copy
+# atomic too, so it is one memory and the same windows; what changes is the
+# table of waiting rules.  GCC's RISC-V code for the primitives: seq_cst RMWs
+# as AMOs with .aqrl (an entry performed at once, as the LSE atomics here),
+# cmpxchg as an lr.aqrl/sc.rl loop (RMWW, with sc.rl a release, not RCsc
+# against a later acquire load -- rule [L];po;[A] does not hold), smp_mb as
+# fence rw,rw (DRAIN), and C11's release and acquire fences as fence rw,w and
+# fence r,rw: a release fence then waits for earlier entries only before a
+# later store (a new kind, unlike dmb ish), and an acquire fence is RESET.
+# RVWMO's same-address load-load rule (ppo r2: CoRR except two loads that
+# read the same write) is what lws already does for loads.
 from __future__ import annotations
 
 from ._explore import Explorer
