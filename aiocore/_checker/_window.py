@@ -73,15 +73,16 @@
 #
 # The next model on this machinery: RISC-V's RVWMO is other-multi-copy
 # atomic too, so it is one memory and the same windows; what changes is the
-# table of waiting rules.  GCC's RISC-V code for the primitives: seq_cst RMWs
-# as AMOs with .aqrl (an entry performed at once, as the LSE atomics here),
-# cmpxchg as an lr.aqrl/sc.rl loop (RMWW, with sc.rl a release, not RCsc
-# against a later acquire load -- rule [L];po;[A] does not hold), smp_mb as
-# fence rw,rw (DRAIN), and C11's release and acquire fences as fence rw,w and
-# fence r,rw: a release fence then waits for earlier entries only before a
-# later store (a new kind, unlike dmb ish), and an acquire fence is RESET.
-# RVWMO's same-address load-load rule (ppo r2: CoRR except two loads that
-# read the same write) is what lws already does for loads.
+# table of waiting rules and the instruction mapping.  GCC's RISC-V code for
+# the primitives: seq_cst RMWs as AMOs with .aqrl (performed at once, as the
+# LSE atomics here), cmpxchg as an lr.aqrl/sc loop (an exclusive pair, as
+# LDAXR/STLXR), smp_mb as fence rw,rw (DRAIN), and C11's release and acquire
+# fences as fence rw,w and fence r,rw: a release fence then keeps earlier
+# entries ahead of later stores only (a waiting rule of its own, where
+# dmb ish is DRAIN), and an acquire fence is RESET.  RVWMO's same-address
+# load-load rule (ppo rule 2) lets two loads of one location that read the
+# same write go out of order, which lws, resolving them in program order,
+# would have to allow.
 from __future__ import annotations
 
 from ._explore import Explorer
