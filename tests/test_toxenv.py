@@ -63,7 +63,7 @@ def test_project_tox_ini_has_the_skeleton_factor():
 def test_example_tox_ini_names_the_public_entry():
     """The example's tox.ini is the one docs/plugins.md shows: aiocore.toxenv, skeleton factor, one wheel."""
     cp = _tox_ini(EXAMPLE / "tox.ini")
-    assert "polling-flag-{sc,tso,arm,native}{,-polling}" in " ".join(cp["tox"]["env_list"].split())
+    assert "polling-flag-{sc,tso,arm,arm-llsc,arm-lse,native}{,-polling}" in " ".join(cp["tox"]["env_list"].split())
     assert cp["testenv"]["package"].strip() == "wheel"
     assert "python -m aiocore.toxenv {env_name}" in cp["testenv"]["commands"]
     docs = (ROOT / "docs" / "plugins.md").read_text()
