@@ -408,3 +408,16 @@ def test_reductions_and_engine_are_reported():
     code, out, err = run_cli("check", "--skeleton", "2015", "bug2", "--model", "sc", "--config", "home", "-j", "1")
     flat = " ".join(out.split())
     assert "exact reductions in force: local-steps, leave-folded, dead-values; off: symmetry, partial-order" in flat
+
+
+def test_speculate_reaches_the_arm_models():
+    """--speculate lets ARM runs speculate past branches on pending loads: more states, same verdict."""
+    got = {}
+    for extra in ((), ("--speculate",)):
+        code, out, err = run_cli("check", "notified", "--model", "arm-llsc", "--config", "home",
+                                 "--skeleton", "2015", "-j", "1", "--json", *extra)
+        assert code == 0, err
+        (r,) = json.loads(out)
+        got[extra] = (r["verdict"], r["states"])
+    assert got[()][0] == got[("--speculate",)][0] == "lost-wakeup"
+    assert got[("--speculate",)][1] > got[()][1]

@@ -344,7 +344,7 @@ class CheckResult:
 def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAULT_BOUNDS,
              *, want_trace: bool = True, skeleton: str = "2015", faults: str = "none",
              recovery: bool = False, engine: str = "auto", progress=None, bh_mode: str = "reuse",
-             callback: str = "read", export: bool = False) -> CheckResult:
+             callback: str = "read", export: bool = False, speculate: bool = False) -> CheckResult:
     """Explore one strategy under one memory model and configuration.
 
     ``engine`` picks the search loop: "c" (aiocore/_checker/_fast.py),
@@ -355,7 +355,10 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     "cancel-reread") say how notifiers schedule bottom halves and what the
     callbacks do (aiocore._checker._program.BH_MODES, CALLBACKS).  ``export``
     (ARM models): keep the counterexample as a litmus program for herd7
-    (CheckResult.litmus; aiocore._checker._export)."""
+    (CheckResult.litmus; aiocore._checker._export).  ``speculate`` (ARM
+    models): let a process run past a branch on a load not yet performed, as
+    ARMv8 does (aiocore._checker._window: exact, and several times the states;
+    off, such a branch waits for its load)."""
     if model not in MODELS:
         raise ModelError(f"unknown model {model!r} (models: {', '.join(MODELS)})")
     if config not in CONFIGS:
@@ -367,13 +370,16 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
             prog_m = (lambda s, done=done: progress(done + s)) if progress is not None else None
             parts.append(check_ir(ir, m, config, bounds, want_trace=want_trace, skeleton=skeleton,
                                   faults=faults, recovery=recovery, engine=engine, progress=prog_m,
-                                  bh_mode=bh_mode, callback=callback, export=export))
+                                  bh_mode=bh_mode, callback=callback, export=export,
+                                  speculate=speculate))
         return _union(parts)
     n, k = bounds.for_config(config)
     t0 = time.monotonic()
     prog = build(ir, model, config, n, k, skeleton=skeleton, faults=faults, recovery=recovery,
                  bh_mode=bh_mode, callback=callback)
     ex = explorer(prog, max_states=bounds.max_states)
+    if speculate and hasattr(ex, "set_speculation"):
+        ex.set_speculation(True)
     deadline = t0 + bounds.max_seconds if bounds.max_seconds else None
     r = ex.explore(deadline=deadline, max_memory=bounds.max_memory, engine=engine,
                    progress=progress)

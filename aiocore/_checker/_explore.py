@@ -345,9 +345,10 @@ class Explorer:
         elif op == STOP:
             pid = self.after(i, pc + 1, env, buf, (), False, log)
             out.append((sh_id, pid, None, None, self._info(i, pc, "stays", log) if verbose else None))
-            pid = self.ipr((ins[1], (0,) * len(env), self._kept(buf), ()))
-            out.append((sh_id, pid, None, None,
-                        self._info(i, pc, "leaves for good", [], leaves=True) if verbose else None))
+            if self._may_stop(buf):
+                pid = self.ipr((ins[1], (0,) * len(env), self._kept(buf), ()))
+                out.append((sh_id, pid, None, None,
+                            self._info(i, pc, "leaves for good", [], leaves=True) if verbose else None))
         # --- skel: polling skeleton's choice, crash-stop faults, recovery -------
         elif op == CHOOSE:  # a nondeterministic branch: one move per target
             for t, text in zip(ins[1], ins[2]):
@@ -369,7 +370,7 @@ class Explorer:
         # --- end skel ---
         elif op == CBREAD:  # BH k's callback starts (or re-reads): it reads the payload
             self._cbread(i, p, ins, buf, mem, ev, owed, log, out)
-        if pc in P.exits:
+        if pc in P.exits and self._may_stop(buf0):
             done, ghosts = P.exits[pc]
             kept = self._kept(buf0[:len(buf0) - ghosts] if ghosts else buf0)
             pid = self.ipr((done, (0,) * len(env), kept, ()))
@@ -380,7 +381,7 @@ class Explorer:
                         "leaves": True, **({"ghosts": ghosts} if ghosts else {})}
             out.append((sh0, pid, None, None, info))
         # skel: crash-stop fault
-        if pc < P.crash and op != DONE:  # faults="crash": it may stop for good here
+        if pc < P.crash and op != DONE and self._may_stop(buf):  # faults="crash": it may stop for good here
             clog = [] if verbose else None
             pid = self.after(i, P.crash, (0,) * len(env), self._kept(buf), (), False, clog)
             sh_c = sh_id
@@ -401,6 +402,11 @@ class Explorer:
         return out
 
     # The parts of _moves a model with another kind of buffer replaces (_window.py).
+
+    @staticmethod
+    def _may_stop(buf):
+        """May a process with this buffer stop for good (leave, crash)?"""
+        return True
 
     def _stalled(self, i, pc, buf):
         """Can the instruction at pc not run before its buffer moves?"""

@@ -51,11 +51,14 @@ class Options:
     # keep each ARM counterexample as a litmus program (CheckResult.litmus), made in the
     # worker that ran it: the explorer it needs stays there
     export: bool = False
+    speculate: bool = False  # ARM: speculate past branches on pending loads (check_ir)
 
     def describe(self) -> str:
         out = f"skeleton {self.skeleton}" if self.skeleton else "every declared skeleton"
         if self.faults != "none":
             out += f", faults {self.faults} ({'with' if self.recovery else 'without'} recovery)"
+        if self.speculate:
+            out += ", ARM branches speculated"
         return out
 
 
@@ -145,7 +148,7 @@ def _work(k: int, states_progress=None):
     try:
         return k, check_ir(ir, model, config, _BOUNDS, skeleton=skeleton, faults=o.faults,
                            recovery=o.recovery, engine=o.engine, progress=states_progress,
-                           export=o.export), ""
+                           export=o.export, speculate=o.speculate), ""
     except Exception as e:  # a strategy the checker cannot handle: report it, go on
         return k, None, f"{type(e).__name__}: {e}"
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from ._litmus_ops import LitmusError, Program as LitmusProgram, matches, outcome_filter, parse
 from ._program import (
-    ARM, CTRL, DONE, DRAIN, MODEL_CODES, READ, RESET, RMW, TSO, WRITE, Proc, Program, _rmw_fn,
+    ARM, BR, CTRL, DONE, DRAIN, MODEL_CODES, READ, RESET, RMW, TSO, WRITE, Proc, Program, _rmw_fn,
     analyse,
 )
 from ._window import explorer
@@ -67,8 +67,14 @@ def _const(v):
     return lambda e: v
 
 
-def build(model: str, threads) -> tuple[Program, list, LitmusProgram]:
-    """(checker Program, per thread {register: slot}, the parsed litmus program)."""
+def build(model: str, threads, protocol_branches: bool = False) -> tuple[Program, list, LitmusProgram]:
+    """(checker Program, per thread {register: slot}, the parsed litmus program).
+
+    ``protocol_branches``: each ``br`` becomes the protocol's own branch
+    instruction (BR, both ways to the next op) instead of the litmus CTRL
+    marker, so that the protocol checker's handling of branches on pending
+    loads (waiting, or speculating: _window._speculate) can be held against
+    herd7 on the corpus."""
     if model not in MODEL_CODES:
         raise LitmusError(f"unknown model {model!r}; models: {', '.join(MODELS)}")
     m = MODEL_CODES[model]
@@ -107,6 +113,9 @@ def build(model: str, threads) -> tuple[Program, list, LitmusProgram]:
                 emit((DRAIN,), k)
             elif k == "rmb" and m >= ARM:  # dmb ishld
                 emit((RESET,), k)
+            elif k == "br" and m >= ARM and protocol_branches:
+                s_ = slots[op.reg]
+                emit((BR, lambda env, s_=s_: env[s_] != 0, len(p.code) + 1), f"if {op.reg}", {s_})
             elif k == "br" and m >= ARM:  # a control dependency for the later stores
                 emit((CTRL, slots[op.reg]), f"br {op.reg}")
         emit((DONE,), "done", set(slots.values()))
@@ -116,9 +125,13 @@ def build(model: str, threads) -> tuple[Program, list, LitmusProgram]:
     return Program(m, list(prog.locations), (), procs, "litmus", "litmus"), regslots, prog
 
 
-def _outcomes(model: str, threads) -> set:
-    cprog, regslots, prog = build(model, threads)
+def _outcomes(model: str, threads, speculate=None) -> set:
+    """speculate None: litmus branches (CTRL); True/False: protocol branches,
+    speculated or waiting for their loads."""
+    cprog, regslots, prog = build(model, threads, protocol_branches=speculate is not None)
     ex = explorer(cprog)
+    if speculate:
+        ex.set_speculation(True)
     init = ex.initial()
     seen = {init}
     stack = [init]

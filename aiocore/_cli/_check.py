@@ -168,6 +168,10 @@ def register(sub):
                    help="write each ARM counterexample as a herd7 AArch64 litmus test in DIR "
                         "(<strategy>-<skeleton>-<config>-<profile>.litmus; check it with "
                         "herd7 -model aarch64.cat FILE); needs an ARM model (arm, arm-llsc, arm-lse)")
+    p.add_argument("--speculate", action="store_true",
+                   help="ARM models: let a process run past a branch on a load not yet performed, "
+                        "as ARMv8 does (exact for such branches; several times the states). Without "
+                        "it such a branch waits for its load, which is stronger than ARM")
     p.add_argument("--engine", choices=("auto", "c", "python"), default="auto",
                    help="the search loop: c (compiled once through cffi), python, or auto (c when it "
                         "can be built); both explore the same states and give the same results")
@@ -275,7 +279,8 @@ def cmd_check(args) -> int:
     bounds = Bounds(args.notifiers, args.schedules, args.foreign_notifiers, args.foreign_schedules,
                     args.max_states, args.max_seconds, args.max_memory)
     one = args.skeleton[0] if args.skeleton and len(args.skeleton) == 1 else None
-    opts = _matrix.Options(one, args.faults, args.recovery, args.engine, export=args.herd is not None)
+    opts = _matrix.Options(one, args.faults, args.recovery, args.engine, export=args.herd is not None,
+                           speculate=args.speculate)
     rows = _plan(infos, args, opts, err)
     if rows is None:
         return 2
