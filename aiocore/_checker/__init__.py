@@ -183,14 +183,15 @@ from ._assemble import build
 from ._program import ModelError, supported_configs
 from ._trace import crash_of, format_trace, path_of, trace_json
 
-#: Every model a check may name; ``arm`` is the union of the two ARMv8
-#: code-generation profiles (_window.py): what GCC's default aarch64 build
-#: (-moutline-atomics: LSE or LL/SC chosen at run time) may do.
-MODELS = ("sc", "tso", "arm-llsc", "arm-lse", "arm")
-PROFILES = ("arm-llsc", "arm-lse")
+#: Every model a check may name (MODELS), the ARMv8 code-generation profiles
+#: (PROFILES) and the configurations are the ones a strategy declares
+#: verdicts for (_compiler._meta); ``arm`` is the union of the profiles
+#: (_window.py): what GCC's default aarch64 build (-moutline-atomics: LSE or
+#: LL/SC chosen at run time) may do.
+from .._compiler._meta import CONFIGS, MODELS, PROFILES
+
 #: What ``aiocore check`` and the conformance suite run unless told otherwise.
 DEFAULT_MODELS = ("sc", "tso", "arm")
-CONFIGS = ("home", "foreign", "gsource")
 
 
 @attrs.frozen
@@ -378,8 +379,7 @@ def check_ir(ir: _ir.StrategyIR, model: str, config: str, bounds: Bounds = DEFAU
     prog = build(ir, model, config, n, k, skeleton=skeleton, faults=faults, recovery=recovery,
                  bh_mode=bh_mode, callback=callback)
     ex = explorer(prog, max_states=bounds.max_states)
-    if speculate and hasattr(ex, "set_speculation"):
-        ex.set_speculation(True)
+    ex.set_speculation(speculate)
     deadline = t0 + bounds.max_seconds if bounds.max_seconds else None
     r = ex.explore(deadline=deadline, max_memory=bounds.max_memory, engine=engine,
                    progress=progress)

@@ -50,9 +50,8 @@ from __future__ import annotations
 
 import itertools
 
+from .._compiler._meta import MODELS
 from ._litmus_ops import LOADS, MASK, RMWS, STORES, LitmusError, Program, matches, outcome_filter, parse, rmw_new
-
-MODELS = ("sc", "tso", "arm-llsc", "arm-lse", "arm")
 
 # Event flags.
 R, W, ACQ, REL, LOCKED, AMO, FULL, LD, MFENCE = (1 << i for i in range(9))

@@ -403,6 +403,9 @@ class Explorer:
 
     # The parts of _moves a model with another kind of buffer replaces (_window.py).
 
+    def set_speculation(self, on: bool):
+        """sc and tso perform a load when they execute it: no branch waits on one."""
+
     @staticmethod
     def _may_stop(buf):
         """May a process with this buffer stop for good (leave, crash)?"""

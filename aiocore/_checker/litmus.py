@@ -26,6 +26,7 @@ DESIGN.md's table, as the tests check it:
 """
 from __future__ import annotations
 
+from .._compiler._meta import MODELS, PROFILES
 from ._litmus_ops import LitmusError, Program as LitmusProgram, matches, outcome_filter, parse
 from ._program import (
     ARM, BR, CTRL, DONE, DRAIN, MODEL_CODES, READ, RESET, RMW, TSO, WRITE, Proc, Program, _rmw_fn,
@@ -33,8 +34,6 @@ from ._program import (
 )
 from ._window import explorer
 
-MODELS = ("sc", "tso", "arm-llsc", "arm-lse", "arm")
-PROFILES = ("arm-llsc", "arm-lse")
 
 SB = [[("st", "x", 1), ("ld", "y", "r0")], [("st", "y", 1), ("ld", "x", "r1")]]
 SB_MB = [[("st", "x", 1), ("mb",), ("ld", "y", "r0")], [("st", "y", 1), ("mb",), ("ld", "x", "r1")]]
@@ -130,8 +129,7 @@ def _outcomes(model: str, threads, speculate=None) -> set:
     speculated or waiting for their loads."""
     cprog, regslots, prog = build(model, threads, protocol_branches=speculate is not None)
     ex = explorer(cprog)
-    if speculate:
-        ex.set_speculation(True)
+    ex.set_speculation(bool(speculate))
     init = ex.initial()
     seen = {init}
     stack = [init]

@@ -327,6 +327,3 @@ def cmd_check(args) -> int:
     from ._check_report import report
 
     return report(rows, bounds, opts, args)
-
-
-
