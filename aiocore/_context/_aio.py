@@ -196,9 +196,15 @@ class AioContext(_ContextState):
                 "shows why a strategy breaks there"
             )
         self = cls._new(name, info, ffi, lib, owner=True)
+        # Hooks (the janitor) hear of the name before the segment exists: a
+        # SIGKILL between shm_open and the end of create() must not leave a
+        # segment nobody was told about.  The janitor unlinks a listed name
+        # whose header is still unwritten once we are gone.
+        _tell_hooks("create", name)
         try:
             shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600)
         except posix_ipc.ExistentialError:
+            _tell_hooks("close", name)
             raise E.AioError(f"a shared memory segment named {name!r} already exists") from None
         try:
             kind = NOTIFIER_EVENTFD if notifier == "eventfd" else NOTIFIER_PIPE
@@ -227,12 +233,12 @@ class AioContext(_ContextState):
                 shm.unlink()
             except posix_ipc.ExistentialError:
                 pass
+            _tell_hooks("close", name)
             raise
         shm.close_fd()
         self._shm = shm
         self._bind_fast_paths()
         _live.add(self)
-        _tell_hooks("create", name)
         return self
 
     @classmethod

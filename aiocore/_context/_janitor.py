@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 
+from .. import _errors as E
 from . import _aio as _context
 
 
@@ -91,8 +92,17 @@ def _main(argv) -> int:
     for name in sorted(names):
         try:
             info = _context.segment_info(name)
+        except E.SegmentNotFound:
+            continue  # already gone
+        except E.BadSegment:
+            # Listed but its header is unwritten or torn: the parent died
+            # inside create() (it announces a name before shm_open).  Only
+            # the parent could have made it, so it is ours once it is gone.
+            if exited:
+                _context.reclaim(name)
+            continue
         except Exception:
-            continue  # already gone, or not ours to judge
+            continue  # not ours to judge
         mine_and_dead = info.owner_pid == parent and exited
         if mine_and_dead or not info.owner_alive:
             _context.reclaim(name)
