@@ -9,6 +9,7 @@ from aiocore._checker import Bounds, check_ir, supported_configs, _matrix
 from aiocore._checker import _axiomatic as A
 from aiocore._checker import _herd as H
 from aiocore._checker import litmus as L
+from aiocore._checker import _export as E
 from aiocore._checker._export import EVENT, LitmusExport, export
 from aiocore._checker._program import DONE
 from aiocore._checker._window import explorer
@@ -202,6 +203,128 @@ def test_herd_witness_agrees_with_herd_allowed():
             assert H.herd_witness(sb_rmw, target, **regs) == H.herd_allowed(sb_rmw, target, **regs)
 
 
+# --- parts: counterexamples too large for herd7 -----------------------------------
+
+DEFAULT = Bounds()  # what `aiocore check` runs
+
+
+def _check_parts(x: LitmusExport, model: str):
+    """The parts chain up (each starts from the memory the one before it
+    left), share out the registers, end with the whole's final memory, and
+    the model allows each."""
+    assert len(x.parts) >= 2
+    regs = {}
+    for k, p in enumerate(x.parts):
+        assert p.profile == x.profile and p.threads
+        assert not set(regs) & set(p.regs)
+        regs.update(p.regs)
+        if k:
+            prev = x.parts[k - 1]
+            touched = {o[1] for t in p.threads for o in t if o[0] != "br" and len(o) > 1}
+            for loc in touched & set(prev.final):
+                assert p.init.get(loc, 0) == prev.final[loc], (k, loc, p.init, prev.final)
+        assert A.allowed(model, p.threads, p.final, init=p.init, **p.regs), (k, p.threads, p.init, p.regs)
+    assert regs == x.regs
+    assert x.parts[-1].final == {k: v for k, v in x.final.items() if k in x.parts[-1].final}
+
+
+@pytest.mark.parametrize("model", PROFILES)
+def test_bug2_at_the_default_bounds_is_cut_into_parts(model):
+    """bug2's lost wake-up at the default bounds (10**11 rf maps for herd7) comes in parts of at most 10**PART_LIMIT each, each allowed."""
+    r = check_ir(_plugins.get("bug2").ir, model, "home", DEFAULT, skeleton="2015", export=True)
+    x = r.litmus[model]
+    assert x.candidates > E.PART_LIMIT + 5
+    assert all(p.candidates <= E.PART_LIMIT for p in x.parts)
+    _check_parts(x, model)
+
+
+def test_small_counterexamples_are_not_cut():
+    """A counterexample herd7 decides quickly is written whole only."""
+    for sk, c, m, r in _failures("notified"):
+        x = r.litmus[m]
+        assert x.candidates <= E.PART_LIMIT and x.parts == () and x.init == {}
+
+
+def test_every_cut_of_the_builtins_counterexamples_gives_allowed_parts(monkeypatch):
+    """Cut at every point where the windows are empty, each ARM counterexample's parts are allowed (sc-forbidden ones keep an sc-forbidden part)."""
+    monkeypatch.setattr(E, "PART_LIMIT", 0.0)
+    cut = 0
+    for name in BUILTINS:
+        for sk, c, m, r in _failures(name):
+            x = r.litmus[m]
+            if not x.parts:
+                continue
+            cut += 1
+            _check_parts(x, m)
+            if not A.allowed("sc", x.threads, x.final, **x.regs):  # (the weak ones are too short to cut:
+                assert any(not A.allowed("sc", p.threads, p.final, init=p.init, **p.regs)  # the corpus test
+                           for p in x.parts), (name, sk, c, m)                              # has them)
+    assert cut >= 10, cut
+
+
+@pytest.mark.parametrize("model", PROFILES)
+def test_every_cut_of_the_corpus_paths_gives_allowed_parts(model, monkeypatch):
+    """Every end state of every corpus program, exported and cut wherever the windows are empty: each part is allowed, and a non-sc outcome keeps a non-sc part."""
+    monkeypatch.setattr(E, "PART_LIMIT", 0.0)
+    cut = weak = 0
+    for e in CORPUS[::3]:
+        for ex, path, descs, vals, mem in _end_paths(model, e["threads"]):
+            x = export(ex, path, descs)
+            if not x.parts:
+                continue
+            cut += 1
+            _check_parts(x, model)
+            if not A.allowed("sc", x.threads, x.final, **x.regs):
+                weak += 1
+                assert any(not A.allowed("sc", p.threads, p.final, init=p.init, **p.regs) for p in x.parts), e["name"]
+    assert cut > 20 and weak > 0, (cut, weak)
+
+
+def test_a_part_without_the_memory_before_it_is_forbidden():
+    """A part asked from all-zero memory instead of its cut's memory is forbidden: the init is what makes it true."""
+    r = check_ir(_plugins.get("bug2").ir, "arm-lse", "home", DEFAULT, skeleton="2015", export=True)
+    p = r.litmus["arm-lse"].parts[-1]
+    assert p.init
+    assert A.allowed("arm-lse", p.threads, p.final, init=p.init, **p.regs)
+    assert not A.allowed("arm-lse", p.threads, p.final, **p.regs)
+
+
+def test_init_names_a_location_and_a_value():
+    """init naming a location no op touches, or a value out of range, is a LitmusError naming it."""
+    mp = [[("st", "x", 1)], [("ld", "x", "r0")]]
+    with pytest.raises(L.LitmusError, match="'y'"):
+        A.allowed("sc", mp, init={"y": 1}, r0=1)
+    with pytest.raises(L.LitmusError, match="-1"):
+        H.to_herd(mp, "aarch64-lse", init={"x": -1})
+    assert A.allowed("sc", mp, init={"x": 7}, r0=7) and not A.allowed("sc", mp, r0=7)
+    assert "x=7;" in H.to_herd(mp, "aarch64-llsc", init={"x": 7}, r0=7)
+
+
+@needs_herd
+@pytest.mark.parametrize("model", PROFILES)
+def test_bug2_parts_are_allowed_by_herd7(model):
+    """herd7 allows each part of bug2's default-bound lost wake-up (the whole it does not decide in hours)."""
+    r = check_ir(_plugins.get("bug2").ir, model, "home", DEFAULT, skeleton="2015", export=True)
+    x = r.litmus[model]
+    assert x.parts
+    for p in x.parts:
+        assert H.herd_witness(p.threads, p.target, p.final, init=p.init, **p.regs), p.herd_text()
+
+
+@needs_herd
+def test_herd_init_agrees_with_the_axiomatic_checker():
+    """With initial values, herd7 and the axiomatic checker give the same outcomes (MP and SB from nonzero memory)."""
+    mp = [[("st", "x", 1), ("wmb",), ("st", "y", 1)], [("ld", "y", "r0"), ("ld", "x", "r1")]]
+    sb = [[("st", "x", 1), ("ld", "y", "r0")], [("xchg", "y", 1, "r2"), ("ld", "x", "r1")]]
+    for prog in (mp, sb):
+        for target, m in (("aarch64-llsc", "arm-llsc"), ("aarch64-lse", "arm-lse"), ("x86", "tso")):
+            for r0 in (0, 1, 5):
+                for r1 in (0, 1, 3):
+                    init = {"x": 3, "y": 5}
+                    assert H.herd_allowed(prog, target, init=init, r0=r0, r1=r1) == \
+                        A.allowed(m, prog, init=init, r0=r0, r1=r1), (prog, target, r0, r1)
+
+
 # --- the command line -----------------------------------------------------------
 
 
@@ -236,6 +359,24 @@ def test_cli_herd_in_json_names_the_files(tmp_path, capsys):
     by = {r["model"]: r["herd"] for r in data}
     assert by == {"sc": {}, "arm-lse": {"arm-lse": str(d / "no-mb-2015-home-arm-lse.litmus")}}
     assert os.path.exists(by["arm-lse"]["arm-lse"])
+
+
+def test_cli_writes_the_parts_of_a_large_counterexample(tmp_path, capsys):
+    """At the default bounds bug2's test comes with .partK files, named in --json under "herd_parts" and said in the whole's header."""
+    d = tmp_path / "h"
+    code = main(["check", "bug2", "--skeleton", "2015", "--config", "home", "--model", "arm-lse",
+                 "--herd", str(d), "--json", "-j", "1"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    parts = data[0]["herd_parts"]["arm-lse"]
+    stem = "bug2-2015-home-arm-lse"
+    assert sorted(os.listdir(d)) == sorted([f"{stem}.litmus"] + [f"{stem}.part{k}.litmus" for k in range(1, len(parts) + 1)])
+    assert parts == [str(d / f"{stem}.part{k}.litmus") for k in range(1, len(parts) + 1)]
+    head = (d / f"{stem}.litmus").read_text().split("{")[0]
+    assert f"also written in {len(parts)} parts" in head
+    last = (d / parts[-1]).read_text()
+    assert last.startswith(f"AArch64 {stem}.part{len(parts)}\n") and "to the end" in last
+    assert re.search(r"\bnotified=1;", last)  # it starts from the memory the part before it left
 
 
 def test_cli_refuses_herd_without_an_arm_model(tmp_path, capsys):

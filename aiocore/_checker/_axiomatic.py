@@ -51,7 +51,8 @@ from __future__ import annotations
 import itertools
 
 from .._compiler._meta import MODELS
-from ._litmus_ops import LOADS, MASK, RMWS, STORES, LitmusError, Program, matches, outcome_filter, parse, rmw_new
+from ._litmus_ops import (LOADS, MASK, RMWS, STORES, LitmusError, Program, init_values, matches, outcome_filter,
+                          parse, rmw_new)
 
 # Event flags.
 R, W, ACQ, REL, LOCKED, AMO, FULL, LD, MFENCE = (1 << i for i in range(9))
@@ -239,8 +240,9 @@ def _acyclic(rel, nodes) -> bool:
 INIT = -1
 
 
-def _values(evs: _Events, rf: dict):
-    """(value of every event, present-event mask) for an rf choice; None if inconsistent."""
+def _values(evs: _Events, rf: dict, init: tuple):
+    """(value of every event, present-event mask) for an rf choice; None if
+    inconsistent.  ``init``: each location's initial value."""
     val = {}
     busy = set()
 
@@ -251,7 +253,7 @@ def _values(evs: _Events, rf: dict):
             raise _Cycle
         busy.add(r)
         src = rf[r]
-        val[r] = 0 if src == INIT else write_value(src)
+        val[r] = init[evs.loc[r]] if src == INIT else write_value(src)
         return val[r]
 
     def write_value(w):
@@ -364,9 +366,11 @@ def _consistent(evs, model, present, rf, co_pos, co_lists):
     return _acyclic(ob, mem)
 
 
-def _model_outcomes(prog: Program, model: str, want=()) -> set:
+def _model_outcomes(prog: Program, model: str, want=(), init=None) -> set:
     """The outcomes the model allows; with ``want`` (an outcome_filter) only
-    those it asks for, found without the candidates that cannot give them."""
+    those it asks for, found without the candidates that cannot give them.
+    ``init``: each location's initial value (init_values; all 0 if None)."""
+    init = init or (0,) * len(prog.locations)
     evs = _Events(prog, model)
     regs_at = {evs.reg[e]: e for e in evs.reads if evs.reg[e] is not None}
     nloc = len(prog.locations)
@@ -374,10 +378,10 @@ def _model_outcomes(prog: Program, model: str, want=()) -> set:
     choices = [_rf_choices(evs, r) for r in evs.reads]
     wanted = {k: v for k, v in want}
     if wanted:
-        choices = [_wanted_sources(evs, r, c, wanted, prog) for r, c in zip(evs.reads, choices)]
+        choices = [_wanted_sources(evs, r, c, wanted, prog, init) for r, c in zip(evs.reads, choices)]
     for pick in itertools.product(*choices):
         rf = dict(zip(evs.reads, pick))
-        got = _values(evs, rf)
+        got = _values(evs, rf, init)
         if got is None:
             continue
         val, present = got
@@ -388,10 +392,10 @@ def _model_outcomes(prog: Program, model: str, want=()) -> set:
             continue  # an RMW's source gave another value than the one asked for
         per_loc = [[w for w in evs.writes if present >> w & 1 and evs.loc[w] == x] for x in range(nloc)]
         orders = [[c for c in _co_orders(evs, ws)
-                   if wanted.get(len(prog.registers) + x, (val[c[-1]] if c else 0) & MASK)
-                   == (val[c[-1]] if c else 0) & MASK] for x, ws in enumerate(per_loc)]
+                   if wanted.get(len(prog.registers) + x, (val[c[-1]] if c else init[x]) & MASK)
+                   == (val[c[-1]] if c else init[x]) & MASK] for x, ws in enumerate(per_loc)]
         for cos in itertools.product(*orders):
-            final = tuple(val[c[-1]] & MASK if c else 0 for c in cos)
+            final = tuple(val[c[-1]] & MASK if c else init[x] for x, c in enumerate(cos))
             outcome = regvals + final
             if outcome in found:
                 continue
@@ -401,16 +405,16 @@ def _model_outcomes(prog: Program, model: str, want=()) -> set:
     return found
 
 
-def _wanted_sources(evs, r, sources, wanted, prog):
+def _wanted_sources(evs, r, sources, wanted, prog, init):
     """The sources read r may have if its register must end with a wanted
-    value: the initial 0, a store of that value, or an RMW (its value is
+    value: the initial value, a store of that value, or an RMW (its value is
     known only once its own read is chosen)."""
     reg = evs.reg[r]
     k = prog.registers.index(reg) if reg is not None else None
     if k not in wanted:
         return sources
     v = wanted[k]
-    return [w for w in sources if (v == 0 if w == INIT else w in evs.rmw_of_write or evs.val[w] & MASK == v)]
+    return [w for w in sources if (v == init[evs.loc[r]] if w == INIT else w in evs.rmw_of_write or evs.val[w] & MASK == v)]
 
 
 def outcomes(model: str, threads) -> set:
@@ -423,14 +427,16 @@ def outcomes(model: str, threads) -> set:
     return _model_outcomes(prog, model)
 
 
-def allowed(model: str, threads, final=None, **regs) -> bool:
-    """Does the model allow an outcome with these register values and final memory?"""
+def allowed(model: str, threads, final=None, *, init=None, **regs) -> bool:
+    """Does the model allow an outcome with these register values and final
+    memory?  ``init`` maps a location to its initial value (default 0)."""
     prog = parse(threads)
     want = outcome_filter(prog, final, regs)
+    start = init_values(prog, init)
     if model not in MODELS:
         raise LitmusError(f"unknown model {model!r}; models: {', '.join(MODELS)}")
     for m in (("arm-llsc", "arm-lse") if model == "arm" else (model,)):
-        if any(matches(o, want) for o in _model_outcomes(prog, m, want)):
+        if any(matches(o, want) for o in _model_outcomes(prog, m, want, start)):
             return True
     return False
 

@@ -75,12 +75,39 @@
 # search grows about threefold with every two accesses (bug1's lasso on the
 # polling skeleton under arm-llsc, 1 x 1: up to the loop, 23 accesses, herd7
 # does not end in 20 minutes; up to where the poller is alone, 13, in 1 s).
+#
+# Parts.  herd7 enumerates the cross product of every load's candidate
+# writes before it asks the model anything (mem.ml, solve_mem_or_res), so a
+# counterexample of 40-odd accesses (bug2's at the default bounds: about
+# 10**12 rf maps) does not end in hours.  Such a program (rf_candidates above
+# PART_LIMIT) is also cut into parts at *cuts*: states of the path where
+# every process's window is empty, so that all it executed is performed and
+# nothing after is executed.  A part is each thread's ops between two cuts,
+# starting from the memory the previous cut had (the litmus `init`), with the
+# memory of the next cut as its final state; the cuts are chosen greedily,
+# each part as long as PART_LIMIT allows.  If aarch64.cat allows every part,
+# it allows the whole counterexample; and if the checker's execution of the
+# whole is one it allows, it allows every part.  Take one cut, P
+# before it and S after.  In the whole execution no edge of ob goes from S
+# to P: po, and with it dob, aob and bob, goes from earlier ops to later ones,
+# and P is po-before S in every thread; no P load reads an S store (P's
+# loads were all performed at the cut, S's stores not yet executed); no S
+# store is coherence-before a P store; and an S load reads an S store or the
+# last P store to its location (memory at the cut, the init of S), so its fr
+# edges go to S stores only.  An ob cycle (or an internal cycle, or a broken
+# RMW, which lies in one part) therefore lies within P or within S: given
+# executions of P and S that herd7 allows with P's final memory equal to S's
+# init, their union (S's loads of the init reading P's last stores) has no
+# other edges between them and is allowed.  Conversely the checker's
+# execution, cut in two, gives an execution of each part with the same edges
+# within it.  A `br` on a load of an
+# earlier part is dropped: it orders that part before this one, no more.
 from __future__ import annotations
 
 import attrs
 
 from . import _herd
-from ._litmus_ops import MAX_VALUE
+from ._litmus_ops import MAX_VALUE, RMWS
 from ._window import CTRLK as _WCTRL, LD as _WLD
 from ._program import (
     ARM_LSE, BR, CBREAD, CHOOSE, CTRL, DEATH, DRAIN, DTAC, ESET, ETAC, MARK, READ, RESET, RMW, SET,
@@ -119,6 +146,16 @@ class LitmusExport:
     final: dict
     notes: dict
     kernel: dict = attrs.field(factory=dict)
+    #: {location: value} it starts from where not 0 (a part's: the memory the part before it left)
+    init: dict = attrs.field(factory=dict)
+    #: the same counterexample cut into parts herd7 can decide one by one
+    #: (where the whole is beyond PART_LIMIT and the path has cuts; see the module comment)
+    parts: tuple = ()
+
+    @property
+    def candidates(self) -> float:
+        """log10 of how many rf candidates herd7 enumerates (rf_candidates)."""
+        return rf_candidates(self.threads)
 
     @property
     def target(self) -> str:
@@ -127,7 +164,7 @@ class LitmusExport:
     def herd_text(self, test_name: str = "aiocore", comment: str = "") -> str:
         """The herd7 litmus file (aarch64.cat, this profile's instructions)."""
         test = _herd.to_herd_test(self.threads, self.target, self.final, test_name=test_name,
-                                  **self.regs)
+                                  init=self.init, **self.regs)
         herd_reg = dict(zip(test.keys, test.herd_keys))
         head, rest = test.text.split("\n", 1)
         lines = [comment] if comment else []
@@ -141,7 +178,8 @@ class LitmusExport:
 
     def herd_allowed(self, herd_path: str | None = None) -> bool:
         """Does herd7 allow it (aarch64.cat)?"""
-        return _herd.herd_allowed(self.threads, self.target, self.final, herd_path=herd_path, **self.regs)
+        return _herd.herd_allowed(self.threads, self.target, self.final, herd_path=herd_path,
+                                  init=self.init, **self.regs)
 
 
 @attrs.define(eq=False)
@@ -221,6 +259,15 @@ class _Replay:
         self.notes = {}
         names = {_loc(self.prog, k) for k in range(len(self.prog.loc_names))}
         self.event, self.pidfd = (_fresh(x, names) for x in (EVENT, PIDFD))
+        self.cuts = []  # (ops per thread so far, the state): where every window was empty
+
+    def cut(self, state):
+        """Note a cut after this state if every process's window is empty:
+        all it executed is performed, nothing after it is executed."""
+        if all(not self.ex.PR[x][2] for x in state[1:]) and not any(t.win for t in self.threads):
+            here = tuple(len(t.ops) for t in self.threads)
+            if not self.cuts or self.cuts[-1][0] != here:
+                self.cuts.append((here, state))
 
     def start(self, init):
         """The local steps each process runs before its first move (Explorer.initial)."""
@@ -376,12 +423,37 @@ class _Replay:
     # --- the program ------------------------------------------------------------
 
     def result(self, profile, end) -> LitmusExport:
+        start = ((0,) * len(self.threads), None)
+        stop = (tuple(len(t.ops) for t in self.threads), end)
+        whole = self._program(profile, start, stop, final_state=end, last=True)
+        if whole.candidates <= PART_LIMIT or not self.cuts:
+            return whole
+        bounds = [start] + [c for c in self.cuts if c[0] != stop[0] and any(c[0])] + [stop]
+        parts, i = [], 0
+        while i < len(bounds) - 1:
+            j = i + 1  # the farthest cut whose part herd7 can still decide quickly
+            while j + 1 < len(bounds) and self._program(
+                    profile, bounds[i], bounds[j + 1], bounds[j + 1][1], j + 1 == len(bounds) - 1).candidates <= PART_LIMIT:
+                j += 1
+            part = self._program(profile, bounds[i], bounds[j], bounds[j][1], j == len(bounds) - 1)
+            if part.threads:
+                parts.append(part)
+            i = j
+        return attrs.evolve(whole, parts=tuple(parts)) if len(parts) > 1 else whole
+
+    def _program(self, profile, lo, hi, final_state, last) -> LitmusExport:
+        """The ops each thread ran between two cuts (lo, hi: (ops per thread,
+        state)); the whole program from the start to the end of the path."""
         threads, procs, regs, notes, touched = [], [], {}, {}, set()
-        for t in self.threads:
+        for k, t in enumerate(self.threads):
             ops = []
-            for o in t.ops:
+            mine = t.ops[lo[0][k]:hi[0][k]]
+            ids = {id(o) for o in mine}
+            for o in mine:
                 if o.dropped or (o.kind != "br" and o.reg is None and self._reads(o)):
                     continue  # a load never performed
+                if o.kind == "br" and id(o.args[0]) not in ids:
+                    continue  # on a load of an earlier part: it orders that part before this one only
                 ops.append(self._op(o))
                 if o.reg is not None:
                     regs[o.reg] = o.value
@@ -389,12 +461,22 @@ class _Replay:
                 if o.args and isinstance(o.args[0], str):
                     touched.add(o.args[0])
             ops = _needed_branches(ops)
-            if ops:
+            if any(op[0] not in ("mb", "rmb") for op in ops):
                 threads.append(tuple(ops))
                 procs.append(t.name)
         kernel = {self.event: _KERNEL[EVENT], self.pidfd: _KERNEL[PIDFD]}
-        return LitmusExport(profile, tuple(threads), tuple(procs), regs,
-                            self._final(end, touched), notes, kernel)
+        init = {}
+        if lo[1] is not None:
+            init = {x: v for x, v in self._memory(lo[1]).items() if x in touched and v}
+        final = self._final(final_state, touched) if last else {
+            x: v for x, v in self._memory(final_state).items() if x in touched}
+        return LitmusExport(profile, tuple(threads), tuple(procs), regs, final, notes, kernel, init)
+
+    def _memory(self, state) -> dict:
+        mem, ev, _owed, _procs = self.ex.decode(state)
+        out = {_loc(self.prog, k): v for k, v in enumerate(mem)}
+        out[self.event], out[self.pidfd] = ev & 1, (ev >> 1) & 1
+        return out
 
     @staticmethod
     def _reads(o):
@@ -411,11 +493,9 @@ class _Replay:
         return (o.kind, *o.args) + ((o.reg,) if o.reg is not None else ())
 
     def _final(self, end, touched):
-        mem, ev, _owed, procs = self.ex.decode(end)
+        procs = self.ex.decode(end)[3]
         held = {self.prog.loc_names[e[0]].replace(".", "_") for p in procs for e in p[2] if _MIRROR.get(e[2], _ST) == _ST}
-        out = {_loc(self.prog, k): v for k, v in enumerate(mem)}
-        out[self.event], out[self.pidfd] = ev & 1, (ev >> 1) & 1
-        return {x: v for x, v in out.items() if x in touched and x not in held}
+        return {x: v for x, v in self._memory(end).items() if x in touched and x not in held}
 
 
 def _needed_branches(ops) -> list:
@@ -460,4 +540,35 @@ def export(ex, states, descs, loop_from=None) -> LitmusExport:
     rp.start(states[0])
     for n, (a, b, d) in enumerate(zip(states, states[1:], descs)):
         rp.move(n + 1, d, a, b)
+        rp.cut(b)
     return rp.result("arm-lse" if rp.lse else "arm-llsc", states[-1])
+
+
+def rf_candidates(threads) -> float:
+    """log10 of the number of rf maps herd7 enumerates for a program (its
+    search is their cross product, aiocore/_checker/_herd.py): per read, the
+    initial write and every write to its location in another thread or
+    before it in its own (-optace true drops the ones after it)."""
+    import math
+
+    writes, total = {}, 0.0
+    for t, ops in enumerate(threads):
+        for k, op in enumerate(ops):
+            if op[0] in _WRITES:
+                writes.setdefault(op[1], []).append((t, k))
+    for t, ops in enumerate(threads):
+        for k, op in enumerate(ops):
+            if op[0] not in _READS:
+                continue
+            n = 1 + sum(1 for u, j in writes.get(op[1], ()) if u != t or j < k)
+            total += math.log10(n)
+    return total
+
+
+_READS = ("ld", "ld_acq", *RMWS)
+_WRITES = ("st", "st_rel", *RMWS)
+
+#: A program with more rf candidates than 10**PART_LIMIT is also cut into
+#: parts (LitmusExport.parts).  herd7 7.57 goes through about 10**5 candidates
+#: a second here (benchmarks/herd_counterexamples.py).
+PART_LIMIT = 5.0

@@ -80,7 +80,7 @@ import tempfile
 
 import attrs
 
-from ._litmus_ops import LitmusError, MASK, Program, matches, outcome_filter, parse
+from ._litmus_ops import LitmusError, MASK, Program, init_values, matches, outcome_filter, parse
 
 TARGETS = ("aarch64-llsc", "aarch64-lse", "x86", "sc")
 #: target -> the model file herd7 runs it with.
@@ -269,25 +269,29 @@ def _x86_64bit(r):
     return {"ebx": "rbx", "edx": "rdx", "esi": "rsi", "edi": "rdi"}.get(r, r[:-1])
 
 
-def to_herd_test(threads, target: str, final=None, *, test_name: str = "aiocore", **regs) -> HerdTest:
+def to_herd_test(threads, target: str, final=None, *, test_name: str = "aiocore", init=None,
+                 **regs) -> HerdTest:
     """to_herd, with what run_herd needs to read herd7's states back."""
     name = test_name
     _check_target(target)
     prog = parse(threads)
     want = outcome_filter(prog, final, regs)
+    start = dict(zip((herd_location(x) for x in prog.locations), init_values(prog, init)))
     if not re.match(r"[A-Za-z0-9_.+\-]+\Z", name):
         raise LitmusError(f"a herd7 test name is letters, digits and _.+-, not {name!r}")
     keys = prog.keys
     prog = Program(tuple(tuple(attrs.evolve(op, loc=None if op.loc is None else herd_location(op.loc)) for op in ops)
                          for ops in prog.threads), prog.registers, tuple(herd_location(x) for x in prog.locations))
     if target.startswith("aarch64"):
-        cols, init, herd_keys, status = _aarch64(prog, target == "aarch64-lse")
+        cols, lines, herd_keys, status = _aarch64(prog, target == "aarch64-lse")
         head = f"AArch64 {name}"
+        lines += [f"{x}={v};" for x, v in start.items() if v]
     else:
-        cols, init, herd_keys, status = _x86(prog)
+        cols, lines, herd_keys, status = _x86(prog)
         head = f"X86_64 {name}"
+        lines = [f"{x}={start[x]};" for x in prog.locations]
     exists = [f"{herd_keys[i]}={v}" for i, v in want] + [f"{s}=0" for s in status]
-    text = _columns(head, cols, init, herd_keys, status, exists)
+    text = _columns(head, cols, lines, herd_keys, status, exists)
     return HerdTest(text, target, keys, herd_keys, status)
 
 
@@ -365,11 +369,14 @@ def run_herd(threads, target: str, *, herd_path: str | None = None, timeout: flo
     return parse_states(p.stdout, test)
 
 
-def herd_allowed(threads, target: str, final=None, *, herd_path: str | None = None, **regs) -> bool:
-    """Does herd7 allow this outcome of the program on ``target``?"""
+def herd_allowed(threads, target: str, final=None, *, herd_path: str | None = None, init=None,
+                 **regs) -> bool:
+    """Does herd7 allow this outcome of the program on ``target``?  ``init``
+    maps a location to its initial value (default 0)."""
     prog = parse(threads)
     want = outcome_filter(prog, final, regs)
-    return any(matches(o, want) for o in run_herd(prog, target, herd_path=herd_path))
+    test = to_herd_test(prog, target, init=init)
+    return any(matches(o, want) for o in run_herd(test, target, herd_path=herd_path))
 
 
 #: What herd_witness adds to herd_args: stop at the first execution the
@@ -381,7 +388,7 @@ _POSITIVE = re.compile(r"^Positive: (\d+) Negative: (\d+)", re.M)
 
 
 def herd_witness(threads, target: str, final=None, *, herd_path: str | None = None,
-                 timeout: float = 600, **regs) -> bool:
+                 timeout: float = 600, init=None, **regs) -> bool:
     """herd_allowed for long programs (the counterexamples of
     aiocore._checker._export, 20-40 accesses, where listing every outcome
     takes herd7 hours): herd7 is asked the test's own ``exists`` clause with
@@ -391,7 +398,7 @@ def herd_witness(threads, target: str, final=None, *, herd_path: str | None = No
     herd = herd_path or herd_binary()
     if not herd:
         raise FileNotFoundError("herd7 not installed")
-    test = to_herd_test(threads, target, final, **regs)
+    test = to_herd_test(threads, target, final, init=init, **regs)
     args = list(herd_args(target))
     if "-optace" in args:  # x86, sc: their own -optace true
         k = args.index("-optace")
@@ -407,4 +414,4 @@ def herd_witness(threads, target: str, final=None, *, herd_path: str | None = No
         raise RuntimeError(f"herd7 failed on\n{test.text}\n{p.stdout}{p.stderr}")
     if int(m.group(1)) > 0:
         return True
-    return herd_allowed(threads, target, final, herd_path=herd, **regs)
+    return herd_allowed(threads, target, final, herd_path=herd, init=init, **regs)

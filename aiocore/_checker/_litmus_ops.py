@@ -197,6 +197,21 @@ def outcome_filter(prog: Program, final=None, regs=None):
     return want
 
 
+def init_values(prog: Program, init=None) -> tuple:
+    """The initial value of each location, in ``prog.locations`` order:
+    ``init`` maps a location to its value (0 where it does not say).  Only
+    the counterexample parts of aiocore._checker._export use it: a part
+    starts from the memory the part before it left."""
+    vals = dict.fromkeys(prog.locations, 0)
+    for x, v in (init or {}).items():
+        if x not in vals:
+            raise LitmusError(f"init names {x!r}, which no op touches; locations: {list(prog.locations)}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MASK:
+            raise LitmusError(f"init: {x!r} must start with an int in [0, {MASK}], not {v!r}")
+        vals[x] = v
+    return tuple(vals[x] for x in prog.locations)
+
+
 def matches(outcome: tuple, want) -> bool:
     """Does an outcome satisfy an outcome_filter?"""
     return all(outcome[i] == v for i, v in want)
