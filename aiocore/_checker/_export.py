@@ -37,7 +37,9 @@
 #                        that a branch or its data came from (data; [W] gives
 #                        the same order; a load after such a branch is not
 #                        ordered, in herd7 as on ARM: the checker's branches
-#                        wait for their loads, so it allows no more than that)
+#                        wait for their loads, so it allows no more than that;
+#                        with speculate=True a branch taken past its pending
+#                        loads is a move of its own, and its br is the same)
 #   CBREAD               ld of the payload
 #   ESET / ETAC / WAIT   mb; st event 1 / xchg event 0 r / ld event r; mb
 #   DEATH / DTAC         mb; st pidfd 1 / xchg pidfd 0 r; mb   (recovery)
@@ -108,7 +110,7 @@ import attrs
 
 from . import _herd
 from ._litmus_ops import MAX_VALUE, RMWS
-from ._window import CTRLK as _WCTRL, LD as _WLD
+from ._window import CTRLK as _WCTRL, LD as _WLD, SPEC as _WSPEC
 from ._program import (
     ARM_LSE, BR, CBREAD, CHOOSE, CTRL, DEATH, DRAIN, DTAC, ESET, ETAC, MARK, READ, RESET, RMW, SET,
     STOP, WAIT, WRITE, ModelError, _rmw_fn,
@@ -121,8 +123,8 @@ _KERNEL = {EVENT: "the EventNotifier's readable bit", PIDFD: "the owner's pidfd 
 _KIND_OF_FN = {_rmw_fn(k).__code__: k for k in (
     "atomic_xchg", "atomic_cmpxchg", "atomic_fetch_add", "atomic_fetch_sub", "atomic_fetch_or",
     "atomic_fetch_and")}
-_LD, _ST, _CTRL = "ld", "st", "ctrl"  # window mirror kinds
-_MIRROR = {_WLD: _LD, _WCTRL: _CTRL}
+_LD, _ST, _CTRL, _SPEC = "ld", "st", "ctrl", "spec"  # window mirror kinds
+_MIRROR = {_WLD: _LD, _WCTRL: _CTRL, _WSPEC: _SPEC}
 
 
 class ExportError(ModelError):
@@ -199,7 +201,8 @@ class _Thread:
 
     name: str
     ops: list = attrs.field(factory=list)
-    # per window entry: (kind, the load (_LD), the RMW or None (_ST), the load waited for (_CTRL))
+    # per window entry: (kind, the load (_LD), the RMW or None (_ST), the load waited for (_CTRL),
+    # the loads a speculated branch still waits for (_SPEC, a tuple))
     win: list = attrs.field(factory=list)
     taint: dict = attrs.field(factory=dict)  # env slot -> the loads its value came from
     branched: set = attrs.field(factory=set)  # ids of the loads a br already names
@@ -322,6 +325,9 @@ class _Replay:
             self._note(step, d, t.read(op, step, d["read"]))
             if pa[2][j][1] >= 0:  # the branches that waited for it: resolved
                 t.win = [e for e in t.win if e != (_CTRL, op)]
+                # a speculated branch is checked once its last load is performed (_speculation)
+                t.win = [(k, tuple(o for o in x if o is not op)) if k == _SPEC else (k, x) for k, x in t.win]
+                t.win = [(k, x) for k, x in t.win if k != _SPEC or x]
 
     def _visible(self, i, t, step, d, pa):
         P = self.prog.procs[i]
@@ -347,6 +353,10 @@ class _Replay:
             self._note(step, d, t.read(o, step, d["read"]))
         elif op in (ESET, ETAC, WAIT, DEATH, DTAC):
             self._kernel(t, ins, step, d)
+        elif op == BR:  # speculated past its pending load(s): _speculation._speculate
+            t.depend(P.uses[pc])  # its br: ctrl to the later ops, whichever way it went
+            pend = [t.win[j][1] for j, e in enumerate(pa[2]) if e[2] == _WLD and e[1] in P.uses[pc]]
+            t.win += [(_CTRL, o) for o in pend] + [(_SPEC, tuple(pend))]
         elif op == WRITE:
             raise ExportError("a store as a visible step: only sc makes one; export ARM runs")
         elif op not in (CHOOSE, STOP):
