@@ -7,7 +7,7 @@ counterexample with more than 10**PART_LIMIT rf candidates is asked part by
 part (LitmusExport.parts, what --herd writes as .partK.litmus): the whole is
 allowed if every part is.
 
-    python benchmarks/herd_counterexamples.py [--bounds 1x1] [--foreign 1x1]
+    python benchmarks/herd_counterexamples.py [--bounds 1x1] [--foreign 1x1] [--speculate]
                                               [--timeout 900] [--dir DIR] [NAME ...]
 
 Needs herd7 on PATH (or $HERD7).  herd7 is asked with herd_witness (the
@@ -39,7 +39,7 @@ def _pair(text):
     return n, k
 
 
-def runs(names, bounds):
+def runs(names, bounds, speculate=False):
     """(strategy, skeleton, config, profile, CheckResult) of every failing ARM-profile run."""
     for info in _plugins.registry():
         if info.ir is None or (names and info.name not in names):
@@ -47,7 +47,7 @@ def runs(names, bounds):
         for sk in _matrix.judged_skeletons(info):
             for c in supported_configs(info.ir, sk):
                 for m in PROFILES:
-                    r = check_ir(info.ir, m, c, bounds, skeleton=sk, export=True)
+                    r = check_ir(info.ir, m, c, bounds, skeleton=sk, export=True, speculate=speculate)
                     if r.verdict not in ("pass", "unknown"):
                         yield info.name, sk, c, m, r
 
@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     ap.add_argument("--foreign", type=_pair, default=None, help="the same for foreign (default: --bounds)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds herd7 gets per test")
     ap.add_argument("--dir", default=None, help="write the litmus files here")
+    ap.add_argument("--speculate", action="store_true",
+                    help="the checker speculates past branches (aiocore check --speculate)")
     args = ap.parse_args(argv)
     if not H.herd_binary():
         print("herd7 not installed", file=sys.stderr)
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
     print(f"herd7 {H.herd_version()}; bounds {bounds.describe()}")
     print(f"herd7 {' '.join(H.herd_args('aarch64-llsc'))} {' '.join(H.WITNESS_ARGS)} FILE")
     totals = {m: [0, 0, 0, 0] for m in PROFILES}  # herd allowed, axiomatic allowed, timed out, total
-    for name, sk, c, m, r in runs(set(args.names), bounds):
+    for name, sk, c, m, r in runs(set(args.names), bounds, args.speculate):
         x = r.litmus[m]
         tot = totals[m]
         tot[3] += 1
