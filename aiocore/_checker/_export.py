@@ -580,6 +580,6 @@ _WRITES = ("st", "st_rel", *RMWS)
 
 #: A program with more rf candidates than 10**PART_LIMIT is also cut into
 #: parts (LitmusExport.parts).  At the default bounds herd7 7.57 decides every
-#: built-in's test or part within 0.02-5.3 s here, and bug2's whole tests
+#: built-in's counterexample (whole or all its parts) within 0.02-7.1 s here, bug2's whole tests
 #: (10**11.6-10**12) not in 900 s (benchmarks/herd_counterexamples.py).
 PART_LIMIT = 5.0
